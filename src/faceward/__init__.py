@@ -1,0 +1,3 @@
+"""faceward: consent-first, multi-tenant face search."""
+
+__version__ = "0.1.0"

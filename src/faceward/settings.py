@@ -1,0 +1,112 @@
+"""Settings from ``FACEWARD_*`` environment variables and an optional TOML file.
+
+Read once at start-up by the CLI or the app factory and passed down; never at
+import time. Validation fails loudly with the variable's name.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from faceward.errors import ConfigError
+
+
+class Engine(str, enum.Enum):
+    """Which runtime computes descriptors: dlib is the reference, onnx the fast path."""
+
+    DLIB = "dlib"
+    ONNX = "onnx"
+
+
+class Detector(str, enum.Enum):
+    HOG = "hog"
+    MMOD = "mmod"
+
+
+class IndexBackend(str, enum.Enum):
+    EXACT = "exact"
+    ANN = "ann"
+    MILVUS = "milvus"
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir("faceward", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob faceward has. Each field is documented in the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEWARD_", extra="forbid")
+
+    home: Path = Field(default_factory=default_home, description="Data directory (database, key file, caches).")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file faceward.db in FACEWARD_HOME."
+    )
+    master_key: SecretStr | None = Field(default=None, description="32-byte master key, base64.")
+    master_key_file: Path | None = Field(default=None, description="File holding the base64 master key.")
+
+    engine: Engine = Field(default=Engine.DLIB, description="Descriptor runtime: dlib or onnx.")
+    detector: Detector = Field(default=Detector.HOG, description="Face detector: hog (fast) or mmod (CNN).")
+    upsample: int = Field(default=1, ge=0, le=3, description="Detector upsampling passes; 1 finds faces down to ~40 px.")
+    detector_fallback: bool = Field(
+        default=True, description="Run the MMOD CNN detector on images where HOG finds no face."
+    )
+    flip_average: bool = Field(
+        default=True, description="Average the descriptors of the chip and its mirror image."
+    )
+    index_backend: IndexBackend = Field(default=IndexBackend.EXACT, description="Vector index kind.")
+
+    max_image_bytes: int = Field(default=15 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    max_image_pixels: int = Field(default=40_000_000, gt=0, description="Largest accepted width x height.")
+
+    min_face_px: int = Field(default=40, ge=0, description="Enrollment refuses faces narrower than this.")
+    min_sharpness: float = Field(default=20.0, ge=0, description="Enrollment refuses chips blurrier than this.")
+    min_detector_score: float = Field(default=0.0, description="Enrollment refuses weaker detections.")
+    min_frontalness: float = Field(default=0.5, ge=0, le=1, description="Enrollment refuses profile views.")
+
+    target_fmr: float = Field(default=1e-3, gt=0, lt=1, description="False match rate the decision threshold targets.")
+
+    host: str = Field(default="127.0.0.1", description="Address `faceward serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `faceward serve` binds.")
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, (str, Path)) else value
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'faceward.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from a TOML file (``FACEWARD_CONFIG`` or the argument), then the environment, then overrides."""
+    path = config_file or (Path(os.environ["FACEWARD_CONFIG"]) if os.environ.get("FACEWARD_CONFIG") else None)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    env_names = {k[len("FACEWARD_"):].lower() for k in os.environ if k.startswith("FACEWARD_")}
+    merged = {k: v for k, v in file_values.items() if k not in env_names}
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FACEWARD_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc

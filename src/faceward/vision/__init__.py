@@ -1,0 +1,22 @@
+"""The face engine: safe intake, detection, alignment, descriptors and quality."""
+
+from faceward.vision.decode import decode_image, read_image_file
+from faceward.vision.engine import EngineOptions, FaceEngine
+from faceward.vision.errors import (
+    CorruptImage,
+    EmptyImage,
+    ImageError,
+    ImageTooLarge,
+    LowQualityFace,
+    NoFaceFound,
+    UnsupportedFormat,
+    VisionError,
+)
+from faceward.vision.quality import QualityLimits, refusals
+from faceward.vision.types import Box, Face, Quality
+
+__all__ = [
+    "Box", "CorruptImage", "EmptyImage", "EngineOptions", "Face", "FaceEngine", "ImageError",
+    "ImageTooLarge", "LowQualityFace", "NoFaceFound", "Quality", "QualityLimits", "UnsupportedFormat",
+    "VisionError", "decode_image", "read_image_file", "refusals",
+]

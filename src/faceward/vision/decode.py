@@ -1,0 +1,128 @@
+"""Safe image intake: bytes in, an RGB ``uint8`` array out, or a typed error.
+
+Only JPEG, PNG and WebP parsers are ever run on untrusted bytes (Pillow's
+``formats=``). The pixel cap is checked from the header, before any pixel is
+decoded, which is what stops decompression bombs. EXIF orientation is applied
+and then every byte of metadata is gone, because only pixels leave here.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from faceward.vision.errors import CorruptImage, EmptyImage, ImageTooLarge, UnsupportedFormat
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+DEFAULT_MAX_BYTES = 15 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+
+_MAGIC = (
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%PDF", "PDF"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "XML/SVG"),
+)
+
+RGBImage = NDArray[np.uint8]
+
+
+def _sniff(data: bytes) -> str | None:
+    head = data[:16].lstrip()
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def decode_image(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> RGBImage:
+    """Decode ``data`` into an ``H x W x 3`` RGB array with orientation applied.
+
+    Raises :class:`EmptyImage`, :class:`ImageTooLarge`, :class:`UnsupportedFormat`
+    or :class:`CorruptImage`; never a Pillow exception.
+    """
+    if not data:
+        raise EmptyImage("the image is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes}")
+    # Truncated files must fail, not decode half-grey.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError:
+        found = _sniff(data)
+        what = f"{found} images are" if found else "this file is not an image that is"
+        raise UnsupportedFormat(f"{what} not accepted; send JPEG, PNG or WebP") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge("the image declares too many pixels (decompression bomb?)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptImage(f"the image header is malformed: {exc}") from None
+    with image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise CorruptImage("the image has no pixels")
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.load()
+                upright = ImageOps.exif_transpose(image) or image
+                rgb = upright.convert("RGB")
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageTooLarge("the image expands past the pixel limit") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise CorruptImage(f"the image is truncated or corrupt: {exc}") from None
+        except MemoryError:
+            raise ImageTooLarge("the image is too large to decode") from None
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def read_image_file(
+    path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[RGBImage, bytes]:
+    """Read a local image file; the extension must name an accepted format that matches its content.
+
+    Returns the pixels and the raw bytes (callers hash the bytes, never keep them).
+    """
+    expected = EXTENSIONS.get(path.suffix.lower())
+    if expected is None:
+        raise UnsupportedFormat(f"{path.name}: extension {path.suffix or '(none)'} is not .jpg, .jpeg, .png or .webp")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageTooLarge(f"{path.name} is {size} bytes; the limit is {max_bytes}")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptImage(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+    try:
+        pixels = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    except (EmptyImage, UnsupportedFormat, CorruptImage, ImageTooLarge) as exc:
+        raise type(exc)(f"{path.name}: {exc.message}") from None
+    actual = _format_of(data)
+    if actual != expected:
+        raise UnsupportedFormat(f"{path.name}: the extension says {expected} but the content is {actual}")
+    return pixels, data
+
+
+def _format_of(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG"):
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return "unknown"

@@ -1,0 +1,56 @@
+"""Quality figures from the box, the chip and the 5 landmarks, and the enrollment gate on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceward.vision.types import Quality
+
+
+@dataclass(frozen=True, slots=True)
+class QualityLimits:
+    min_face_px: int = 40
+    min_sharpness: float = 20.0
+    min_detector_score: float = 0.0
+    min_frontalness: float = 0.5
+
+
+def sharpness(chip: NDArray[np.uint8]) -> float:
+    """Variance of the 4-neighbour Laplacian of the grey chip: low means blur."""
+    grey = chip.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    lap = -4 * grey[1:-1, 1:-1] + grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:]
+    return float(lap.var())
+
+
+def frontalness(landmarks: NDArray[np.float32]) -> float:
+    """1.0 when the nose sits midway between the eyes, falling to 0 as the head turns to profile."""
+    eye_a = landmarks[0:2].mean(axis=0)
+    eye_b = landmarks[2:4].mean(axis=0)
+    axis = eye_b - eye_a
+    span = float(np.linalg.norm(axis))
+    if span < 1e-6:
+        return 0.0
+    mid = (eye_a + eye_b) / 2
+    offset = float(np.dot(landmarks[4] - mid, axis / span))
+    return max(0.0, 1.0 - 2.0 * abs(offset) / span)
+
+
+def measure(face_px: int, chip: NDArray[np.uint8], landmarks: NDArray[np.float32], score: float) -> Quality:
+    return Quality(face_px=face_px, sharpness=sharpness(chip), detector_score=score, frontalness=frontalness(landmarks))
+
+
+def refusals(quality: Quality, limits: QualityLimits) -> list[str]:
+    """Every limit the face fails, in words; empty means it may be enrolled."""
+    reasons = []
+    if quality.face_px < limits.min_face_px:
+        reasons.append(f"face is {quality.face_px} px wide, under the {limits.min_face_px} px minimum")
+    if quality.sharpness < limits.min_sharpness:
+        reasons.append(f"face is blurred (sharpness {quality.sharpness:.1f} < {limits.min_sharpness})")
+    if quality.detector_score < limits.min_detector_score:
+        reasons.append(f"detector score {quality.detector_score:.2f} < {limits.min_detector_score}")
+    if quality.frontalness < limits.min_frontalness:
+        reasons.append(f"head is turned too far (frontalness {quality.frontalness:.2f} < {limits.min_frontalness})")
+    return reasons

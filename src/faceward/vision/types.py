@@ -1,0 +1,76 @@
+"""The plain data the face engine passes around. One box type for the whole code base."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Pixel rectangle, ``right`` and ``bottom`` exclusive (like Python slices), in image coordinates."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return max(0, self.right - self.left)
+
+    @property
+    def height(self) -> int:
+        return max(0, self.bottom - self.top)
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    def iou(self, other: Box) -> float:
+        inter = Box(
+            max(self.left, other.left), max(self.top, other.top),
+            min(self.right, other.right), min(self.bottom, other.bottom),
+        ).area
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """Figures enrollment gates on. ``face_px`` is the box width; sharpness the chip's Laplacian variance."""
+
+    face_px: int
+    sharpness: float
+    detector_score: float
+    frontalness: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "face_px": self.face_px,
+            "sharpness": round(self.sharpness, 2),
+            "detector_score": round(self.detector_score, 4),
+            "frontalness": round(self.frontalness, 4),
+        }
+
+
+@dataclass(slots=True)
+class Face:
+    """One detected face: where it is, how good it is, its aligned chip and (once embedded) its descriptor."""
+
+    box: Box
+    detector_score: float
+    detector: str
+    landmarks: NDArray[np.float32]  # 5 x 2, dlib's 5-point order
+    chip: NDArray[np.uint8]  # 150 x 150 x 3 RGB, aligned as dlib's descriptor expects
+    quality: Quality
+    descriptor: NDArray[np.float32] | None = field(default=None)
+
+    def summary(self) -> dict[str, Any]:
+        return {"box": self.box.as_dict(), "detector": self.detector, "quality": self.quality.as_dict()}
