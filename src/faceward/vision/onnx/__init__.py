@@ -1,0 +1,11 @@
+"""dlib's face networks converted to ONNX and run on ONNX Runtime (issue #4).
+
+``converted_model_path`` turns the pinned dlib file into a cached ``.onnx``;
+``OnnxDescriptor`` runs it and returns what dlib's ``compute_face_descriptor`` would.
+"""
+
+from faceward.vision.onnx.convert import ModelKind, convert, converted_model_path
+from faceward.vision.onnx.dlib_format import DlibFormatError
+from faceward.vision.onnx.runtime import OnnxDescriptor, default_providers
+
+__all__ = ["DlibFormatError", "ModelKind", "OnnxDescriptor", "convert", "converted_model_path", "default_providers"]
