@@ -64,8 +64,8 @@ def decode_image(
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
         found = _sniff(data)
-        what = f"{found} images are" if found else "this file is not an image that is"
-        raise UnsupportedFormat(f"{what} not accepted; send JPEG, PNG or WebP") from None
+        what = f"{found} images are not accepted" if found else "this file is not a JPEG, PNG or WebP image"
+        raise UnsupportedFormat(f"{what}; send JPEG, PNG or WebP") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge("the image declares too many pixels (decompression bomb?)") from None
     except (OSError, ValueError, SyntaxError) as exc:

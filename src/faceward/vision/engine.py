@@ -6,8 +6,10 @@ Models load once, on first use, never at import. The engine is not thread-safe
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +30,7 @@ class EngineOptions:
     detector_fallback: bool = True
     flip_average: bool = True
     cache_dir: str | None = None
+    threads: int | None = None  # descriptor runtime threads; None = every core
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
@@ -68,10 +71,16 @@ class FaceEngine:
 
     def _runtime(self) -> DescriptorRuntime:
         if self.options.engine is Engine.ONNX:
-            from faceward.vision.onnx_engine import onnx_descriptor
+            from faceward.vision.onnx import OnnxDescriptor, converted_model_path
 
-            return onnx_descriptor(self.options.cache_dir)
+            cache = Path(self.options.cache_dir) if self.options.cache_dir else Path(tempfile.gettempdir()) / "faceward"
+            return OnnxDescriptor(converted_model_path("descriptor", cache / "models"), threads=self.options.threads)
         return DlibDescriptor()
+
+    @property
+    def providers(self) -> list[str]:
+        runtime = self.embedder.runtime
+        return list(getattr(runtime, "providers", ["dlib-cpu"]))
 
     @property
     def model_id(self) -> str:

@@ -1,0 +1,50 @@
+"""Wiring: settings -> master key -> store -> services. Used by the CLI and the app factory alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceward.security.crypto import Keyring, load_master_key, write_master_key_file
+from faceward.services.gallery import GalleryService
+from faceward.settings import Settings
+from faceward.store import SqlStore
+
+
+def key_file(settings: Settings) -> Path:
+    return settings.master_key_file or settings.home / "master.key"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    home: Path
+    key_file: Path
+    key_created: bool
+    database_url: str
+
+
+def init_home(settings: Settings) -> InitResult:
+    """Create the embedded home: the folder (0700), a master key file (0600) if none is configured, the schema."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.chmod(0o700)
+    path = key_file(settings)
+    created = False
+    if settings.master_key is None and not path.exists():
+        write_master_key_file(path)
+        created = True
+    store = SqlStore.open(settings.db_url)
+    store.close()
+    return InitResult(settings.home, path, created, settings.db_url)
+
+
+def master_keyring(settings: Settings) -> Keyring:
+    """The keyring from the configured master key; raises MasterKeyError when there is none or it is a placeholder."""
+    env_value = settings.master_key.get_secret_value() if settings.master_key else None
+    path = key_file(settings)
+    return Keyring(load_master_key(env_value, path if (settings.master_key_file or path.exists()) else None))
+
+
+def open_gallery(settings: Settings, *, create_schema: bool = True) -> GalleryService:
+    keyring = master_keyring(settings)
+    store = SqlStore.open(settings.db_url, create=create_schema)
+    return GalleryService(store, keyring, settings)

@@ -1,0 +1,1 @@
+"""The command-line interface; it calls the services only."""

@@ -1,0 +1,94 @@
+"""``faceward eval``: accuracy on labelled folders, with the pipeline the settings describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from faceward.cli.progress import progress_bar
+from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
+from faceward.evaluation.datasets import identity_folders, read_pairs
+from faceward.evaluation.reports import ident_report, pairs_report
+from faceward.evaluation.runs import BASELINE, VARIANTS, ImageAnalysis, Variant, analyse
+from faceward.settings import Engine
+from faceward.vision.engine import EngineOptions
+
+eval_app = typer.Typer(help="Measure accuracy on labelled face folders.", no_args_is_help=True)
+EngineOpt = typer.Option("--engine", help="Descriptor runtime (default from FACEWARD_ENGINE).")
+BaselineOpt = typer.Option("--baseline", help="Score the face_recognition-style pipeline instead.")
+AllOpt = typer.Option("--all-variants", help="Report every pipeline variant.")
+
+
+def _variant(baseline: bool) -> Variant:
+    s = settings()
+    return BASELINE if baseline else Variant("faceward", s.flip_average, s.detector_fallback)
+
+
+def _analyse(paths: list[Path], engine: Engine | None, workers: int, quiet: bool) -> dict[Path, ImageAnalysis]:
+    s = settings(engine=engine)
+    options = EngineOptions.from_settings(s)
+    with progress_bar("analysing", quiet=quiet) as progress:
+        task = progress.add_task("", total=len(set(paths)))
+        return analyse(paths, options, cache_dir=s.cache_dir, workers=workers or None, progress=lambda n: progress.advance(task, n))
+
+
+@eval_app.command("pairs")
+def pairs(
+    folder: Annotated[Path, typer.Argument(help="Folder holding images/ and pairs.csv (image_a,image_b,same).")],
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 0,
+    engine: Annotated[Optional[Engine], EngineOpt] = None,
+    baseline: Annotated[bool, BaselineOpt] = False,
+    all_variants: Annotated[bool, AllOpt] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """10-fold verification accuracy, TAR at FAR 1e-2 / 1e-3, and the no-face rate."""
+    _pairs(folder, workers, engine, baseline, all_variants, as_json)
+
+
+@friendly
+def _pairs(folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, as_json: bool) -> None:
+    items = read_pairs(folder)
+    images = folder / "images"
+    analyses = _analyse([images / p.a for p in items] + [images / p.b for p in items], engine, workers, as_json)
+    if all_variants:
+        reports = [pairs_report(items, images, analyses, v) for v in VARIANTS]
+        if as_json:
+            emit_json({"variants": reports})
+        else:
+            for r in reports:
+                out.print(r, markup=False)
+        return
+    report = pairs_report(items, images, analyses, _variant(baseline))
+    if as_json:
+        emit_json(report)
+    else:
+        for key, value in report.items():
+            out.print(f"{key}: {value}", markup=False)
+
+
+@eval_app.command("ident")
+def ident(
+    folder: Annotated[Path, typer.Argument(help="A folder per identity (or a folder with images/).")],
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 0,
+    engine: Annotated[Optional[Engine], EngineOpt] = None,
+    baseline: Annotated[bool, BaselineOpt] = False,
+    all_variants: Annotated[bool, AllOpt] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Closed-set rank-1 and open-set FNIR at FPIR 0.01 / 0.001 (single-image identities as non-mated probes)."""
+    _ident(folder, workers, engine, baseline, all_variants, as_json)
+
+
+@friendly
+def _ident(folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, as_json: bool) -> None:
+    identities = identity_folders(folder)
+    analyses = _analyse([f for files in identities.values() for f in files], engine, workers, as_json)
+    variants = VARIANTS if all_variants else (_variant(baseline),)
+    reports = [ident_report(identities, analyses, v) for v in variants]
+    if as_json:
+        emit_json(reports[0] if len(reports) == 1 else {"variants": reports})
+    else:
+        for r in reports:
+            out.print(r, markup=False)

@@ -1,0 +1,78 @@
+"""The ``faceward`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from faceward import __version__
+from faceward.bootstrap import init_home
+from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
+from faceward.cli.evaluate import eval_app
+from faceward.cli.gallery import enroll, search, subjects_app, verify
+
+app = typer.Typer(
+    help="faceward: consent-first face search. Matches are leads for human review, never identifications.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(enroll)
+app.command()(search)
+app.command()(verify)
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(eval_app, name="eval")
+
+
+@app.command()
+def init(as_json: Annotated[bool, JsonOpt] = False) -> None:
+    """Create the embedded home: SQLite database and a master key file (mode 0600)."""
+    _init(as_json)
+
+
+@friendly
+def _init(as_json: bool) -> None:
+    result = init_home(settings())
+    data = {"home": str(result.home), "key_file": str(result.key_file), "key_created": result.key_created,
+            "database_url": result.database_url}
+    if as_json:
+        emit_json(data)
+        return
+    out.print(f"home: {result.home}", markup=False)
+    if result.key_created:
+        out.print(f"created master key file {result.key_file} (mode 0600): back it up apart from the data", markup=False)
+    else:
+        out.print(f"master key: {result.key_file}", markup=False)
+
+
+@app.command()
+def info(as_json: Annotated[bool, JsonOpt] = False) -> None:
+    """Versions, engine, models and where data lives."""
+    _info(as_json)
+
+
+@friendly
+def _info(as_json: bool) -> None:
+    import dlib
+    import onnxruntime
+
+    s = settings()
+    data = {
+        "version": __version__, "home": str(s.home), "database": s.db_url.split("@")[-1], "engine": s.engine.value,
+        "detector": s.detector.value, "index_backend": s.index_backend.value, "dlib": dlib.__version__,
+        "onnxruntime": onnxruntime.__version__, "onnx_providers": onnxruntime.get_available_providers(),
+    }
+    if as_json:
+        emit_json(data)
+    else:
+        for key, value in data.items():
+            out.print(f"{key}: {value}", markup=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

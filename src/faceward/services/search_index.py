@@ -1,0 +1,81 @@
+"""Per-tenant in-memory indexes that follow the store's change sequence.
+
+Each tenant gets its own index (never a shared space). Before a search the
+index pulls faces and erasures newer than the last sequence it saw, so a face
+enrolled through another worker is found, and an erased subject vanishes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceward.index import ExactIndex, VectorIndex
+from faceward.store import FaceRecord, SqlStore
+
+
+@dataclass
+class TenantIndex:
+    index: VectorIndex
+    seq: int = 0
+    erasure_seq: int = 0
+    owner: dict[int, tuple[str, str]] = field(default_factory=dict)  # label -> (face_id, subject_id)
+    by_subject: dict[str, set[int]] = field(default_factory=dict)
+
+    def remove_subject(self, subject_id: str) -> None:
+        labels = self.by_subject.pop(subject_id, set())
+        self.index.remove(labels)
+        for label in labels:
+            self.owner.pop(label, None)
+
+
+Opener = Callable[[list[FaceRecord]], np.ndarray]  # sealed faces -> N x d templates
+
+
+class SearchIndexes:
+    def __init__(self, store: SqlStore, opener: Opener, factory: Callable[[str], VectorIndex] | None = None) -> None:
+        self._store = store
+        self._open = opener
+        self._factory = factory or (lambda _tenant: ExactIndex())
+        self._tenants: dict[str, TenantIndex] = {}
+        self._lock = threading.RLock()
+
+    def get(self, tenant_id: str) -> TenantIndex:
+        """The tenant's index, brought up to date with the store."""
+        with self._lock:
+            entry = self._tenants.get(tenant_id)
+            if entry is None:
+                entry = self._tenants[tenant_id] = TenantIndex(self._factory(tenant_id))
+            self._sync(tenant_id, entry)
+            return entry
+
+    def _sync(self, tenant_id: str, entry: TenantIndex) -> None:
+        for seq, subject_id in self._store.erasures_since(tenant_id, entry.erasure_seq):
+            entry.remove_subject(subject_id)
+            entry.erasure_seq = seq
+        while True:
+            batch = self._store.faces_since(tenant_id, entry.seq)
+            if not batch:
+                return
+            vectors = self._open(batch)
+            # A subject erased between the two reads yields NaN rows: skip them.
+            live = np.isfinite(vectors).all(axis=1)
+            kept = [face for face, ok in zip(batch, live) if ok]
+            entry.index.add(np.array([f.seq for f in kept], dtype=np.int64), vectors[live])
+            for face in kept:
+                entry.owner[face.seq] = (face.id, face.subject_id)
+                entry.by_subject.setdefault(face.subject_id, set()).add(face.seq)
+            entry.seq = batch[-1].seq
+
+    def forget_subject(self, tenant_id: str, subject_id: str) -> None:
+        with self._lock:
+            entry = self._tenants.get(tenant_id)
+            if entry is not None:
+                entry.remove_subject(subject_id)
+
+    def drop_tenant(self, tenant_id: str) -> None:
+        with self._lock:
+            self._tenants.pop(tenant_id, None)

@@ -1,0 +1,44 @@
+"""Storage records: what the store keeps, sealed columns as opaque bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    id: str
+    name_sealed: bytes
+    wrapped_key: bytes | None
+    status: str
+    created_at: datetime
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRecord:
+    id: str
+    tenant_id: str
+    display_name_sealed: bytes
+    consent_basis: str
+    consent_reference_sealed: bytes
+    consent_given_at: datetime
+    consent_expires_at: datetime | None
+    wrapped_key: bytes
+    created_at: datetime
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRecord:
+    id: str
+    tenant_id: str
+    subject_id: str
+    model_id: str
+    template_sealed: bytes
+    quality: dict[str, float]
+    image_sha256: str
+    created_at: datetime
+    seq: int = 0
