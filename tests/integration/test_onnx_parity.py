@@ -92,3 +92,32 @@ def test_batch_and_single_agree(chips: NDArray[np.uint8], tmp_path_factory: pyte
     assert "CPUExecutionProvider" in runtime.providers
     with pytest.raises(ValueError):
         runtime.compute(chips[:, :100])
+
+
+@pytest.mark.parametrize(("upsample", "count"), [(0, 10), (1, 2)])
+def test_onnx_mmod_matches_dlib(upsample: int, count: int, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Same boxes (exactly) and confidences as dlib's CNN detector; FACEWARD_PARITY_MMOD_IMAGES scales it up."""
+    import dlib
+    from PIL import Image
+
+    from faceward.vision.models import ModelName, verified_path
+    from faceward.vision.onnx import OnnxMmodDetector, converted_model_path
+
+    root = lfw_dir()
+    if not (root / "images").is_dir():
+        pytest.skip(f"lfw-dev not found at {root} (set FACEWARD_LFW_DIR)")
+    count = int(os.environ.get("FACEWARD_PARITY_MMOD_IMAGES", count))
+    reference = dlib.cnn_face_detection_model_v1(str(verified_path(ModelName.MMOD)))
+    detector = OnnxMmodDetector(converted_model_path("mmod", tmp_path_factory.mktemp("onnx-cache")))
+    faces, worst = 0, 0.0
+    for path in sample_images(root, count):
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"))
+        ref = [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), d.confidence) for d in reference(rgb, upsample)]
+        out = detector.detect(rgb, upsample)
+        assert [r[:4] for r in out] == [r[:4] for r in ref], path.name
+        worst = max([worst, *(abs(a[4] - b[4]) for a, b in zip(out, ref, strict=True))])
+        faces += len(ref)
+    print(f"\nmmod parity, upsample {upsample}: {count} images, {faces} faces, max confidence diff {worst:.3g}")
+    assert faces >= count // 2
+    assert worst <= 1e-4

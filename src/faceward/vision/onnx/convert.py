@@ -30,6 +30,7 @@ from faceward.vision.onnx.dlib_format import (
     DlibNet,
     Fc,
     Layer,
+    LossMmod,
     Pool,
     Relu,
     read_file,
@@ -256,7 +257,13 @@ def _preprocess(g: _Graph, net: DlibNet, nhwc_u8: str) -> str:
     return g.op("Mul", [x, g.const("scale", np.array(1 / 256, np.float32))])
 
 
-def _model(g: _Graph, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], doc: str) -> bytes:
+def _model(
+    g: _Graph,
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    doc: str,
+    metadata: dict[str, str] | None = None,
+) -> bytes:
     graph = helper.make_graph(g.nodes, "dlib", inputs, outputs, initializer=g.inits)
     model = helper.make_model(
         graph,
@@ -266,6 +273,7 @@ def _model(g: _Graph, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.Valu
         doc_string=doc,
     )
     model.ir_version = 8  # readable by every onnxruntime >= 1.15
+    helper.set_model_props(model, metadata or {})
     onnx.checker.check_model(model)
     return model.SerializeToString(deterministic=True)
 
@@ -278,26 +286,59 @@ def descriptor_onnx(net: DlibNet, *, fold_affine: bool = True) -> bytes:
     g = _Graph()
     x = _Value(_preprocess(g, net, DESCRIPTOR_INPUT), (3, rows, cols))
     y = _emit_body(g, x, list(_bind(net, descriptor_topology())), fold=fold_affine)
-    out = g.op("Identity", [y.name], stem=DESCRIPTOR_OUTPUT)
+    g.op("Identity", [y.name])
     g.nodes[-1].output[0] = DESCRIPTOR_OUTPUT
-    del out
     inputs = [helper.make_tensor_value_info(DESCRIPTOR_INPUT, TensorProto.UINT8, ["N", rows, cols, 3])]
     outputs = [helper.make_tensor_value_info(DESCRIPTOR_OUTPUT, TensorProto.FLOAT, ["N", y.shape[0]])]
     return _model(g, inputs, outputs, "dlib_face_recognition_resnet_model_v1, converted by faceward")
 
 
 def mmod_onnx(net: DlibNet, *, fold_affine: bool = True) -> bytes:
-    """ONNX bytes for the MMOD detector: ``pyramid`` uint8 [N,H,W,3] RGB tiled pyramid -> ``scores`` float [N,1,h,w]."""
+    """ONNX bytes for the MMOD detector's convolutions.
+
+    Input ``pyramid``: float [N,3,H,W], the normalised tiled pyramid dlib's input layer builds
+    (see :mod:`faceward.vision.onnx.pyramid`); output ``scores``: float [N,windows,h,w].
+    """
     if net.input.name != "input_rgb_image_pyramid":
         raise DlibFormatError(f"mmod input must be input_rgb_image_pyramid, found {net.input.name}")
     g = _Graph()
-    x = _Value(_preprocess(g, net, MMOD_INPUT), (3, 0, 0))  # spatial size is dynamic; not needed here
+    x = _Value(MMOD_INPUT, (3, 0, 0))  # spatial size is dynamic; only add_prev would need it
     y = _emit_body(g, x, list(_bind(net, mmod_topology())), fold=fold_affine)
     g.op("Identity", [y.name])
     g.nodes[-1].output[0] = MMOD_OUTPUT
-    inputs = [helper.make_tensor_value_info(MMOD_INPUT, TensorProto.UINT8, ["N", "H", "W", 3])]
+    inputs = [helper.make_tensor_value_info(MMOD_INPUT, TensorProto.FLOAT, ["N", 3, "H", "W"])]
     outputs = [helper.make_tensor_value_info(MMOD_OUTPUT, TensorProto.FLOAT, ["N", y.shape[0], "h", "w"])]
-    return _model(g, inputs, outputs, "mmod_human_face_detector, converted by faceward")
+    return _model(g, inputs, outputs, "mmod_human_face_detector, converted by faceward", mmod_metadata(net))
+
+
+def mmod_metadata(net: DlibNet) -> dict[str, str]:
+    """What decoding needs besides the convolutions, stored in the .onnx so it is self-contained.
+
+    ``map`` is dlib's ``output_tensor_to_input_tensor`` for this net: input = scale * output + offset
+    (each conv maps p -> p * stride - pad + kernel / 2).
+    """
+    if not isinstance(net.loss, LossMmod) or net.input.pyramid_padding is None or net.input.pyramid_outer_padding is None:
+        raise DlibFormatError("not an MMOD network")
+    if net.loss.use_bounding_box_regression:
+        raise DlibFormatError("MMOD bounding box regression is not supported")
+    scale, offset = 1, 0
+    for layer in reversed(net.layers):
+        if isinstance(layer, Conv):
+            if (layer.stride_x, layer.pad_x, layer.cols) != (layer.stride_y, layer.pad_y, layer.rows):
+                raise DlibFormatError("non-square convolutions are not supported in the MMOD decoder")
+            scale, offset = scale * layer.stride_y, offset * layer.stride_y - layer.pad_y + layer.rows // 2
+        elif isinstance(layer, Pool):
+            raise DlibFormatError("pooling layers are not supported in the MMOD decoder")
+    return {
+        "faceward.kind": "mmod",
+        "dlib.input.avg": ",".join(repr(v) for v in (net.input.avg_red, net.input.avg_green, net.input.avg_blue)),
+        "dlib.pyramid.down": "6",  # pyramid_down<6>: the net's C++ type, not stored in the file
+        "dlib.pyramid.padding": str(net.input.pyramid_padding),
+        "dlib.pyramid.outer_padding": str(net.input.pyramid_outer_padding),
+        "dlib.mmod.windows": ";".join(f"{w.width}x{w.height}" for w in net.loss.windows),
+        "dlib.mmod.nms": f"{net.loss.nms_iou_thresh!r},{net.loss.nms_percent_covered_thresh!r}",
+        "dlib.mmod.map": f"{scale},{offset}",
+    }
 
 
 # --- cache ------------------------------------------------------------------------------

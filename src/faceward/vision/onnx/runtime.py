@@ -9,7 +9,9 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from faceward.vision.onnx.convert import DESCRIPTOR_INPUT, DESCRIPTOR_OUTPUT
+from faceward.vision.onnx.convert import DESCRIPTOR_INPUT, DESCRIPTOR_OUTPUT, MMOD_INPUT, MMOD_OUTPUT
+from faceward.vision.onnx.mmod import Detection, MmodParams, decode, rect_down_2
+from faceward.vision.onnx.pyramid import Rect, pyramid_up, tiled_pyramid
 
 CHIP_SIZE = 150
 DESCRIPTOR_DIM = 128
@@ -59,3 +61,53 @@ class OnnxDescriptor:
             for i in range(0, len(chips), MAX_BATCH)
         ]
         return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+class OnnxMmodDetector:
+    """dlib's MMOD CNN face detector (``cnn_face_detection_model_v1``) on ONNX Runtime.
+
+    The convolutions run in ONNX Runtime; the image pyramid and the box decoding
+    are dlib's, reproduced in numpy (:mod:`.pyramid`, :mod:`.mmod`).
+    """
+
+    def __init__(self, model_path: Path, *, threads: int | None = None, providers: list[str] | None = None) -> None:
+        self._session = make_session(model_path, threads=threads, providers=providers)
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        if meta.get("faceward.kind") != "mmod":
+            raise ValueError(f"{model_path} is not a converted MMOD detector")
+        self._params = MmodParams.from_metadata(meta)
+        red, green, blue = (float(v) for v in meta["dlib.input.avg"].split(","))
+        self._avg = (red, green, blue)
+        self._padding = int(meta["dlib.pyramid.padding"])
+        self._outer = int(meta["dlib.pyramid.outer_padding"])
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def scores(self, rgb: NDArray[np.uint8]) -> tuple[NDArray[np.float32], list[Rect]]:
+        """The raw score map of one (already upsampled) image and its pyramid level rectangles."""
+        pyramid, rects = tiled_pyramid(
+            rgb, self._avg, down=self._params.pyramid_down, padding=self._padding, outer=self._outer
+        )
+        out = self._session.run([MMOD_OUTPUT], {MMOD_INPUT: pyramid[None]})[0]
+        return out[0], rects
+
+    def detect(self, rgb: NDArray[np.uint8], upsample: int = 0) -> list[Detection]:
+        """Faces in an RGB (or grayscale) uint8 image: ``(left, top, right, bottom, confidence)``, best first.
+
+        Same boxes and confidences as ``dlib.cnn_face_detection_model_v1(...)(rgb, upsample)``.
+        """
+        rgb = np.asarray(rgb)
+        if rgb.dtype != np.uint8 or not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 3)):
+            raise ValueError(f"expected a uint8 RGB or grayscale image, got {rgb.dtype} {rgb.shape}")
+        if upsample < 0:
+            raise ValueError("upsample must be >= 0")
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+        for _ in range(upsample):
+            rgb = pyramid_up(rgb)
+        if min(rgb.shape[:2]) == 0:
+            return []
+        scores, rects = self.scores(np.ascontiguousarray(rgb))
+        return [rect_down_2(d, upsample) for d in decode(scores, rects, self._params)]
