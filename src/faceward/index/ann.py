@@ -1,0 +1,467 @@
+"""Approximate search: a USearch HNSW graph over 8-bit vectors, then an exact re-rank.
+
+Why this shape (the long form is docs/decisions/005-vector-index.md):
+
+- The graph holds i8 copies of the vectors (128 bytes a face at 128-d). That is
+  enough to find the right neighbourhood, not to order it: i8 inner products are
+  off by about 1e-2, far more than the gap between a mate and the best distractor.
+- So the graph returns a short list of ``rerank_factor * k`` candidates and we
+  score those again against the full-precision float32 vectors. Returned scores
+  are therefore exact inner products, comparable with :class:`ExactIndex` and the
+  calibrated thresholds in ``scoring/``.
+- The float32 rows live either in memory (the default, 512 bytes a face) or in a
+  memory-mapped file (``vectors_path``), which keeps resident memory near 300
+  bytes a face and lets the page cache hold the hot rows: the 10M-face target.
+- Small indexes (below ``exact_below`` live faces) are scanned exactly: it is as
+  fast as the graph there and the answer is then exact.
+
+Labels map to *rows* of the float32 store, and the graph is keyed by row, so a
+search result indexes the store without any lookup. A removed label's row is
+zeroed at once and tombstoned in the graph, and every result is checked against
+the live-row table, so a removed label is never returned. Dead rows are
+reclaimed by :meth:`AnnIndex.compact` (a rebuild), never implicitly.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from usearch.index import Index as _UsearchIndex
+
+from faceward.index.base import IndexError_, Labels, Vectors
+
+# Queries scored per numpy batch in the re-rank; bounds the gathered candidate block
+# (batch x candidates x dim floats) to a few tens of MB.
+_RERANK_BATCH = 256
+
+
+class Quantisation(str, enum.Enum):
+    """Scalar type of the vectors inside the graph (the re-rank is always float32)."""
+
+    I8 = "i8"  # 128 B/face at 128-d: the memory target needs this
+    F16 = "f16"  # 256 B/face: for when the short list must be shorter
+
+
+@dataclass(frozen=True)
+class AnnParams:
+    """Tuning knobs; the defaults met recall@10 >= 0.99 at 1M lfw-like faces (see decision 005).
+
+    ``connectivity`` is HNSW's M (fixed at build), ``expansion_add`` its
+    efConstruction, ``expansion_search`` its ef (raised to the short-list length
+    when that is longer). ``rerank_factor * k`` candidates, at least
+    ``min_candidates``, are re-scored exactly.
+    """
+
+    connectivity: int = 16
+    expansion_add: int = 128
+    expansion_search: int = 64
+    quantisation: Quantisation = Quantisation.I8
+    rerank_factor: int = 10
+    min_candidates: int = 64
+    exact_below: int = 4096
+    threads: int = 0  # 0: all cores
+
+    def __post_init__(self) -> None:
+        for name in ("connectivity", "expansion_add", "expansion_search", "rerank_factor", "min_candidates"):
+            if int(getattr(self, name)) < 1:
+                raise IndexError_(f"AnnIndex {name} must be at least 1, got {getattr(self, name)}")
+        if self.exact_below < 0 or self.threads < 0:
+            raise IndexError_("AnnIndex exact_below and threads must not be negative")
+        object.__setattr__(self, "quantisation", Quantisation(self.quantisation))
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["quantisation"] = self.quantisation.value
+        return values
+
+
+class _RowStore:
+    """Append-only float32 rows, in memory or memory-mapped from a file we own.
+
+    The file holds plaintext descriptors: put it on an encrypted volume or a
+    tmpfs. It is created fresh (the index is derived state) and rows of removed
+    faces are zeroed in it at once.
+    """
+
+    def __init__(self, dim: int, path: Path | None) -> None:
+        self.dim = dim
+        self.path = path
+        self.size = 0
+        self._rows: NDArray[np.float32] = np.zeros((0, dim), dtype=np.float32)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+            os.chmod(path, 0o600)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._rows.shape[0])
+
+    @property
+    def mapped(self) -> bool:
+        return self.path is not None
+
+    def _reserve(self, need: int) -> None:
+        if need <= self.capacity:
+            return
+        capacity = max(need, self.capacity + self.capacity // 2, 1024)
+        if self.path is None:
+            rows = np.zeros((capacity, self.dim), dtype=np.float32)
+            rows[: self.size] = self._rows[: self.size]
+            self._rows = rows
+            return
+        if isinstance(self._rows, np.memmap):
+            self._rows.flush()
+        self._rows = np.zeros((0, self.dim), dtype=np.float32)  # drop the old map before growing the file
+        os.truncate(self.path, capacity * self.dim * 4)
+        self._rows = np.memmap(self.path, dtype=np.float32, mode="r+", shape=(capacity, self.dim))
+
+    def append(self, vectors: NDArray[np.float32]) -> NDArray[np.int64]:
+        self._reserve(self.size + len(vectors))
+        first = self.size
+        self._rows[first : first + len(vectors)] = vectors
+        self.size += len(vectors)
+        return np.arange(first, self.size, dtype=np.int64)
+
+    def zero(self, rows: NDArray[np.int64]) -> None:
+        if len(rows):
+            self._rows[rows] = 0.0
+
+    def view(self) -> NDArray[np.float32]:
+        return self._rows[: self.size]
+
+    def resident_bytes(self) -> int:
+        return 0 if self.mapped else int(self._rows.nbytes)
+
+    def close(self) -> None:
+        self._rows = np.zeros((0, self.dim), dtype=np.float32)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class _LabelRows:
+    """label -> row in about 16 bytes a face: sorted numpy arrays plus a small dict of recent changes.
+
+    A Python dict costs ~100 bytes an entry, which alone would break the 400
+    B/face budget at 10M faces; most labels sit in the sorted arrays and are
+    found with a vectorised binary search. The overlay is merged in when it
+    grows past an eighth of the base, so merges cost O(1) amortised per insert.
+    """
+
+    def __init__(self) -> None:
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros(0, dtype=np.int64)  # -1: removed since the last merge
+        self._recent: dict[int, int] = {}
+        self._live = 0
+
+    def __len__(self) -> int:
+        return self._live
+
+    def _base_positions(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Position in the base arrays of each label, or -1."""
+        if len(self._keys) == 0:
+            return np.full(len(labels), -1, dtype=np.int64)
+        pos = np.searchsorted(self._keys, labels)
+        pos = np.minimum(pos, len(self._keys) - 1)
+        found = self._keys[pos] == labels
+        return np.where(found, pos, -1).astype(np.int64)
+
+    def get(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+        pos = self._base_positions(labels)
+        rows = np.where(pos >= 0, self._rows[np.maximum(pos, 0)] if len(self._rows) else -1, -1).astype(np.int64)
+        if self._recent:
+            for i, label in enumerate(labels.tolist()):
+                row = self._recent.get(label)
+                if row is not None:
+                    rows[i] = row
+        return rows
+
+    def set(self, labels: NDArray[np.int64], rows: NDArray[np.int64]) -> None:
+        """Map labels (absent ones: callers discard first) to rows."""
+        for label, row in zip(labels.tolist(), rows.tolist()):
+            self._recent[label] = row
+        self._live += len(labels)
+        if len(self._recent) > max(4096, len(self._keys) // 8):
+            self._merge()
+
+    def discard(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Forget labels; returns the rows they held (absent labels are skipped)."""
+        rows = self.get(labels)
+        present = rows >= 0
+        pos = self._base_positions(labels)
+        in_base = pos >= 0
+        self._rows[pos[in_base]] = -1
+        for label in labels[present].tolist():
+            self._recent.pop(label, None)
+        gone = np.unique(rows[present])
+        self._live -= len(gone)
+        return gone
+
+    def _merge(self) -> None:
+        keep = self._rows >= 0
+        recent_keys = np.fromiter(self._recent.keys(), dtype=np.int64, count=len(self._recent))
+        recent_rows = np.fromiter(self._recent.values(), dtype=np.int64, count=len(self._recent))
+        keys = np.concatenate([self._keys[keep], recent_keys])
+        rows = np.concatenate([self._rows[keep], recent_rows])
+        order = np.argsort(keys, kind="stable")
+        self._keys, self._rows = keys[order], rows[order]
+        self._recent = {}
+
+    def resident_bytes(self) -> int:
+        return int(self._keys.nbytes + self._rows.nbytes + 100 * len(self._recent))
+
+
+class AnnIndex:
+    """HNSW (USearch, i8) candidates, re-ranked exactly in float32. Implements ``VectorIndex``.
+
+    Not thread-safe for writes: the service serialises writers per tenant, as for
+    :class:`ExactIndex`. Searches may run concurrently with each other.
+    """
+
+    def __init__(
+        self,
+        dim: int = 128,
+        *,
+        params: AnnParams | None = None,
+        vectors_path: Path | str | None = None,
+        **knobs: Any,
+    ) -> None:
+        if params is not None and knobs:
+            raise IndexError_("give AnnIndex either params or keyword knobs, not both")
+        try:
+            self.params = params or AnnParams(**knobs)
+        except TypeError as exc:  # an unknown knob: fail loudly rather than ignore it
+            raise IndexError_(f"unknown AnnIndex option: {exc}") from None
+        if dim < 1:
+            raise IndexError_(f"dimension must be positive, got {dim}")
+        self.dim = dim
+        self._store = _RowStore(dim, Path(vectors_path) if vectors_path is not None else None)
+        self._row_label = np.zeros(0, dtype=np.int64)  # row -> label, -1 once removed
+        self._labels = _LabelRows()
+        self._graph = self._new_graph()
+
+    def _new_graph(self) -> _UsearchIndex:
+        p = self.params
+        # IP on unit vectors; USearch's i8 conversion scales by 127, which the
+        # re-rank makes harmless (only the candidate set depends on it).
+        return _UsearchIndex(
+            ndim=self.dim,
+            metric="ip",
+            dtype=p.quantisation.value,
+            connectivity=p.connectivity,
+            expansion_add=p.expansion_add,
+            expansion_search=p.expansion_search,
+        )
+
+    # -- VectorIndex -------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def add(self, labels: Labels, vectors: Vectors) -> None:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        vectors = self._check_vectors(vectors, what="vectors")
+        if len(vectors) != len(labels):
+            raise IndexError_(f"expected {len(labels)} x {self.dim} vectors, got {vectors.shape}")
+        if len(labels) == 0:
+            return
+        if len(np.unique(labels)) != len(labels):
+            # Keep the last vector of a repeated label, as repeated single adds would.
+            _, last = np.unique(labels[::-1], return_index=True)
+            keep = np.sort(len(labels) - 1 - last)
+            labels, vectors = labels[keep], vectors[keep]
+        self.remove(labels)
+        rows = self._store.append(vectors)
+        self._grow_row_label(self._store.size)
+        self._row_label[rows] = labels
+        self._graph.add(rows.astype(np.uint64), vectors, threads=self.params.threads)
+        self._labels.set(labels, rows)
+
+    def remove(self, labels: Iterable[int]) -> None:
+        labels = np.fromiter((int(x) for x in labels), dtype=np.int64)
+        if len(labels) == 0:
+            return
+        rows = self._labels.discard(labels)
+        if len(rows) == 0:
+            return
+        self._row_label[rows] = -1
+        self._store.zero(rows)
+        self._graph.remove(rows.astype(np.uint64))
+
+    def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
+        queries = self._check_vectors(queries, what="queries")
+        out_labels = np.full((len(queries), max(k, 0)), -1, dtype=np.int64)
+        out_scores = np.full((len(queries), max(k, 0)), -np.inf, dtype=np.float32)
+        if k <= 0 or len(queries) == 0 or len(self) == 0:
+            return out_labels, out_scores
+        if len(self) < self.params.exact_below:
+            # Every live row is a candidate of every query: one matrix product.
+            shared = np.nonzero(self._row_label[: self._store.size] >= 0)[0]
+            for start in range(0, len(queries), _RERANK_BATCH):
+                stop = start + _RERANK_BATCH
+                labels, scores = self._rerank(queries[start:stop], shared, k)
+                out_labels[start:stop, : labels.shape[1]] = labels
+                out_scores[start:stop, : scores.shape[1]] = scores
+            return out_labels, out_scores
+        candidates = self._candidates(queries, k)
+        for start in range(0, len(queries), _RERANK_BATCH):
+            stop = start + _RERANK_BATCH
+            labels, scores = self._rerank(queries[start:stop], candidates[start:stop], k)
+            out_labels[start:stop, : labels.shape[1]] = labels
+            out_scores[start:stop, : scores.shape[1]] = scores
+        return out_labels, out_scores
+
+    # -- internals ---------------------------------------------------------
+
+    def _check_vectors(self, vectors: Any, *, what: str) -> NDArray[np.float32]:
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim == 1 and array.size == self.dim:
+            array = array.reshape(1, self.dim)
+        if array.ndim == 1 and array.size == 0:
+            array = array.reshape(0, self.dim)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise IndexError_(f"{what} must be N x {self.dim} float32, got shape {array.shape}")
+        return np.ascontiguousarray(array)
+
+    def _grow_row_label(self, need: int) -> None:
+        if need <= len(self._row_label):
+            return
+        grown = np.full(max(need, self._store.capacity), -1, dtype=np.int64)
+        grown[: len(self._row_label)] = self._row_label
+        self._row_label = grown
+
+    def _candidates(self, queries: NDArray[np.float32], k: int) -> NDArray[np.int64]:
+        """Q x C candidate rows from the graph, -1 where it had fewer."""
+        p = self.params
+        count = max(k * p.rerank_factor, p.min_candidates, k)
+        # HNSW cannot return more than ef results; keep ef at least the short list.
+        self._graph.expansion_search = max(p.expansion_search, count)
+        found = self._graph.search(queries, count, threads=p.threads)
+        keys = np.full((len(queries), count), -1, dtype=np.int64)
+        if hasattr(found, "counts"):  # BatchMatches: Q x count keys, valid up to counts[q]
+            width = min(count, np.asarray(found.keys).shape[1])
+            keys[:, :width] = np.asarray(found.keys)[:, :width]
+            counts = np.asarray(found.counts).reshape(len(queries))
+            keys[np.arange(count)[None, :] >= counts[:, None]] = -1
+        else:  # one query comes back as Matches, holding only the keys found
+            hits = np.asarray(found.keys, dtype=np.int64)[:count]
+            keys[0, : len(hits)] = hits
+        return keys
+
+    def _rerank(
+        self, queries: NDArray[np.float32], rows: NDArray[np.int64], k: int
+    ) -> tuple[Labels, NDArray[np.float32]]:
+        """Exact float32 scores of candidate rows (Q x C, or C shared by all queries); the best ``k`` per query."""
+        store = self._store.view()
+        if rows.ndim == 1:
+            scores = queries @ store[rows].T
+            labels = np.broadcast_to(self._row_label[rows], scores.shape)
+            valid = labels >= 0
+        else:
+            valid = rows >= 0
+            safe = np.where(valid, rows, 0)
+            labels = self._row_label[safe]
+            valid &= labels >= 0  # a tombstoned row is never returned, whatever the graph says
+            vectors = store[safe.reshape(-1)].reshape(rows.shape[0], rows.shape[1], self.dim)
+            scores = np.einsum("qcd,qd->qc", vectors, queries)
+        scores = np.where(valid, scores, -np.inf).astype(np.float32)
+        width = scores.shape[1]
+        take = min(k, width)
+        if take == 0:
+            return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+        if take < width:
+            top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        else:
+            top = np.broadcast_to(np.arange(width), scores.shape).copy()
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        top_labels = np.take_along_axis(labels, top, axis=1).astype(np.int64)
+        top_labels[~np.isfinite(top_scores)] = -1
+        return top_labels, top_scores
+
+    # -- maintenance and persistence ---------------------------------------
+
+    @property
+    def dead_rows(self) -> int:
+        """Rows of removed or replaced faces still occupying the store and the graph."""
+        return self._store.size - len(self)
+
+    def items(self) -> tuple[Labels, Vectors]:
+        """Every live ``(label, vector)``, in row order (a copy)."""
+        rows = np.nonzero(self._row_label[: self._store.size] >= 0)[0]
+        return self._row_label[rows].copy(), np.array(self._store.view()[rows], dtype=np.float32)
+
+    def compact(self) -> None:
+        """Rebuild store and graph from the live rows: reclaims dead rows and drops tombstoned i8 copies."""
+        labels, vectors = self.items()
+        path = self._store.path
+        self._store.close()
+        self._store = _RowStore(self.dim, path)
+        self._row_label = np.zeros(0, dtype=np.int64)
+        self._labels = _LabelRows()
+        self._graph = self._new_graph()
+        self.add(labels, vectors)
+
+    def graph_bytes(self) -> bytes | None:
+        """The serialised graph, or None while it holds tombstones (an erased face's i8 copy must not persist)."""
+        if self.dead_rows:
+            return None
+        return bytes(self._graph.save())
+
+    @classmethod
+    def restore(
+        cls,
+        dim: int,
+        labels: Labels,
+        vectors: Vectors,
+        params: AnnParams,
+        graph: bytes | bytearray | None,
+        vectors_path: Path | str | None = None,
+    ) -> AnnIndex:
+        """An index over ``labels``/``vectors``; reuses ``graph`` (rows in the same order) instead of rebuilding."""
+        index = cls(dim, params=params, vectors_path=vectors_path)
+        labels = np.asarray(labels, dtype=np.int64)
+        if graph is None or len(labels) == 0:
+            index.add(labels, vectors)
+            return index
+        restored = _UsearchIndex.restore(graph if isinstance(graph, bytearray) else bytearray(graph))
+        if restored is None or len(restored) != len(labels) or restored.ndim != index.dim:
+            raise IndexError_("the stored graph does not match the stored vectors")
+        restored.expansion_search = params.expansion_search
+        restored.expansion_add = params.expansion_add
+        rows = index._store.append(index._check_vectors(vectors, what="vectors"))
+        index._grow_row_label(index._store.size)
+        index._row_label[rows] = labels
+        index._labels.set(labels, rows)
+        index._graph = restored
+        return index
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Resident bytes by part; ``mapped`` is the float32 file, held by the page cache, not the heap."""
+        resident = {
+            "graph": int(self._graph.memory_usage),
+            "vectors": self._store.resident_bytes(),
+            "row_labels": int(self._row_label.nbytes),
+            "label_rows": self._labels.resident_bytes(),
+        }
+        resident["mapped"] = self._store.capacity * self.dim * 4 if self._store.mapped else 0
+        return resident
+
+    def close(self) -> None:
+        """Release memory and delete the vectors file, if any."""
+        self._store.close()
+        self._graph = self._new_graph()
+        self._row_label = np.zeros(0, dtype=np.int64)
+        self._labels = _LabelRows()
+
+
+__all__ = ["AnnIndex", "AnnParams", "Quantisation"]

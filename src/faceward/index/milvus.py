@@ -1,0 +1,199 @@
+"""Milvus behind the ``VectorIndex`` contract: one collection per tenant.
+
+Why a collection per tenant rather than one shared collection with a
+partition key: isolation then holds by construction. No query needs a tenant
+filter, so no forgotten filter can leak another tenant's faces, and erasing a
+tenant is one ``drop_collection``. Milvus handles thousands of collections; a
+deployment with more tenants than that should shard tenants over clusters
+rather than share an unfiltered space (decision 005).
+
+The collection name is derived from a hash of the tenant id (names allow only
+``[A-Za-z0-9_]``), and the tenant id itself is recorded in the collection's
+properties and checked on open, so a hash collision or a hand-made collection
+of the same name is refused instead of silently shared.
+
+``uri`` is a milvus-lite file path (tests, single node) or ``http://host:19530``.
+pymilvus is imported lazily: it is an optional dependency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceward.index.base import IndexError_, Labels, Vectors
+
+# Milvus refuses a top-k above this (its ``quotaAndLimits.limits.topK``).
+MAX_TOP_K = 16384
+# Rows per insert call: 128-d float32 rows stay well under gRPC's 64 MB message limit.
+_INSERT_BATCH = 8192
+_PK = "seq"
+_VECTOR = "vec"
+_TENANT_PROPERTY = "faceward.tenant"
+
+
+class MilvusError(IndexError_):
+    """Milvus refused or failed an operation (unreachable server, bad collection, ...)."""
+
+
+def collection_name(tenant_id: str, prefix: str = "faceward") -> str:
+    """The tenant's collection: a prefix and 96 bits of SHA-256 of the tenant id."""
+    if not tenant_id:
+        raise IndexError_("a Milvus index needs a tenant id")
+    return f"{prefix}_{hashlib.sha256(tenant_id.encode()).hexdigest()[:24]}"
+
+
+class MilvusIndex:
+    """A tenant's faces in its own Milvus collection; scores are inner products (metric IP).
+
+    ``index_type`` and ``index_params`` pick the server-side index (``AUTOINDEX``
+    lets the server choose; HNSW with ``{"M": 16, "efConstruction": 128}`` is
+    the usual explicit choice), ``search_params`` its query knobs (``{"ef": 128}``).
+    Collections use Strong consistency so a removed label is gone from the very
+    next search, as the contract demands.
+    """
+
+    def __init__(
+        self,
+        tenant_id: str,
+        *,
+        uri: str,
+        dim: int = 128,
+        token: str | None = None,
+        prefix: str = "faceward",
+        index_type: str = "AUTOINDEX",
+        index_params: dict[str, Any] | None = None,
+        search_params: dict[str, Any] | None = None,
+        client: Any | None = None,
+    ) -> None:
+        if dim < 1:
+            raise IndexError_(f"dimension must be positive, got {dim}")
+        self.dim = dim
+        self.tenant_id = tenant_id
+        self.collection = collection_name(tenant_id, prefix)
+        self._search_params = {"metric_type": "IP", "params": dict(search_params or {})}
+        self._owns_client = client is None
+        try:
+            if client is None:
+                from pymilvus import MilvusClient
+
+                client = MilvusClient(uri=uri, token=token or "")
+            self._client = client
+            self._open(index_type, index_params or {})
+        except ImportError as exc:
+            raise MilvusError("the milvus backend needs pymilvus: pip install 'pymilvus[milvus-lite]'") from exc
+        except IndexError_:
+            raise
+        except Exception as exc:  # pymilvus raises MilvusException and grpc errors alike
+            raise MilvusError(f"cannot open Milvus collection for tenant at {uri}: {exc}") from exc
+
+    def _open(self, index_type: str, index_params: dict[str, Any]) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        if self._client.has_collection(self.collection):
+            self._check_existing()
+            self._client.load_collection(self.collection)
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(_PK, DataType.INT64, is_primary=True)
+        schema.add_field(_VECTOR, DataType.FLOAT_VECTOR, dim=self.dim)
+        params = self._client.prepare_index_params()
+        params.add_index(_VECTOR, index_type=index_type, metric_type="IP", params=index_params)
+        self._client.create_collection(
+            self.collection,
+            schema=schema,
+            index_params=params,
+            consistency_level="Strong",
+            properties={_TENANT_PROPERTY: self.tenant_id},
+        )
+
+    def _check_existing(self) -> None:
+        info = self._client.describe_collection(self.collection)
+        owner = (info.get("properties") or {}).get(_TENANT_PROPERTY)
+        # Some milvus-lite releases drop collection properties; then the 96-bit name is the only check.
+        if owner is not None and owner != self.tenant_id:
+            raise MilvusError(f"collection {self.collection} belongs to another tenant")
+        for field in info.get("fields", []):
+            if field.get("name") == _VECTOR:
+                dim = int(field.get("params", {}).get("dim", self.dim))
+                if dim != self.dim:
+                    raise IndexError_(f"collection {self.collection} holds {dim}-d vectors, not {self.dim}-d")
+
+    # -- VectorIndex -------------------------------------------------------
+
+    def __len__(self) -> int:
+        rows = self._call("count", self._client.query, self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def add(self, labels: Labels, vectors: Vectors) -> None:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        vectors = self._check(vectors, "vectors")
+        if len(vectors) != len(labels):
+            raise IndexError_(f"expected {len(labels)} x {self.dim} vectors, got {vectors.shape}")
+        if len(labels) == 0:
+            return
+        _, last = np.unique(labels[::-1], return_index=True)  # a repeated label keeps its last vector
+        keep = np.sort(len(labels) - 1 - last)
+        labels, vectors = labels[keep], vectors[keep]
+        for start in range(0, len(labels), _INSERT_BATCH):
+            rows = [
+                {_PK: int(label), _VECTOR: vector}
+                for label, vector in zip(labels[start : start + _INSERT_BATCH], vectors[start : start + _INSERT_BATCH])
+            ]
+            self._call("upsert", self._client.upsert, self.collection, rows)
+
+    def remove(self, labels: Iterable[int]) -> None:
+        ids = [int(x) for x in labels]
+        for start in range(0, len(ids), _INSERT_BATCH):
+            self._call("delete", self._client.delete, self.collection, ids=ids[start : start + _INSERT_BATCH])
+
+    def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
+        queries = self._check(queries, "queries")
+        if k > MAX_TOP_K:
+            raise IndexError_(f"Milvus returns at most {MAX_TOP_K} neighbours, asked for {k}")
+        out_labels = np.full((len(queries), max(k, 0)), -1, dtype=np.int64)
+        out_scores = np.full((len(queries), max(k, 0)), -np.inf, dtype=np.float32)
+        if k <= 0 or len(queries) == 0:
+            return out_labels, out_scores
+        results = self._call(
+            "search", self._client.search, self.collection, data=list(queries), limit=k,
+            anns_field=_VECTOR, output_fields=[_PK], search_params=self._search_params,
+        )
+        for row, hits in enumerate(results):
+            for col, hit in enumerate(hits):
+                out_labels[row, col] = int(hit[_PK] if _PK in hit else hit["id"])
+                out_scores[row, col] = float(hit["distance"])
+        return out_labels, out_scores
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def drop(self) -> None:
+        """Delete the tenant's collection and every vector in it (tenant erasure)."""
+        self._call("drop", self._client.drop_collection, self.collection)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def _check(self, vectors: Any, what: str) -> NDArray[np.float32]:
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim == 1 and array.size == self.dim:
+            array = array.reshape(1, self.dim)
+        if array.ndim == 1 and array.size == 0:
+            array = array.reshape(0, self.dim)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise IndexError_(f"{what} must be N x {self.dim} float32, got shape {array.shape}")
+        return np.ascontiguousarray(array)
+
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:  # MilvusException, grpc.RpcError: one domain error for callers
+            raise MilvusError(f"Milvus {what} failed for collection {self.collection}: {exc}") from exc
+
+
+__all__ = ["MAX_TOP_K", "MilvusError", "MilvusIndex", "collection_name"]
