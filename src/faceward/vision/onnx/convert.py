@@ -72,20 +72,20 @@ class _Skip:
 _Token = _L | _Tag | _Skip
 
 
-def _block(stride: int) -> list[_Token]:
-    # block<N,affine,stride> = affine<con<3x3,1>, relu<affine<con<3x3,stride>>>>>, top-down.
-    del stride  # strides come from the file; the type check is enough here
+def _block() -> list[_Token]:
+    # block<N,affine,stride> = affine<con<3x3,1>, relu<affine<con<3x3,stride>>>>>, top-down;
+    # strides and widths come from the file.
     return [_L(Affine), _L(Conv), _L(Relu), _L(Affine), _L(Conv)]
 
 
 def _ares() -> list[_Token]:
     # relu<add_prev1<block<1, tag1<SUBNET>>>>
-    return [_L(Relu), _L(AddPrev, 1), *_block(1), _Tag(1)]
+    return [_L(Relu), _L(AddPrev, 1), *_block(), _Tag(1)]
 
 
 def _ares_down() -> list[_Token]:
     # relu<add_prev2<avg_pool<2,2,2,2, skip1<tag2<block<2, tag1<SUBNET>>>>>>>>
-    return [_L(Relu), _L(AddPrev, 2), _L(Pool), _Skip(1), _Tag(2), *_block(2), _Tag(1)]
+    return [_L(Relu), _L(AddPrev, 2), _L(Pool), _Skip(1), _Tag(2), *_block(), _Tag(1)]
 
 
 def descriptor_topology() -> list[_Token]:

@@ -213,10 +213,10 @@ class _Reader:
 
     def alias(self, what: str) -> tuple[int, int, int, int]:
         self.expect_version((1,), what)
-        dims = tuple(self.int_(f"{what} dims") for _ in range(4))
-        if any(d < 0 for d in dims):
-            raise DlibFormatError(f"negative {what} dimensions {dims}")
-        return dims  # type: ignore[return-value]
+        n, k, nr, nc = (self.int_(f"{what} dims") for _ in range(4))
+        if min(n, k, nr, nc) < 0:
+            raise DlibFormatError(f"negative {what} dimensions {(n, k, nr, nc)}")
+        return n, k, nr, nc
 
 
 def _split(params: Floats, *shapes: tuple[int, ...]) -> list[Floats]:
@@ -224,7 +224,8 @@ def _split(params: Floats, *shapes: tuple[int, ...]) -> list[Floats]:
     need = sum(math.prod(s) for s in shapes)
     if flat.size < need:
         raise DlibFormatError(f"parameter tensor has {flat.size} values, layer needs {need}")
-    out, at = [], 0
+    out: list[Floats] = []
+    at = 0
     for s in shapes:
         n = math.prod(s)
         out.append(flat[at : at + n].reshape(s).copy())
@@ -286,7 +287,7 @@ def _read_conv(r: _Reader, name: str) -> Conv:
     rows, cols, sy, sx = r.int_(), r.int_(), r.int_(), r.int_()
     pad_y, pad_x = r.int_(), r.int_()
     fshape = r.alias("con_ filters")
-    bshape = r.alias("con_ biases")
+    r.alias("con_ biases")
     for _ in range(4):
         r.float_("multiplier")
     use_bias = r.bool_("use_bias") if name in ("con_5", "con_6") else True
@@ -297,7 +298,6 @@ def _read_conv(r: _Reader, name: str) -> Conv:
     if use_bias:
         weights, bias = _split(params, fshape, (num_filters,))
         return Conv(num_filters, rows, cols, sy, sx, pad_y, pad_x, weights, bias)
-    del bshape
     (weights,) = _split(params, fshape)
     return Conv(num_filters, rows, cols, sy, sx, pad_y, pad_x, weights, None)
 

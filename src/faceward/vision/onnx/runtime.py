@@ -32,6 +32,9 @@ def make_session(model_path: Path, *, threads: int | None = None, providers: lis
     options.intra_op_num_threads = threads if threads is not None else (os.cpu_count() or 1)
     options.inter_op_num_threads = 1  # the graphs are chains; parallelism is inside each op
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning workers make an oversubscribed host (web server, dlib, other jobs on 2 cores)
+    # 2-3x slower; parked workers cost a few percent on an idle one.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model_path), options, providers=providers or default_providers())
 
 
