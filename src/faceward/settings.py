@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = Field(default=None, description="32-byte master key, base64.")
     master_key_file: Path | None = Field(default=None, description="File holding the base64 master key.")
 
-    engine: Engine = Field(default=Engine.DLIB, description="Descriptor runtime: dlib or onnx.")
+    engine: Engine = Field(default=Engine.ONNX, description="Descriptor runtime: onnx or dlib (reference).")
     detector: Detector = Field(default=Detector.HOG, description="Face detector: hog (fast) or mmod (CNN).")
     upsample: int = Field(default=1, ge=0, le=3, description="Detector upsampling passes; 1 finds faces down to ~40 px.")
     detector_fallback: bool = Field(
@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, gt=0, description="Largest accepted width x height.")
 
     min_face_px: int = Field(default=40, ge=0, description="Enrollment refuses faces narrower than this.")
-    min_sharpness: float = Field(default=20.0, ge=0, description="Enrollment refuses chips blurrier than this.")
+    min_sharpness: float = Field(default=10.0, ge=0, description="Enrollment refuses chips blurrier than this.")
     min_detector_score: float = Field(default=0.0, description="Enrollment refuses weaker detections.")
     min_frontalness: float = Field(default=0.5, ge=0, le=1, description="Enrollment refuses profile views.")
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from faceward.bootstrap import init_home, open_gallery
 from faceward.cli.progress import progress_bar
-from faceward.cli.common import JsonOpt, TenantOpt, emit_json, friendly, local_tenant_file, out, settings
+from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
 from faceward.errors import FacewardError, InvalidInput
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService, utcnow
@@ -113,7 +113,7 @@ def run_enroll(
         assert row is not None
         consents[name] = Consent.build(row.basis, row.reference, row.given_at, row.expires_at, now=now)
     files = [(name, f) for name, d in subjects.items() for f in sorted(d.iterdir()) if f.is_file() and f.name != "consent.csv"]
-    summary: dict[str, Any] = {"subjects": 0, "enrolled": 0, "already_enrolled": 0, "refused": []}
+    summary: dict[str, Any] = {"subjects": 0, "enrolled": 0, "already_enrolled": 0, "refused": [], "invalid": []}
     subject_ids: dict[str, str] = {}
     options = EngineOptions.from_settings(service.settings)
     flip = options.flip_average
@@ -128,7 +128,7 @@ def run_enroll(
             name = owner[result.path]
             progress.advance(task)
             if result.error:
-                summary["refused"].append({"image": str(result.path), "reason": result.error})
+                summary["invalid"].append({"image": str(result.path), "reason": result.error})
                 continue
             if not result.faces:
                 summary["refused"].append({"image": str(result.path), "reason": "no face found"})
@@ -153,13 +153,18 @@ def run_enroll(
             summary["already_enrolled" if view.duplicate else "enrolled"] += 1
     if as_json:
         emit_json(summary)
-        return
-    out.print(
-        f"subjects created: {summary['subjects']}  faces enrolled: {summary['enrolled']}  "
-        f"already enrolled: {summary['already_enrolled']}  refused: {len(summary['refused'])}"
-    )
-    for item in summary["refused"][:50]:
-        out.print(f"  refused {item['image']}: {item['reason']}", markup=False)
+    else:
+        out.print(
+            f"subjects created: {summary['subjects']}  faces enrolled: {summary['enrolled']}  "
+            f"already enrolled: {summary['already_enrolled']}  refused: {len(summary['refused'])}  "
+            f"invalid files: {len(summary['invalid'])}"
+        )
+        for item in summary["refused"][:50]:
+            out.print(f"  refused {item['image']}: {item['reason']}", markup=False)
+        for item in summary["invalid"]:
+            err.print(f"error: {item['reason']}", markup=False)
+    if summary["invalid"]:
+        raise typer.Exit(1)  # a file that is not an acceptable image is an input error
 
 
 def _read(path: Path, service: GalleryService) -> bytes:

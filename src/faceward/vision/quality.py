@@ -13,7 +13,7 @@ from faceward.vision.types import Quality
 @dataclass(frozen=True, slots=True)
 class QualityLimits:
     min_face_px: int = 40
-    min_sharpness: float = 20.0
+    min_sharpness: float = 10.0
     min_detector_score: float = 0.0
     min_frontalness: float = 0.5
 

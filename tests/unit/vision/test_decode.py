@@ -1,0 +1,116 @@
+"""Safe intake: every hostile or malformed input becomes a typed error with a clear message."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from faceward.vision.decode import decode_image, read_image_file
+from faceward.vision.errors import CorruptImage, EmptyImage, ImageError, ImageTooLarge, UnsupportedFormat
+
+
+def encode(fmt: str, size: tuple[int, int] = (64, 48), **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 10)).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_accepted_formats_decode_to_rgb(fmt: str) -> None:
+    pixels = decode_image(encode(fmt))
+    assert pixels.shape == (48, 64, 3) and pixels.dtype == np.uint8
+
+
+def test_exif_orientation_is_applied_and_metadata_dropped() -> None:
+    image = Image.new("RGB", (60, 20), (0, 0, 0))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif.tobytes())
+    assert decode_image(buf.getvalue()).shape == (60, 20, 3)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "words"),
+    [
+        (b"", EmptyImage, "empty"),
+        (b"hello, I am text", UnsupportedFormat, "not a JPEG, PNG or WebP"),
+        (b"GIF89a" + b"\x00" * 40, UnsupportedFormat, "GIF"),
+        (b"BM" + b"\x00" * 60, UnsupportedFormat, "BMP"),
+        (b"%PDF-1.7 polyglot", UnsupportedFormat, "PDF"),
+    ],
+)
+def test_rejects_non_images(data: bytes, error: type[ImageError], words: str) -> None:
+    with pytest.raises(error, match=words):
+        decode_image(data)
+
+
+def test_gif_made_by_pillow_is_refused() -> None:
+    with pytest.raises(UnsupportedFormat, match="GIF"):
+        decode_image(encode("GIF"))
+
+
+def test_truncated_jpeg_is_corrupt() -> None:
+    data = encode("JPEG", (400, 300), quality=95)
+    with pytest.raises(CorruptImage):
+        decode_image(data[: len(data) // 2])
+
+
+def test_pixel_bomb_is_refused_from_the_header() -> None:
+    with pytest.raises(ImageTooLarge, match="pixels"):
+        decode_image(png_header_only(30000, 30000))
+
+
+def test_byte_cap() -> None:
+    with pytest.raises(ImageTooLarge, match="limit"):
+        decode_image(encode("PNG"), max_bytes=10)
+
+
+def test_file_extension_must_match_content(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    path.write_bytes(encode("JPEG"))
+    with pytest.raises(UnsupportedFormat, match="extension says PNG"):
+        read_image_file(path)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    with pytest.raises(UnsupportedFormat, match="notes.jpg"):
+        read_image_file(text)
+    with pytest.raises(UnsupportedFormat, match=r"\.gif"):
+        read_image_file(tmp_path / "x.gif")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_never_escape_as_other_errors(data: bytes) -> None:
+    try:
+        decode_image(data)
+    except ImageError:
+        pass
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=4000), st.binary(min_size=1, max_size=64))
+def test_mangled_real_jpeg_is_decoded_or_refused(cut: int, junk: bytes) -> None:
+    data = encode("JPEG", (120, 90))
+    mangled = data[:cut] + junk + data[cut + len(junk):]
+    try:
+        pixels = decode_image(mangled)
+        assert pixels.ndim == 3
+    except ImageError:
+        pass

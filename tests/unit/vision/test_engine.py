@@ -1,0 +1,84 @@
+"""The face engine on a real photo: detection, landmarks, chip, quality, descriptors."""
+
+from __future__ import annotations
+
+import dlib
+import numpy as np
+import pytest
+
+from faceward.vision import FaceEngine, QualityLimits, refusals
+from faceward.vision.errors import ModelIntegrityError
+from faceward.vision.models import MANIFEST, ModelName, package_model_dir, verified_path
+from faceward.vision.quality import frontalness, sharpness
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine()
+
+
+def test_finds_the_one_face_with_landmarks_and_chip(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    faces = engine.analyze(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert 60 < face.box.width < 160 and face.detector == "hog"
+    assert face.landmarks.shape == (5, 2) and face.chip.shape == (150, 150, 3)
+    assert face.quality.frontalness > 0.8 and face.quality.sharpness > 20
+    assert face.descriptor is not None and abs(float(np.linalg.norm(face.descriptor)) - 1) < 1e-5
+    assert refusals(face.quality, QualityLimits()) == []
+
+
+def test_matches_dlib_reference_pipeline(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    """Same numbers as face_recognition's recipe (HOG up 1, 5-point chip, ResNet) when flip averaging is off."""
+    from faceward.vision.engine import EngineOptions
+
+    plain = FaceEngine(EngineOptions(flip_average=False, detector_fallback=False))
+    ours = plain.analyze(astronaut)[0].descriptor
+    rect = dlib.get_frontal_face_detector()(astronaut, 1)[0]
+    shape = dlib.shape_predictor(str(verified_path(ModelName.LANDMARKS_5)))(astronaut, rect)
+    net = dlib.face_recognition_model_v1(str(verified_path(ModelName.DESCRIPTOR)))
+    reference = np.asarray(net.compute_face_descriptor(astronaut, shape))
+    reference = reference / np.linalg.norm(reference)
+    assert ours is not None and np.abs(ours - reference).max() < 1e-6
+
+
+def test_same_person_scores_higher_than_noise(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    a = engine.analyze(astronaut)[0].descriptor
+    b = engine.analyze(np.ascontiguousarray(astronaut[:, ::-1]))[0].descriptor
+    assert a is not None and b is not None and float(a @ b) > 0.9
+
+
+def test_blank_image_has_no_face(engine: FaceEngine) -> None:
+    assert engine.analyze(np.full((200, 200, 3), 128, dtype=np.uint8)) == []
+
+
+def test_assume_centre_gives_a_face_anyway(engine: FaceEngine) -> None:
+    faces = engine.faces(np.full((250, 250, 3), 90, dtype=np.uint8), assume_centre=True)
+    assert len(faces) == 1 and faces[0].detector == "centre"
+
+
+def test_quality_measures() -> None:
+    flat = np.full((150, 150, 3), 100, dtype=np.uint8)
+    noisy = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)
+    assert sharpness(flat) == 0.0 and sharpness(noisy) > 1000
+    frontal = np.array([[10, 0], [20, 0], [40, 0], [30, 0], [25, 20]], dtype=np.float32)
+    turned = frontal.copy()
+    turned[4, 0] = 38
+    assert frontalness(frontal) > 0.95 and frontalness(turned) < 0.5
+
+
+def test_model_with_wrong_hash_is_refused(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    entry = MANIFEST[ModelName.LANDMARKS_5]
+    (folder / entry.filename).write_bytes(b"tampered")
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        verified_path(ModelName.LANDMARKS_5, folder)
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        verified_path(ModelName.MMOD, folder)
+    assert verified_path(ModelName.LANDMARKS_5, package_model_dir()).is_file()
+
+
+def test_manifest_excludes_the_68_point_model() -> None:
+    assert all("68" not in m.filename for m in MANIFEST.values())
