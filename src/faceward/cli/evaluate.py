@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +12,7 @@ from faceward.cli.progress import progress_bar
 from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.evaluation.datasets import identity_folders, read_pairs
 from faceward.evaluation.reports import ident_report, pairs_report
-from faceward.evaluation.runs import BASELINE, VARIANTS, ImageAnalysis, Variant, analyse
+from faceward.evaluation.runs import BASELINE, JITTER, VARIANTS, ImageAnalysis, Variant, analyse
 from faceward.settings import Engine
 from faceward.vision.engine import EngineOptions
 
@@ -26,12 +27,15 @@ def _variant(baseline: bool) -> Variant:
     return BASELINE if baseline else Variant("faceward", s.flip_average, s.detector_fallback)
 
 
-def _analyse(paths: list[Path], engine: Engine | None, workers: int, quiet: bool) -> dict[Path, ImageAnalysis]:
+def _analyse(paths: list[Path], engine: Engine | None, workers: int, quiet: bool, jitters: int = 0) -> dict[Path, ImageAnalysis]:
     s = settings(engine=engine)
     options = EngineOptions.from_settings(s)
     with progress_bar("analysing", quiet=quiet) as progress:
         task = progress.add_task("", total=len(set(paths)))
-        return analyse(paths, options, cache_dir=s.cache_dir, workers=workers or None, progress=lambda n: progress.advance(task, n))
+        return analyse(
+            paths, options, cache_dir=s.cache_dir, workers=workers or None, jitters=jitters,
+            progress=lambda n: progress.advance(task, n),
+        )
 
 
 @eval_app.command("pairs")
@@ -41,19 +45,23 @@ def pairs(
     engine: Annotated[Optional[Engine], EngineOpt] = None,
     baseline: Annotated[bool, BaselineOpt] = False,
     all_variants: Annotated[bool, AllOpt] = False,
+    jitters: Annotated[int, typer.Option(help="Also score dlib's jittering with this many copies (slow).")] = 0,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """10-fold verification accuracy, TAR at FAR 1e-2 / 1e-3, and the no-face rate."""
-    _pairs(folder, workers, engine, baseline, all_variants, as_json)
+    _pairs(folder, workers, engine, baseline, all_variants, jitters, as_json)
 
 
 @friendly
-def _pairs(folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, as_json: bool) -> None:
+def _pairs(
+    folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, jitters: int, as_json: bool
+) -> None:
     items = read_pairs(folder)
     images = folder / "images"
-    analyses = _analyse([images / p.a for p in items] + [images / p.b for p in items], engine, workers, as_json)
-    if all_variants:
-        reports = [pairs_report(items, images, analyses, v) for v in VARIANTS]
+    analyses = _analyse([images / p.a for p in items] + [images / p.b for p in items], engine, workers, as_json, jitters)
+    if all_variants or jitters:
+        variants = VARIANTS + ((replace(JITTER, name=f"dlib jitter ({jitters} copies) + MMOD fallback"),) if jitters else ())
+        reports = [pairs_report(items, images, analyses, v) for v in variants]
         if as_json:
             emit_json({"variants": reports})
         else:

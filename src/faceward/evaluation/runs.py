@@ -39,6 +39,7 @@ class Variant:
     name: str
     flip_average: bool
     mmod_fallback: bool
+    jitter: bool = False
 
     def descriptor(self, analysis: ImageAnalysis) -> np.ndarray | None:
         face = analysis.primary
@@ -46,13 +47,19 @@ class Variant:
             face = analysis.mmod
         if face is None:
             return None
-        raw = face.raw + face.raw_flipped if self.flip_average else face.raw
+        if self.jitter:
+            if face.raw_jittered is None:
+                raise ValueError("this analysis was made without jitters")
+            raw = face.raw_jittered
+        else:
+            raw = face.raw + face.raw_flipped if self.flip_average else face.raw
         return normalise(raw[None, :].astype(np.float32))[0]
 
 
 BASELINE = Variant("face_recognition-style (HOG up1, 5-pt chip, ResNet)", flip_average=False, mmod_fallback=False)
 FACEWARD = Variant("faceward (flip-averaged, MMOD fallback)", flip_average=True, mmod_fallback=True)
 VARIANTS = (BASELINE, Variant("+ flip-average", True, False), Variant("+ MMOD fallback", False, True), FACEWARD)
+JITTER = Variant("dlib jitter (10 copies) + MMOD fallback", flip_average=False, mmod_fallback=True, jitter=True)
 
 
 def _face_to_json(face: FileFace | None) -> Any:
@@ -61,6 +68,7 @@ def _face_to_json(face: FileFace | None) -> Any:
     data = asdict(face)
     data["raw"] = face.raw.tolist()
     data["raw_flipped"] = face.raw_flipped.tolist()
+    data["raw_jittered"] = None if face.raw_jittered is None else face.raw_jittered.tolist()
     return data
 
 
@@ -70,13 +78,15 @@ def _face_from_json(data: Any) -> FileFace | None:
     return FileFace(
         data["box"], data["detector"], data["detector_score"], data["quality"],
         np.asarray(data["raw"], dtype=np.float32), np.asarray(data["raw_flipped"], dtype=np.float32),
+        None if data.get("raw_jittered") is None else np.asarray(data["raw_jittered"], dtype=np.float32),
     )
 
 
-def _cache_file(cache_dir: Path, options: EngineOptions) -> Path:
-    signature = json.dumps(
-        {"engine": options.engine.value, "upsample": options.upsample, "v": 1}, sort_keys=True
-    )
+def _cache_file(cache_dir: Path, options: EngineOptions, jitters: int = 0) -> Path:
+    fields: dict[str, Any] = {"engine": options.engine.value, "upsample": options.upsample, "v": 1}
+    if jitters:
+        fields["jitters"] = jitters
+    signature = json.dumps(fields, sort_keys=True)
     return cache_dir / f"eval-{hashlib.sha1(signature.encode()).hexdigest()[:12]}.json"
 
 
@@ -87,10 +97,11 @@ def analyse(
     cache_dir: Path | None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    jitters: int = 0,
 ) -> dict[Path, ImageAnalysis]:
     """Analyses for ``paths`` (cached ones reused); ``progress(n)`` is called as images finish."""
     paths = list(dict.fromkeys(paths))
-    cache_path = _cache_file(cache_dir, options) if cache_dir else None
+    cache_path = _cache_file(cache_dir, options, jitters) if cache_dir else None
     cached: dict[str, Any] = {}
     if cache_path and cache_path.is_file():
         cached = json.loads(cache_path.read_text())
@@ -108,14 +119,14 @@ def analyse(
             progress(1)
     hog_options = replace(options, detector=Detector.HOG, detector_fallback=False, flip_average=False)
     missing_face: list[Path] = []
-    for result in analyze_files(todo, hog_options, workers=workers, assume_centre=True):
+    for result in analyze_files(todo, hog_options, workers=workers, assume_centre=True, jitters=jitters):
         out[result.path] = _from_result(result)
         if result.faces and result.faces[0].detector == "centre":
             missing_face.append(result.path)
         elif progress:
             progress(1)
     mmod_options = replace(hog_options, detector=Detector.MMOD)
-    for result in analyze_files(missing_face, mmod_options, workers=workers):
+    for result in analyze_files(missing_face, mmod_options, workers=workers, jitters=jitters):
         out[result.path].mmod = result.faces[0] if result.faces else None
         if progress:
             progress(1)

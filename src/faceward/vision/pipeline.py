@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import dlib
 import numpy as np
 
 from faceward.errors import FacewardError
@@ -30,6 +31,7 @@ class FileFace:
     quality: dict[str, float]
     raw: np.ndarray  # un-normalised descriptor of the chip
     raw_flipped: np.ndarray  # ... and of its mirror image
+    raw_jittered: np.ndarray | None = None  # mean of dlib.jitter_image copies, when asked for
 
 
 @dataclass
@@ -43,10 +45,12 @@ class FileResult:
 
 _engine: FaceEngine | None = None
 _limits: dict[str, int] = {}
+_jitters = 0
 
 
-def _init(options: EngineOptions, limits: dict[str, int], threads: int | None) -> None:
-    global _engine, _limits
+def _init(options: EngineOptions, limits: dict[str, int], threads: int | None, jitters: int = 0) -> None:
+    global _engine, _limits, _jitters
+    _jitters = jitters
     _engine = FaceEngine(replace(options, threads=threads) if threads else options)
     _limits = limits
 
@@ -65,8 +69,13 @@ def analyze_file(path: Path, *, assume_centre: bool = False) -> FileResult:
             raw = runtime.compute(chips)
             flipped = runtime.compute(np.ascontiguousarray(chips[:, :, ::-1, :]))
             for face, r, fl in zip(faces, raw, flipped):
+                jittered = None
+                if _jitters:
+                    # dlib's own jitter (small random rotation, scale, shift, mirror), as num_jitters does.
+                    copies = np.stack(dlib.jitter_image(np.ascontiguousarray(face.chip), _jitters))
+                    jittered = runtime.compute(copies).mean(axis=0)
                 result.faces.append(
-                    FileFace(face.box.as_dict(), face.detector, face.detector_score, face.quality.as_dict(), r, fl)
+                    FileFace(face.box.as_dict(), face.detector, face.detector_score, face.quality.as_dict(), r, fl, jittered)
                 )
         return result
     except FacewardError as exc:
@@ -85,17 +94,18 @@ def analyze_files(
     assume_centre: bool = False,
     max_bytes: int = 15 * 1024 * 1024,
     max_pixels: int = 40_000_000,
+    jitters: int = 0,
 ) -> Iterator[FileResult]:
     """Yield one result per path, in input order, computed by ``workers`` processes."""
     workers = workers or os.cpu_count() or 1
     limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
     if workers == 1:
-        _init(options, limits, None)
+        _init(options, limits, None, jitters)
         for path in paths:
             yield analyze_file(path, assume_centre=assume_centre)
         return
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init, initargs=(options, limits, 1)) as pool:
+    with ctx.Pool(workers, initializer=_init, initargs=(options, limits, 1, jitters)) as pool:
         pending: deque[Any] = deque()
         for path in paths:
             pending.append(pool.apply_async(_task, ((path, assume_centre),)))
