@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceward.security.crypto import Keyring, load_master_key, write_master_key_file
 from faceward.services.gallery import GalleryService
 from faceward.settings import Settings
 from faceward.store import SqlStore
+
+if TYPE_CHECKING:
+    from faceward.services.accounts import AccountService
 
 
 def key_file(settings: Settings) -> Path:
@@ -48,3 +52,12 @@ def open_gallery(settings: Settings, *, create_schema: bool = True) -> GallerySe
     keyring = master_keyring(settings)
     store = SqlStore.open(settings.db_url, create=create_schema)
     return GalleryService(store, keyring, settings)
+
+
+def open_accounts(settings: Settings, *, create_schema: bool = True) -> AccountService:
+    """The gallery with its accounts and audit log wired on top (``accounts.gallery``, ``accounts.audit``)."""
+    from faceward.services.accounts import AccountService
+    from faceward.services.audit import AuditLog
+
+    gallery = open_gallery(settings, create_schema=create_schema)
+    return AccountService(gallery, AuditLog(gallery.store, gallery.tenant_key, clock=gallery.clock))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -42,3 +42,34 @@ class FaceRecord:
     image_sha256: str
     created_at: datetime
     seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    tenant_id: str
+    secret_hash: bytes
+    role_sealed: bytes
+    label_sealed: bytes
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    tenant_id: str
+    seq: int
+    at: datetime
+    payload_sealed: bytes
+    mac: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    tenant_id: str
+    bucket: str
+    day: date
+    owner_sealed: bytes
+    count_sealed: bytes

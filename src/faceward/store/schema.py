@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -86,4 +87,53 @@ erasures = Table(
     Column("erased_at", DateTime(timezone=True), nullable=False),
 )
 
-TENANT_TABLES = ("subjects", "faces", "erasures")
+# API keys: only a keyed hash of the secret; role and label sealed with the tenant key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", LargeBinary, nullable=False),
+    Column("role_sealed", LargeBinary, nullable=False),
+    Column("label_sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_api_keys_tenant", "tenant_id", "created_at"),
+)
+
+# The audit log: per-tenant sequence, sealed payload (actor, action, details, source), HMAC chain.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("payload_sealed", LargeBinary, nullable=False),
+    Column("mac", LargeBinary, nullable=False),
+    Index("ix_audit_log_at", "tenant_id", "at"),
+)
+
+# The head of each tenant's chain: the row every append locks, and the last (seq, mac) to detect truncation.
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("mac", LargeBinary, nullable=False),
+)
+
+# Usage counters: the owner (key id and kind) appears only as a keyed hash (bucket) and sealed; the count is sealed.
+usage = Table(
+    "usage",
+    metadata,
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("bucket", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("owner_sealed", LargeBinary, nullable=False),
+    Column("count_sealed", LargeBinary, nullable=False),
+)
+
+TENANT_TABLES = ("subjects", "faces", "erasures", "api_keys", "audit_log", "audit_heads", "usage")
+"""Every table whose rows belong to one tenant (a ``tenant_id`` column): PostgreSQL forces RLS on each."""

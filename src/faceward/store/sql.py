@@ -123,7 +123,10 @@ class SqlStore:
 
     def delete_tenant(self, tenant_id: str) -> None:
         with self.transaction(tenant_id) as conn:
-            for table in (schema.faces, schema.erasures, schema.subjects):
+            for table in (
+                schema.faces, schema.erasures, schema.subjects,
+                schema.usage, schema.audit_log, schema.audit_heads, schema.api_keys,
+            ):
                 conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
             conn.execute(delete(schema.tenants).where(schema.tenants.c.id == tenant_id))
 

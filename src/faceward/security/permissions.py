@@ -1,0 +1,32 @@
+"""Roles and permissions: closed enums, permissions spelled ``scope:resource:action``.
+
+Which role holds which permission is decided in :mod:`faceward.security.policy`
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Role(str, Enum):
+    """What an API key is for. A tenant's first key is an admin key; admins mint the others."""
+
+    ADMIN = "admin"
+    ENROLLER = "enroller"
+    SEARCHER = "searcher"
+    AUDITOR = "auditor"
+
+
+class Permission(str, Enum):
+    KEYS_MANAGE = "tenant:keys:manage"
+    USAGE_READ = "tenant:usage:read"
+    AUDIT_READ = "tenant:audit:read"
+    SUBJECTS_READ = "gallery:subjects:read"
+    SUBJECTS_WRITE = "gallery:subjects:write"
+    FACES_WRITE = "gallery:faces:write"
+    SEARCH = "gallery:search:run"
+    VERIFY = "gallery:verify:run"
+
+
+__all__ = ["Permission", "Role"]

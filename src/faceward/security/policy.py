@@ -1,0 +1,56 @@
+"""The one place access is decided: which role holds which permission.
+
+Roles are deliberately disjoint (separation of duties): the admin who mints
+keys cannot search the gallery with their own key, the searcher cannot enroll,
+and the auditor reads the audit log and nothing else. An admin who needs to
+search mints a searcher key, and that act is itself audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from faceward.security.errors import Forbidden
+from faceward.security.permissions import Permission, Role
+
+ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
+    {
+        Role.ADMIN: frozenset({Permission.KEYS_MANAGE, Permission.USAGE_READ, Permission.AUDIT_READ}),
+        Role.ENROLLER: frozenset({Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE}),
+        Role.SEARCHER: frozenset({Permission.SEARCH, Permission.VERIFY}),
+        Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: an authenticated API key of one tenant, with its role."""
+
+    tenant_id: str
+    key_id: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this principal."""
+        return f"key:{self.key_id}"
+
+
+def permissions_of(role: Role) -> frozenset[Permission]:
+    return ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def allowed(principal: Principal, permission: Permission) -> bool:
+    return permission in permissions_of(principal.role)
+
+
+def authorize(principal: Principal, permission: Permission) -> None:
+    """Return if ``principal`` holds ``permission``; raise :class:`Forbidden` with the reason otherwise."""
+    if not allowed(principal, permission):
+        raise Forbidden(reason=f"role {principal.role.value!r} lacks permission {permission.value!r}")
+
+
+__all__ = ["ROLE_PERMISSIONS", "Principal", "allowed", "authorize", "permissions_of"]

@@ -1,0 +1,255 @@
+"""Tenants' accounts: creating and suspending tenants, minting and revoking API keys, authenticating requests.
+
+Every change to keys is audited in the same transaction as the change itself.
+Authentication failures are audited when the key id names a known tenant (an
+unknown key id has no tenant to log under). Tenants are created, suspended and
+deleted only by the operator (the CLI); no API key can do it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import update
+
+from faceward.errors import InvalidInput, NotFound
+from faceward.security.apikeys import (
+    Token,
+    hash_token,
+    matches,
+    new_token,
+    open_label,
+    open_role,
+    parse_token,
+    pepper,
+    seal_label,
+    seal_role,
+)
+from faceward.security.errors import Unauthenticated
+from faceward.security.permissions import Role
+from faceward.security.policy import Principal
+from faceward.services.audit import AuditLog
+from faceward.services.gallery import GalleryService
+from faceward.store import schema
+from faceward.store.accounts import AccountStore, utc
+from faceward.store.records import ApiKeyRecord
+
+log = logging.getLogger("faceward.accounts")
+
+OPERATOR = "operator"
+TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is written at most this often per key
+MAX_LABEL = 100
+_DUMMY = Token("0" * 16, "0" * 43)
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """An API key as its tenant's admin sees it: never the secret, nor its hash."""
+
+    id: str
+    role: Role
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["role"] = self.role.value
+        return data
+
+
+class AccountService:
+    def __init__(self, gallery: GalleryService, audit: AuditLog) -> None:
+        self.gallery = gallery
+        self.audit = audit
+        self.store = gallery.store
+        self._repo = AccountStore(gallery.store)
+
+    def _now(self) -> datetime:
+        return utc(self.gallery.clock())
+
+    # -- tenants (operator only) ----------------------------------------------------
+
+    def create_tenant(self, name: str) -> tuple[str, str]:
+        """A new tenant and its first admin key; the key's secret is returned here once and never again."""
+        tenant_id = self.gallery.create_tenant(name)
+        try:
+            self.audit.append(tenant_id, actor=OPERATOR, action="tenant.create", details={}, source=None)
+            _, token = self.create_key(tenant_id, Role.ADMIN, "initial admin key", None, actor=OPERATOR, source=None)
+        except BaseException:
+            self.store.delete_tenant(tenant_id)
+            raise
+        return tenant_id, token
+
+    def list_tenants(self) -> list[dict[str, Any]]:
+        """Operator view of every tenant: names opened with the master key, counts per tenant."""
+        rows = []
+        for record in self.store.list_tenants():
+            shredded = record.wrapped_key is None
+            rows.append({
+                "id": record.id,
+                "name": self.gallery.tenant_name(record),
+                "status": record.status,
+                "created_at": utc(record.created_at),
+                "keys": 0 if shredded else self._repo.count_keys(record.id),
+                "subjects": 0 if shredded else self.store.count_subjects(record.id),
+            })
+        return rows
+
+    def _live_tenant(self, tenant_id: str) -> None:
+        if self.store.get_tenant(tenant_id).wrapped_key is None:
+            raise NotFound("no such tenant")
+
+    def suspend_tenant(self, tenant_id: str, suspended: bool = True) -> None:
+        """Suspend (every key stops authenticating at once) or reinstate a tenant."""
+        self._live_tenant(tenant_id)
+        status = "suspended" if suspended else "active"
+        with self.store.transaction(tenant_id) as conn:
+            conn.execute(update(schema.tenants).where(schema.tenants.c.id == tenant_id).values(status=status))
+            self.audit.append(
+                tenant_id, actor=OPERATOR, action="tenant.suspend" if suspended else "tenant.resume",
+                details={}, source=None, conn=conn,
+            )
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        """Crypto-shred: destroy the wrapped tenant key (committed first), then delete every row.
+
+        Once the first step commits, everything sealed under the tenant key, in
+        this database and in every backup of it, is unreadable. Should the
+        second step fail, the tenant lists as shredded and deleting it again
+        finishes the job.
+        """
+        self.store.get_tenant(tenant_id)  # NotFound for an unknown id
+        self.store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
+        self.gallery.forget_keys()
+        self.gallery.indexes.drop_tenant(tenant_id)
+        self.store.delete_tenant(tenant_id)
+        log.info("tenant %s crypto-shredded and deleted by the operator", tenant_id)
+
+    # -- API keys -------------------------------------------------------------------
+
+    def _view(self, tenant_key: bytes, record: ApiKeyRecord) -> KeyView:
+        return KeyView(
+            id=record.id,
+            role=open_role(tenant_key, record),
+            label=open_label(tenant_key, record),
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            revoked_at=record.revoked_at,
+            last_used_at=record.last_used_at,
+        )
+
+    def create_key(
+        self,
+        tenant_id: str,
+        role: Role,
+        label: str,
+        expires_at: datetime | None,
+        *,
+        actor: str,
+        source: str | None,
+    ) -> tuple[KeyView, str]:
+        """Mint a key; returns its view and the token ``fw_<id>_<secret>``, shown once."""
+        self.gallery.active_tenant(tenant_id)
+        try:
+            role = Role(role)
+        except ValueError:
+            raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}") from None
+        label = (label or "").strip()
+        if len(label) > MAX_LABEL:
+            raise InvalidInput(f"a key label has at most {MAX_LABEL} characters")
+        now = self._now()
+        if expires_at is not None:
+            expires_at = utc(expires_at)
+            if expires_at <= now:
+                raise InvalidInput("expires_at must be in the future")
+        token = new_token()
+        tenant_key = self.gallery.tenant_key(tenant_id)
+        record = ApiKeyRecord(
+            id=token.key_id,
+            tenant_id=tenant_id,
+            secret_hash=hash_token(pepper(tenant_key), token),
+            role_sealed=seal_role(tenant_key, tenant_id, token.key_id, role),
+            label_sealed=seal_label(tenant_key, tenant_id, token.key_id, label),
+            created_at=now,
+            expires_at=expires_at,
+        )
+        with self.store.transaction(tenant_id) as conn:
+            self._repo.add_key(record, conn=conn)
+            self.audit.append(
+                tenant_id, actor=actor, action="key.create",
+                details={"key_id": record.id, "role": role.value, "expires_at": expires_at},
+                source=source, conn=conn,
+            )
+        return self._view(tenant_key, record), str(token)
+
+    def list_keys(self, tenant_id: str) -> list[KeyView]:
+        tenant_key = self.gallery.tenant_key(tenant_id)
+        return [self._view(tenant_key, r) for r in self._repo.list_keys(tenant_id)]
+
+    def get_key(self, tenant_id: str, key_id: str) -> KeyView:
+        return self._view(self.gallery.tenant_key(tenant_id), self._repo.get_key(tenant_id, key_id))
+
+    def revoke_key(self, tenant_id: str, key_id: str, *, actor: str, source: str | None) -> None:
+        """Revoke at once; revoking a revoked key changes nothing. :class:`NotFound` for another tenant's key."""
+        with self.store.transaction(tenant_id) as conn:
+            if self._repo.revoke_key(tenant_id, key_id, at=self._now(), conn=conn):
+                self.audit.append(
+                    tenant_id, actor=actor, action="key.revoke", details={"key_id": key_id}, source=source, conn=conn
+                )
+
+    # -- authentication -------------------------------------------------------------
+
+    def authenticate(self, token: str | None, *, source: str | None) -> Principal:
+        """The principal behind ``token``, or :class:`Unauthenticated` (one message for every cause)."""
+        if not token:
+            raise Unauthenticated("an API key is required", reason="missing")
+        parsed = parse_token(token)
+        if parsed is None:
+            matches(None, _DUMMY, None)
+            raise Unauthenticated(reason="malformed")
+        record = self._repo.key_for_authentication(parsed.key_id)
+        tenant_key: bytes | None = None
+        status = None
+        if record is not None:
+            try:
+                tenant = self.store.get_tenant(record.tenant_id)
+                if tenant.wrapped_key is not None:
+                    tenant_key = self.gallery.tenant_key(record.tenant_id)
+                    status = tenant.status
+            except NotFound:
+                pass
+        ok = matches(pepper(tenant_key) if tenant_key is not None else None, parsed, record.secret_hash if record else None)
+        if record is None or tenant_key is None:
+            raise Unauthenticated(reason="unknown key")
+        now = self._now()
+        reason = None
+        if not ok:
+            reason = "wrong secret"
+        elif record.revoked_at is not None:
+            reason = "revoked"
+        elif record.expires_at is not None and record.expires_at <= now:
+            reason = "expired"
+        elif status != "active":
+            reason = f"tenant {status}"
+        if reason is not None:
+            self.audit.append(
+                record.tenant_id, actor=f"key:{record.id}", action="auth.failure",
+                details={"key_id": record.id, "reason": reason}, source=source,
+            )
+            raise Unauthenticated(reason=reason)
+        role = open_role(tenant_key, record)
+        if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
+            self._repo.touch_key(record.tenant_id, record.id, at=now)
+        return Principal(record.tenant_id, record.id, role)
+
+
+__all__ = ["KeyView", "AccountService", "OPERATOR", "TOUCH_INTERVAL"]
