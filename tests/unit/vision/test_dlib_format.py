@@ -117,3 +117,12 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path: Path) -> None:
     good = path.read_bytes()
     path.write_bytes(good[:1000])
     assert converted_model_path("descriptor", tmp_path).read_bytes() == good
+
+
+def test_topology_mismatch_is_refused(descriptor_bytes: bytes) -> None:
+    from faceward.vision.onnx.convert import descriptor_onnx, mmod_onnx
+
+    with pytest.raises(DlibFormatError):
+        descriptor_onnx(parse(_model_bytes(ModelName.MMOD)))
+    with pytest.raises(DlibFormatError):
+        mmod_onnx(parse(descriptor_bytes))
