@@ -16,10 +16,14 @@ Why this shape (the long form is docs/decisions/005-vector-index.md):
   fast as the graph there and the answer is then exact.
 
 Labels map to *rows* of the float32 store, and the graph is keyed by row, so a
-search result indexes the store without any lookup. A removed label's row is
-zeroed at once and tombstoned in the graph, and every result is checked against
-the live-row table, so a removed label is never returned. Dead rows are
-reclaimed by :meth:`AnnIndex.compact` (a rebuild), never implicitly.
+search result indexes the store without any lookup. The graph is built without
+USearch's own key table (``enable_key_lookups=False``): that table costs ~70
+bytes a face, which the 400 B/face budget cannot afford. So removal happens on
+our side: a removed label's row is zeroed at once and marked dead in the
+row -> label table, and every candidate is checked against that table, so a
+removed label is never returned. The dead node stays in the graph as a
+waypoint (the short list is widened to make up for it) until
+:meth:`AnnIndex.compact` rebuilds; nothing compacts implicitly.
 """
 
 from __future__ import annotations
@@ -258,6 +262,7 @@ class AnnIndex:
             connectivity=p.connectivity,
             expansion_add=p.expansion_add,
             expansion_search=p.expansion_search,
+            enable_key_lookups=False,
         )
 
     # -- VectorIndex -------------------------------------------------------
@@ -293,7 +298,6 @@ class AnnIndex:
             return
         self._row_label[rows] = -1
         self._store.zero(rows)
-        self._graph.remove(rows.astype(np.uint64))
 
     def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
         queries = self._check_vectors(queries, what="queries")
@@ -340,7 +344,11 @@ class AnnIndex:
     def _candidates(self, queries: NDArray[np.float32], k: int) -> NDArray[np.int64]:
         """Q x C candidate rows from the graph, -1 where it had fewer."""
         p = self.params
-        count = max(k * p.rerank_factor, p.min_candidates, k)
+        wanted = max(k * p.rerank_factor, p.min_candidates, k)
+        # Dead rows still come back from the graph and are dropped in the re-rank:
+        # ask for enough more that about ``wanted`` live ones remain.
+        live_share = max(len(self) / max(self._store.size, 1), 0.1)
+        count = int(np.ceil(wanted / live_share))
         # HNSW cannot return more than ef results; keep ef at least the short list.
         self._graph.expansion_search = max(p.expansion_search, count)
         found = self._graph.search(queries, count, threads=p.threads)
@@ -368,7 +376,7 @@ class AnnIndex:
             valid = rows >= 0
             safe = np.where(valid, rows, 0)
             labels = self._row_label[safe]
-            valid &= labels >= 0  # a tombstoned row is never returned, whatever the graph says
+            valid &= labels >= 0  # a dead row is never returned, whatever the graph says
             vectors = store[safe.reshape(-1)].reshape(rows.shape[0], rows.shape[1], self.dim)
             scores = np.einsum("qcd,qd->qc", vectors, queries)
         scores = np.where(valid, scores, -np.inf).astype(np.float32)
@@ -401,7 +409,7 @@ class AnnIndex:
         return self._row_label[rows].copy(), np.array(self._store.view()[rows], dtype=np.float32)
 
     def compact(self) -> None:
-        """Rebuild store and graph from the live rows: reclaims dead rows and drops tombstoned i8 copies."""
+        """Rebuild store and graph from the live rows: reclaims dead rows and drops their i8 copies from the graph."""
         labels, vectors = self.items()
         path = self._store.path
         self._store.close()
@@ -412,7 +420,7 @@ class AnnIndex:
         self.add(labels, vectors)
 
     def graph_bytes(self) -> bytes | None:
-        """The serialised graph, or None while it holds tombstones (an erased face's i8 copy must not persist)."""
+        """The serialised graph, or None while it holds dead rows (an erased face's i8 copy must not persist)."""
         if self.dead_rows:
             return None
         return bytes(self._graph.save())
@@ -433,7 +441,13 @@ class AnnIndex:
         if graph is None or len(labels) == 0:
             index.add(labels, vectors)
             return index
-        restored = _UsearchIndex.restore(graph if isinstance(graph, bytearray) else bytearray(graph))
+        restored = _UsearchIndex.restore(
+            graph if isinstance(graph, bytearray) else bytearray(graph),
+            connectivity=params.connectivity,
+            expansion_add=params.expansion_add,
+            expansion_search=params.expansion_search,
+            enable_key_lookups=False,
+        )
         if restored is None or len(restored) != len(labels) or restored.ndim != index.dim:
             raise IndexError_("the stored graph does not match the stored vectors")
         restored.expansion_search = params.expansion_search

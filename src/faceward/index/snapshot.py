@@ -179,7 +179,7 @@ def save_snapshot(index: VectorIndex, path: Path | str, key: bytes, tenant_id: s
 
     ``last_seq`` is the store's highest face seq the index reflects; it comes
     back from :func:`load_snapshot` so the caller replays only newer faces.
-    An ANN index with tombstones is saved without its graph (the graph still
+    An ANN index with dead rows is saved without its graph (the graph still
     holds erased faces' i8 copies) and is rebuilt on load.
     """
     path = Path(path)

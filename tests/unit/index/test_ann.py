@@ -50,7 +50,7 @@ def test_compact_drops_dead_rows_and_keeps_answers() -> None:
     index.add(np.arange(500), vectors)
     index.remove(range(0, 500, 2))
     before = index.search(vectors[:20], 5)
-    assert index.graph_bytes() is None  # tombstoned i8 copies must not reach a snapshot
+    assert index.graph_bytes() is None  # dead rows' i8 copies must not reach a snapshot
     index.compact()
     assert index.dead_rows == 0 and len(index) == 250 and index.graph_bytes() is not None
     after = index.search(vectors[:20], 5)
