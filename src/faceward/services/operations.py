@@ -1,0 +1,354 @@
+"""The use cases the REST API (and the web console through it) call: one method per act.
+
+Every act runs the same steps, in this order, so no route decides anything:
+
+1. **rate limit** - one token from the caller key's bucket (:mod:`faceward.services.ratelimit`),
+   before anything else so that even refused requests are bounded;
+2. **authorize** - :func:`faceward.security.policy.authorize`; a denial is written to the
+   audit log with its reason and the client gets a plain 403;
+3. **quota** - searches only: the key's searches today, counted in the database, against
+   :attr:`Limits.searches_per_day` (429 with the seconds to UTC midnight);
+4. **usage** - the act is counted for the key when admitted (so a quota counts attempts,
+   including a search whose probe shows no face: probing is what a quota limits);
+5. **the act** - the :class:`~faceward.services.gallery.GalleryService` call;
+6. **audit** - one entry; if it cannot be written the act fails, and an enrollment removes
+   the face it stored. Erasure writes its entry first and erases only once it is written.
+
+What the audit keeps: ids, hashes and the operator's stated purpose and case reference.
+Never a probe image (only its SHA-256), a name, a consent reference or a template.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from faceward.errors import InvalidInput, NotFound
+from faceward.security.apikeys import is_key_id
+from faceward.security.errors import Forbidden, RateLimited
+from faceward.security.permissions import Permission, Role
+from faceward.security.policy import Principal, authorize
+from faceward.services.consent import Consent
+from faceward.services.gallery import FaceView, GalleryService, SearchResult, SubjectView, VerifyResult, utcnow
+from faceward.services.ratelimit import TokenBucket, retry_after_seconds
+
+if TYPE_CHECKING:
+    from faceward.services.accounts import AccountService, KeyView
+    from faceward.services.audit import AuditEntry, AuditLog
+    from faceward.services.usage import UsageService
+
+log = logging.getLogger(__name__)
+
+SUBJECT_ID = re.compile(r"s_[0-9a-f]{28}")
+TEXT_MAX = 500
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-key limits. Defaults suit one investigator's interactive use, not bulk scraping."""
+
+    requests_per_minute: float = 300.0
+    burst: int = 60
+    searches_per_day: int = 2000
+
+
+def _clean(value: str, what: str, *, max_len: int = TEXT_MAX) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput(f"{what} is required")
+    if len(value) > max_len:
+        raise InvalidInput(f"{what} is longer than {max_len} characters")
+    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF or ord(c) == 0x7F for c in value):
+        raise InvalidInput(f"{what} contains control characters")
+    return value
+
+
+class Operations:
+    """The acts of an authenticated key. Every method takes the caller's :class:`Principal` and
+    ``source`` (the client address, for the audit log) and raises domain errors only."""
+
+    def __init__(
+        self,
+        gallery: GalleryService,
+        accounts: AccountService,
+        audit: AuditLog,
+        usage: UsageService,
+        *,
+        limits: Limits | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.gallery = gallery
+        self.accounts = accounts
+        self.audit = audit
+        self.usage = usage
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.bucket = TokenBucket(self.limits.requests_per_minute, self.limits.burst, clock=monotonic)
+
+    # -- the common steps -----------------------------------------------------------
+
+    def _admit(self, principal: Principal, permission: Permission, act: str, source: str) -> None:
+        wait = self.bucket.take(principal.key_id)
+        if wait > 0:
+            raise RateLimited("too many requests for this key; slow down", retry_after=retry_after_seconds(wait))
+        try:
+            authorize(principal, permission)
+        except Forbidden as exc:
+            self._record_denial(principal, act, permission, exc, source)
+            raise
+        if act == "search":
+            self._check_search_quota(principal)
+        else:
+            self._count(principal, act)
+
+    def _record_denial(self, principal: Principal, act: str, permission: Permission, exc: Forbidden, source: str) -> None:
+        details = {"act": act, "permission": permission.value, "role": principal.role.value, "reason": exc.reason}
+        try:
+            self.audit.append(principal.tenant_id, actor=principal.actor, action="denied", details=details, source=source)
+        except Exception:  # the denial stands whether or not it could be recorded
+            log.exception("could not audit a denied %s by key %s", act, principal.key_id)
+
+    def _count(self, principal: Principal, kind: str) -> int:
+        return self.usage.record(principal.tenant_id, principal.key_id, kind, day=self.clock().date())
+
+    def _check_search_quota(self, principal: Principal) -> None:
+        count = self._count(principal, "search")
+        if count > self.limits.searches_per_day:
+            now = self.clock().astimezone(timezone.utc)
+            midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
+            raise RateLimited(
+                f"this key's daily search quota ({self.limits.searches_per_day}) is used up",
+                retry_after=retry_after_seconds((midnight - now).total_seconds()),
+            )
+
+    def _audit(self, principal: Principal, action: str, details: dict[str, Any], source: str) -> None:
+        self.audit.append(principal.tenant_id, actor=principal.actor, action=action, details=details, source=source)
+
+    @staticmethod
+    def _subject_id(subject_id: str) -> str:
+        # Malformed ids are unknown ids: the same 404, and nothing odd reaches the database.
+        if not isinstance(subject_id, str) or not SUBJECT_ID.fullmatch(subject_id):
+            raise NotFound("no such subject")
+        return subject_id
+
+    @staticmethod
+    def _same_404(exc: NotFound, what: str) -> NotFound:
+        return NotFound(f"no such {what}")
+
+    # -- keys -----------------------------------------------------------------------
+
+    def create_key(
+        self, principal: Principal, role: Role, label: str, expires_at: datetime | None, *, source: str
+    ) -> tuple[KeyView, str]:
+        """A new key for the caller's tenant; the secret is returned once and never stored."""
+        self._admit(principal, Permission.KEYS_MANAGE, "key.create", source)
+        label = _clean(label, "a key label", max_len=100)
+        if expires_at is not None and _aware(expires_at) <= self.clock():
+            raise InvalidInput("expires_at must be in the future")
+        # AccountService writes the audit entry for key changes itself.
+        return self.accounts.create_key(
+            principal.tenant_id, role, label, expires_at, actor=principal.actor, source=source
+        )
+
+    def list_keys(self, principal: Principal, *, source: str) -> list[KeyView]:
+        self._admit(principal, Permission.KEYS_MANAGE, "key.list", source)
+        keys = self.accounts.list_keys(principal.tenant_id)
+        self._audit(principal, "key.list", {"count": len(keys)}, source)
+        return keys
+
+    def revoke_key(self, principal: Principal, key_id: str, *, source: str) -> None:
+        self._admit(principal, Permission.KEYS_MANAGE, "key.revoke", source)
+        if not isinstance(key_id, str) or not is_key_id(key_id):
+            raise NotFound("no such key")
+        try:
+            self.accounts.revoke_key(principal.tenant_id, key_id, actor=principal.actor, source=source)
+        except NotFound as exc:
+            raise self._same_404(exc, "key") from None
+
+    # -- subjects -------------------------------------------------------------------
+
+    def create_subject(
+        self,
+        principal: Principal,
+        display_name: str,
+        *,
+        basis: str,
+        reference: str,
+        given_at: datetime | None,
+        expires_at: datetime | None,
+        source: str,
+    ) -> SubjectView:
+        """A subject with its consent record; without a valid consent nothing is created (422)."""
+        self._admit(principal, Permission.SUBJECTS_WRITE, "subject.create", source)
+        display_name = _clean(display_name, "a display name", max_len=200)
+        consent = Consent.build(basis, _clean(reference, "a consent reference", max_len=200), given_at, expires_at, now=self.clock())
+        view = self.gallery.create_subject(principal.tenant_id, display_name, consent)
+        try:
+            self._audit(principal, "subject.create", {"subject_id": view.id, "consent_basis": consent.basis.value}, source)
+        except Exception:
+            self._undo_subject(principal.tenant_id, view.id)
+            raise
+        return view
+
+    def get_subject(self, principal: Principal, subject_id: str, *, source: str) -> SubjectView:
+        self._admit(principal, Permission.SUBJECTS_READ, "subject.read", source)
+        try:
+            view = self.gallery.get_subject(principal.tenant_id, self._subject_id(subject_id))
+        except NotFound as exc:
+            raise self._same_404(exc, "subject") from None
+        self._audit(principal, "subject.read", {"subject_id": view.id}, source)
+        return view
+
+    def list_subjects(self, principal: Principal, *, limit: int, offset: int, source: str) -> list[SubjectView]:
+        self._admit(principal, Permission.SUBJECTS_READ, "subject.list", source)
+        views = self.gallery.list_subjects(principal.tenant_id, limit=limit, offset=offset)
+        self._audit(principal, "subject.list", {"limit": limit, "offset": offset, "count": len(views)}, source)
+        return views
+
+    def erase_subject(self, principal: Principal, subject_id: str, *, source: str) -> list[str]:
+        """Erase a subject and every face of it. The audit entry (ids only) is written first;
+        nothing is erased unless it was."""
+        self._admit(principal, Permission.SUBJECTS_WRITE, "subject.erase", source)
+        tenant_id = principal.tenant_id
+        subject_id = self._subject_id(subject_id)
+        try:
+            self.gallery.store.get_subject(tenant_id, subject_id)
+            face_ids = [f.id for f in self.gallery.store.faces_of(tenant_id, subject_id)]
+        except NotFound as exc:
+            raise self._same_404(exc, "subject") from None
+        self._audit(principal, "subject.erase", {"subject_id": subject_id, "face_ids": face_ids}, source)
+        try:
+            return self.gallery.delete_subject(tenant_id, subject_id)
+        except NotFound as exc:  # erased by someone else meanwhile: the outcome the caller wanted
+            raise self._same_404(exc, "subject") from None
+        except Exception:
+            try:
+                self._audit(principal, "subject.erase_failed", {"subject_id": subject_id}, source)
+            except Exception:
+                log.exception("could not audit a failed erasure of %s", subject_id)
+            raise
+
+    def _undo_subject(self, tenant_id: str, subject_id: str) -> None:
+        try:
+            self.gallery.delete_subject(tenant_id, subject_id)
+        except Exception:
+            log.exception("could not remove unaudited subject %s", subject_id)
+
+    # -- faces ----------------------------------------------------------------------
+
+    def enroll(self, principal: Principal, subject_id: str, image: bytes, *, source: str) -> FaceView:
+        """Enroll the one face in ``image`` (uploaded bytes; they are hashed, never kept)."""
+        self._admit(principal, Permission.FACES_WRITE, "face.enroll", source)
+        tenant_id = principal.tenant_id
+        try:
+            face = self.gallery.enroll(tenant_id, self._subject_id(subject_id), image)
+        except NotFound as exc:
+            raise self._same_404(exc, "subject") from None
+        details = {"subject_id": face.subject_id, "face_id": face.id, "image_sha256": face.image_sha256, "duplicate": face.duplicate}
+        try:
+            self._audit(principal, "face.enroll", details, source)
+        except Exception:
+            if not face.duplicate:
+                self._discard_face(tenant_id, face.id)
+            raise
+        return face
+
+    def _discard_face(self, tenant_id: str, face_id: str) -> None:
+        """Remove a face whose enrollment could not be audited, from the store and the index."""
+        store = self.gallery.store
+        try:
+            remove = getattr(store, "delete_face", None)
+            if remove is not None:
+                remove(tenant_id, face_id)
+            else:
+                from sqlalchemy import delete
+
+                from faceward.store import schema
+
+                with store.transaction(tenant_id) as conn:
+                    conn.execute(delete(schema.faces).where(schema.faces.c.tenant_id == tenant_id, schema.faces.c.id == face_id))
+        except Exception:
+            log.exception("could not remove unaudited face %s", face_id)
+        # The in-memory index follows additions by sequence; rebuild it rather than trust it.
+        self.gallery.indexes.drop_tenant(tenant_id)
+
+    # -- search and verify ----------------------------------------------------------
+
+    def search(
+        self, principal: Principal, image: bytes, *, purpose: str, case_reference: str, k: int = 10, source: str
+    ) -> SearchResult:
+        """1:N search. ``purpose`` and ``case_reference`` are required and audited with the probe's
+        SHA-256 and the candidates' ids; the probe itself is never stored."""
+        self._admit(principal, Permission.SEARCH, "search", source)
+        purpose = _clean(purpose, "a purpose")
+        case_reference = _clean(case_reference, "a case reference")
+        result = self.gallery.search(principal.tenant_id, image, k=k)
+        details = {
+            "purpose": purpose, "case_reference": case_reference, "probe_sha256": result.probe_sha256, "k": k,
+            "gallery_faces": result.gallery_size, "candidates": [c.subject_id for c in result.candidates],
+        }
+        self._audit(principal, "search", details, source)
+        return result
+
+    def verify_images(self, principal: Principal, image_a: bytes, image_b: bytes, *, source: str) -> VerifyResult:
+        self._admit(principal, Permission.VERIFY, "verify", source)
+        result = self.gallery.verify_images(principal.tenant_id, image_a, image_b)
+        details = {"mode": "images", "image_sha256": [_sha256(image_a), _sha256(image_b)], "decision": result.decision.value}
+        self._audit(principal, "verify", details, source)
+        return result
+
+    def verify_subject(self, principal: Principal, image: bytes, subject_id: str, *, source: str) -> VerifyResult:
+        self._admit(principal, Permission.VERIFY, "verify", source)
+        try:
+            result = self.gallery.verify_subject(principal.tenant_id, image, self._subject_id(subject_id))
+        except NotFound as exc:
+            raise self._same_404(exc, "subject") from None
+        details = {"mode": "subject", "subject_id": subject_id, "image_sha256": [_sha256(image)], "decision": result.decision.value}
+        self._audit(principal, "verify", details, source)
+        return result
+
+    # -- oversight ------------------------------------------------------------------
+
+    def usage_summary(self, principal: Principal, *, source: str) -> dict[str, Any]:
+        self._admit(principal, Permission.USAGE_READ, "usage.read", source)
+        summary = self.usage.summary(principal.tenant_id)
+        self._audit(principal, "usage.read", {}, source)
+        return summary
+
+    def audit_entries(
+        self,
+        principal: Principal,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        source: str,
+    ) -> list[AuditEntry]:
+        """The tenant's audit log, newest last. Reading it is itself audited."""
+        self._admit(principal, Permission.AUDIT_READ, "audit.read", source)
+        entries = self.audit.entries(
+            principal.tenant_id, since=since, until=until, actor=actor, action=action, limit=limit, offset=offset
+        )
+        filters = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
+                   "actor": actor, "action": action, "limit": limit, "offset": offset}
+        self._audit(principal, "audit.read", {k: v for k, v in filters.items() if v is not None}, source)
+        return list(entries)
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
