@@ -113,7 +113,10 @@ def test_onnx_mmod_matches_dlib(upsample: int, count: int, tmp_path_factory: pyt
     for path in sample_images(root, count):
         with Image.open(path) as img:
             rgb = np.asarray(img.convert("RGB"))
-        ref = [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), d.confidence) for d in reference(rgb, upsample)]
+        ref = [
+            (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), d.confidence)
+            for d in reference(rgb, upsample)
+        ]
         out = detector.detect(rgb, upsample)
         assert [r[:4] for r in out] == [r[:4] for r in ref], path.name
         worst = max([worst, *(abs(a[4] - b[4]) for a, b in zip(out, ref, strict=True))])

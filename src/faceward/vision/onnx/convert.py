@@ -317,7 +317,8 @@ def mmod_metadata(net: DlibNet) -> dict[str, str]:
     ``map`` is dlib's ``output_tensor_to_input_tensor`` for this net: input = scale * output + offset
     (each conv maps p -> p * stride - pad + kernel / 2).
     """
-    if not isinstance(net.loss, LossMmod) or net.input.pyramid_padding is None or net.input.pyramid_outer_padding is None:
+    padding, outer = net.input.pyramid_padding, net.input.pyramid_outer_padding
+    if not isinstance(net.loss, LossMmod) or padding is None or outer is None:
         raise DlibFormatError("not an MMOD network")
     if net.loss.use_bounding_box_regression:
         raise DlibFormatError("MMOD bounding box regression is not supported")
@@ -333,8 +334,8 @@ def mmod_metadata(net: DlibNet) -> dict[str, str]:
         "faceward.kind": "mmod",
         "dlib.input.avg": ",".join(repr(v) for v in (net.input.avg_red, net.input.avg_green, net.input.avg_blue)),
         "dlib.pyramid.down": "6",  # pyramid_down<6>: the net's C++ type, not stored in the file
-        "dlib.pyramid.padding": str(net.input.pyramid_padding),
-        "dlib.pyramid.outer_padding": str(net.input.pyramid_outer_padding),
+        "dlib.pyramid.padding": str(padding),
+        "dlib.pyramid.outer_padding": str(outer),
         "dlib.mmod.windows": ";".join(f"{w.width}x{w.height}" for w in net.loss.windows),
         "dlib.mmod.nms": f"{net.loss.nms_iou_thresh!r},{net.loss.nms_percent_covered_thresh!r}",
         "dlib.mmod.map": f"{scale},{offset}",
@@ -351,7 +352,9 @@ def verified_source(kind: ModelKind, source: Path | None = None) -> tuple[Path, 
         raise ModelIntegrityError(f"model file {path} is missing")
     digest = sha256_file(path)
     if digest != entry.sha256:
-        raise ModelIntegrityError(f"model file {path} has SHA-256 {digest}, expected {entry.sha256}; refusing to convert it")
+        raise ModelIntegrityError(
+            f"model file {path} has SHA-256 {digest}, expected {entry.sha256}; refusing to convert it"
+        )
     return path, digest
 
 

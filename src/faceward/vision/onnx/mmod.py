@@ -70,7 +70,9 @@ def _to_image(rects: list[Rect], box: tuple[float, float, float, float], down: i
     return Rect(*(lround(p) for p in pts))
 
 
-def decode(scores: NDArray[np.float32], rects: list[Rect], params: MmodParams, threshold: float = 0.0) -> list[Detection]:
+def decode(
+    scores: NDArray[np.float32], rects: list[Rect], params: MmodParams, threshold: float = 0.0
+) -> list[Detection]:
     """Score map [windows, h, w] of one image -> boxes in that (tiled-pyramid input) image, after NMS."""
     cands: list[tuple[float, Rect]] = []
     for k, (width, height) in enumerate(params.windows):

@@ -169,12 +169,16 @@ def tiled_rects(rows: int, cols: int, down: int, padding: int, outer: int) -> tu
     while i < len(sizes):
         w, h = sizes[i]
         rect = Rect(outer + width - w, y - h, outer + width - 1, y - 1)
-        if max(first.left, rect.left) <= min(first.right, rect.right) and max(first.top, rect.top) <= min(first.bottom, rect.bottom):
+        if _intersects(first, rect):
             break  # would overlap the full-size image
         rects.append(rect)
         y -= h + padding
         i += 1
     return rects, height + 2 * outer, width + 2 * outer
+
+
+def _intersects(a: Rect, b: Rect) -> bool:
+    return max(a.left, b.left) <= min(a.right, b.right) and max(a.top, b.top) <= min(a.bottom, b.bottom)
 
 
 def tiled_pyramid(

@@ -26,7 +26,9 @@ def default_providers() -> list[str]:
     return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
 
 
-def make_session(model_path: Path, *, threads: int | None = None, providers: list[str] | None = None) -> ort.InferenceSession:
+def make_session(
+    model_path: Path, *, threads: int | None = None, providers: list[str] | None = None
+) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads if threads is not None else (os.cpu_count() or 1)
@@ -60,8 +62,8 @@ class OnnxDescriptor:
         if len(chips) == 0:
             return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
         parts = [
-            self._session.run([DESCRIPTOR_OUTPUT], {DESCRIPTOR_INPUT: np.ascontiguousarray(chips[i : i + MAX_BATCH])})[0]
-            for i in range(0, len(chips), MAX_BATCH)
+            self._session.run([DESCRIPTOR_OUTPUT], {DESCRIPTOR_INPUT: np.ascontiguousarray(part)})[0]
+            for part in (chips[i : i + MAX_BATCH] for i in range(0, len(chips), MAX_BATCH))
         ]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
