@@ -1,0 +1,144 @@
+"""The application factory: ``create_app(settings) -> FastAPI``.
+
+Wiring happens here and nowhere else: settings -> master key -> store -> services
+-> :class:`~faceward.services.operations.Operations`, kept on ``app.state`` (no
+module-level singletons). Creating the app fails, before anything is served,
+when there is no master key or it is a placeholder.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from faceward import __version__
+from faceward.api import errors
+from faceward.api.deps import Services
+from faceward.api.middleware import BodyLimitMiddleware, CatchAllMiddleware, SecurityHeadersMiddleware
+from faceward.api.routes import ROUTERS
+from faceward.bootstrap import master_keyring
+from faceward.services.accounts import AccountService
+from faceward.services.audit import AuditLog
+from faceward.services.gallery import GalleryService
+from faceward.services.operations import Limits, Operations
+from faceward.services.usage import UsageService
+from faceward.settings import Settings, load_settings
+from faceward.store import SqlStore
+from faceward.vision import FaceEngine
+
+JSON_BODY_LIMIT = 64 * 1024
+MULTIPART_OVERHEAD = 64 * 1024
+CDN = "https://cdn.jsdelivr.net"
+
+DESCRIPTION = """\
+Consent-first face search for one organisation per tenant.
+
+* Authenticate with an API key: `Authorization: Bearer fw_<key id>_<secret>`.
+* Every error has the shape `{"error": {"code": ..., "message": ...}}`.
+* Search and verify results are **investigative leads** for a trained person to review,
+  never identifications. Searches need a `purpose` and a `case_reference`; both are audited
+  with the probe's SHA-256, and the probe image is never stored.
+* Images are uploaded as bytes (JPEG, PNG or WebP); the API never fetches a URL.
+"""
+
+
+class ApiLimits(BaseSettings):
+    """Per-key limits from ``FACEWARD_RATE_PER_MINUTE``, ``FACEWARD_RATE_BURST``, ``FACEWARD_SEARCHES_PER_DAY``."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEWARD_", extra="ignore")
+
+    rate_per_minute: float = Field(default=Limits.requests_per_minute, gt=0)
+    rate_burst: int = Field(default=Limits.burst, ge=1)
+    searches_per_day: int = Field(default=Limits.searches_per_day, ge=1)
+
+    def limits(self) -> Limits:
+        return Limits(self.rate_per_minute, self.rate_burst, self.searches_per_day)
+
+
+def build_services(settings: Settings, *, engine: FaceEngine | None = None, limits: Limits | None = None) -> Services:
+    """The service graph for ``settings``. Raises ``MasterKeyError`` without a usable master key."""
+    keyring = master_keyring(settings)
+    store = SqlStore.open(settings.db_url)
+    gallery = GalleryService(store, keyring, settings, engine=engine)
+    audit = AuditLog(store, gallery.tenant_key)
+    usage = UsageService(store, gallery.tenant_key)
+    accounts = AccountService(gallery, audit)
+    operations = Operations(gallery, accounts, audit, usage, limits=limits or ApiLimits().limits())
+    return Services(settings, gallery, accounts, audit, usage, operations)
+
+
+def body_limit(settings: Settings) -> Any:
+    """Body caps by route: an image (two for /v1/verify) plus multipart overhead; 64 KiB for JSON."""
+    one = settings.max_image_bytes + MULTIPART_OVERHEAD
+    faces = re.compile(r"^/v1/subjects/[^/]+/faces/?$")
+
+    def limit_for(path: str, method: str) -> int:
+        if method == "POST":
+            if path.rstrip("/") == "/v1/verify":
+                return 2 * settings.max_image_bytes + MULTIPART_OVERHEAD
+            if path.rstrip("/") == "/v1/search" or faces.match(path):
+                return one
+        return JSON_BODY_LIMIT
+
+    return limit_for
+
+
+def _docs_page(openapi_url: str) -> HTMLResponse:
+    """Swagger UI with a CSP that allows its CDN assets and exactly its own inline script."""
+    page = get_swagger_ui_html(openapi_url=openapi_url, title="faceward API", swagger_favicon_url="data:,")
+    html = bytes(page.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    )
+    csp = (
+        f"default-src 'none'; script-src {CDN} {hashes}; style-src {CDN} 'unsafe-inline'; "
+        f"img-src data: {CDN}; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+    return HTMLResponse(html, headers={"content-security-policy": csp})
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    engine: FaceEngine | None = None,
+    limits: Limits | None = None,
+) -> FastAPI:
+    """The REST API. ``services`` (or ``engine``) lets tests share one face engine between apps."""
+    settings = settings or (services.settings if services else load_settings())
+    services = services or build_services(settings, engine=engine, limits=limits)
+    app = FastAPI(
+        title="faceward",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    app.state.services = services
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return _docs_page(app.openapi_url or "/openapi.json")
+
+    # Added innermost first: the last one added is the outermost.
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
+
+
+__all__ = ["ApiLimits", "build_services", "create_app"]

@@ -1,0 +1,83 @@
+"""Typed dependencies: the services wired at start-up, and the caller behind a bearer token.
+
+Nothing here decides what a caller may do; :mod:`faceward.services.operations` does,
+through :func:`faceward.security.policy.authorize`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from faceward.security.errors import Unauthenticated
+from faceward.security.policy import Principal
+from faceward.services.operations import Operations
+from faceward.settings import Settings
+
+if TYPE_CHECKING:
+    from faceward.services.accounts import AccountService
+    from faceward.services.audit import AuditLog
+    from faceward.services.gallery import GalleryService
+    from faceward.services.usage import UsageService
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request may need, built once per application by :func:`faceward.api.app.build_services`."""
+
+    settings: Settings
+    gallery: GalleryService
+    accounts: AccountService
+    audit: AuditLog
+    usage: UsageService
+    operations: Operations
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_operations(request: Request) -> Operations:
+    return get_services(request).operations
+
+
+def client_source(request: Request) -> str:
+    """The client's address as the audit log records it (the proxy's, behind one, unless
+    uvicorn is started with ``--proxy-headers`` and a trusted ``--forwarded-allow-ips``)."""
+    return f"api:{request.client.host}" if request.client else "api"
+
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key, `fw_<key id>_<secret>`, as `Authorization: Bearer <key>`.",
+)
+
+
+def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The authenticated key, or 401 with the same plain message whatever was wrong with it."""
+    if credentials is None:
+        raise Unauthenticated("an API key is required: Authorization: Bearer <key>", reason="no bearer token")
+    return get_services(request).accounts.authenticate(credentials.credentials, source=client_source(request))
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    source: str
+
+
+def get_caller(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Caller:
+    return Caller(principal, client_source(request))
+
+
+OperationsDep = Annotated[Operations, Depends(get_operations)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,97 @@
+"""The one map from failures to HTTP responses: ``{"error": {"code": ..., "message": ...}}``.
+
+* :class:`~faceward.errors.FacewardError` - its own ``status`` and ``code``; its message,
+  except for 5xx errors, whose details stay in the server log (503 keeps its message: the
+  client may retry).
+* ``RequestValidationError`` - 422, code ``invalid_request``, the fields at fault (never their values).
+* Starlette's ``HTTPException`` (unknown route, wrong method, unparseable body) - its status,
+  a code named after it.
+* Anything else - 500, code ``internal_error``, no stack trace; logged with one
+  (:class:`~faceward.api.middleware.CatchAllMiddleware`).
+
+401 carries ``WWW-Authenticate: Bearer`` and 429 ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from faceward.errors import FacewardError
+
+log = logging.getLogger("faceward.api")
+
+MESSAGE_MAX = 1000
+INTERNAL_MESSAGE = "internal error; the server log has the details"
+
+
+def _safe(text: str) -> str:
+    # Messages can quote client input (a field name); keep them short and encodable.
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 1] + "\u2026"
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": _safe(message)}}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def status_code_name(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+async def faceward_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FacewardError)
+    status = exc.status
+    headers: dict[str, str] = {}
+    message = exc.message
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="faceward"'
+    if status == 429:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(retry_after)))
+    if status >= 500:
+        log.error("%s %s failed: %s (%s)", request.method, request.url.path, exc.code, exc.message)
+        if status != 503:
+            message = INTERNAL_MESSAGE
+    return error_response(status, exc.code, message, headers or None)
+
+
+def _field(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)] if isinstance(loc, (list, tuple)) else [str(loc)]
+    return ".".join(parts) or "body"
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()[:10]]
+    return error_response(422, "invalid_request", "; ".join(problems) or "the request is invalid")
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = getattr(exc, "code", None) or status_code_name(exc.status_code)
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and message == "Not Found":
+        message = "no such route"
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, code, message, headers)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FacewardError, faceward_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

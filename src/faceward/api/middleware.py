@@ -1,0 +1,135 @@
+"""Pure ASGI middleware: security headers, the request body cap, and the last-resort 500.
+
+Order, outermost first: :class:`SecurityHeadersMiddleware` (so every response carries
+the headers, errors included) -> :class:`CatchAllMiddleware` -> :class:`BodyLimitMiddleware`
+-> FastAPI's routing and exception handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from faceward.api.errors import INTERNAL_MESSAGE, error_response
+
+log = logging.getLogger("faceward.api")
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+SECURITY_HEADERS = {
+    "content-security-policy": API_CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+class SecurityHeadersMiddleware:
+    """Adds :data:`SECURITY_HEADERS` to every response (a route may set its own CSP, as /docs does)
+    and drops any ``server`` header the application set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+                if "server" in headers:
+                    del headers["server"]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class CatchAllMiddleware:
+    """Any exception that escaped the handlers: log it with its trace, answer a bare 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                return  # the client gets a cut-short response; nothing more can be sent
+            await error_response(500, "internal_error", INTERNAL_MESSAGE)(scope, receive, send)
+
+
+class BodyTooLarge(HTTPException):
+    code = "body_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Caps request bodies before they are read into memory.
+
+    A declared ``Content-Length`` over the cap is refused at once, without reading a byte;
+    a body without one (chunked) is counted as it streams and refused as soon as it passes
+    the cap. ``limit_for(path, method)`` gives the cap of a request.
+    """
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""), scope.get("method", "GET"))
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                length = -1
+            if length < 0 or not declared.strip().isdigit():
+                await error_response(400, "bad_request", "the Content-Length header is malformed")(scope, receive, send)
+                return
+            if length > limit:
+                error = BodyTooLarge(limit)
+                await error_response(413, error.code, str(error.detail), {"connection": "close"})(scope, receive, send)
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,57 @@
+"""1:N search and 1:1 verification (searcher). Results are leads for human review."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+
+from faceward.api.deps import CallerDep, OperationsDep, get_services
+from faceward.api.routes.common import UPLOAD, errors
+from faceward.api.schemas import TEXT_PATTERN, SearchOut, VerifyOut
+from faceward.api.uploads import read_image
+from faceward.errors import InvalidInput
+from faceward.services.gallery import MAX_K
+
+router = APIRouter(prefix="/v1", tags=["matching"], responses=errors(*UPLOAD))
+
+
+@router.post("/search", response_model=SearchOut, summary="Search the gallery with the largest face in a photo")
+def search(
+    image: Annotated[UploadFile, File(description="The probe photo. It is hashed for the audit log and never stored.")],
+    purpose: Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN, description="Why this search is made (audited).")],
+    case_reference: Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN, description="The case it belongs to (audited).")],
+    request: Request,
+    ops: OperationsDep,
+    caller: CallerDep,
+    k: Annotated[int, Form(ge=1, le=MAX_K, description="How many candidates to return.")] = 10,
+) -> SearchOut:
+    data = read_image(image, field="image", max_bytes=get_services(request).settings.max_image_bytes)
+    result = ops.search(caller.principal, data, purpose=purpose, case_reference=case_reference, k=k, source=caller.source)
+    return SearchOut.model_validate(result.as_dict())
+
+
+@router.post(
+    "/verify",
+    response_model=VerifyOut,
+    summary="Compare two photos (image_a, image_b), or a photo with an enrolled subject (image, subject_id)",
+)
+def verify(
+    request: Request,
+    ops: OperationsDep,
+    caller: CallerDep,
+    image_a: Annotated[UploadFile | None, File()] = None,
+    image_b: Annotated[UploadFile | None, File()] = None,
+    image: Annotated[UploadFile | None, File()] = None,
+    subject_id: Annotated[str | None, Form(max_length=64)] = None,
+) -> VerifyOut:
+    cap = get_services(request).settings.max_image_bytes
+    if image_a is not None and image_b is not None and image is None and subject_id is None:
+        a = read_image(image_a, field="image_a", max_bytes=cap)
+        b = read_image(image_b, field="image_b", max_bytes=cap)
+        result = ops.verify_images(caller.principal, a, b, source=caller.source)
+    elif image is not None and subject_id is not None and image_a is None and image_b is None:
+        result = ops.verify_subject(caller.principal, read_image(image, field="image", max_bytes=cap), subject_id, source=caller.source)
+    else:
+        raise InvalidInput("send image_a and image_b, or image and subject_id", code="invalid_request")
+    return VerifyOut.model_validate(result.as_dict())

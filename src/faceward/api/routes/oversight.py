@@ -1,0 +1,39 @@
+"""Oversight: the tenant's usage (admin) and audit log (auditor, admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from faceward.api.deps import CallerDep, OperationsDep
+from faceward.api.routes.common import AUTHED, errors
+from faceward.api.schemas import AuditEntryOut, AuditListOut, Moment, UsageOut
+
+router = APIRouter(prefix="/v1", tags=["oversight"], responses=errors(*AUTHED))
+
+FILTER_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+
+@router.get("/usage", response_model=UsageOut, summary="This tenant's keys, gallery size and per-key daily counts")
+def usage(ops: OperationsDep, caller: CallerDep) -> UsageOut:
+    return UsageOut.model_validate(ops.usage_summary(caller.principal, source=caller.source))
+
+
+@router.get("/audit", response_model=AuditListOut, summary="The tenant's audit log, oldest first")
+def audit(
+    ops: OperationsDep,
+    caller: CallerDep,
+    since: Annotated[Moment | None, Query(description="Entries at or after this moment.")] = None,
+    until: Annotated[Moment | None, Query(description="Entries before this moment.")] = None,
+    actor: Annotated[str | None, Query(max_length=64, pattern=FILTER_PATTERN, description="e.g. key:<key id>")] = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=FILTER_PATTERN, description="e.g. search, subject.erase")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> AuditListOut:
+    entries = ops.audit_entries(
+        caller.principal, since=since, until=until, actor=actor, action=action, limit=limit, offset=offset,
+        source=caller.source,
+    )
+    return AuditListOut(entries=[AuditEntryOut.model_validate(e.as_dict()) for e in entries], limit=limit, offset=offset)
+

@@ -1,0 +1,241 @@
+"""What goes over the wire: request and response models, kept apart from storage records and service views.
+
+Text fields refuse control characters and blank values in the schema itself, so
+what the OpenAPI document promises is what the service accepts. Moments must
+fall in years 1900-9999 (a database stores them without surprises).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from faceward.scoring import Decision
+from faceward.security.permissions import Role
+from faceward.services.consent import LawfulBasis
+
+# At least one visible character; no C0/C1 control characters anywhere.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _text_ok(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _moment_ok(value: datetime) -> datetime:
+    if not 1900 <= value.year <= 9998:
+        raise ValueError("dates must fall in the years 1900 to 9998")
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+Label = Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN), AfterValidator(_text_ok)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN), AfterValidator(_text_ok)]
+Reference = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN), AfterValidator(_text_ok)]
+
+
+Moment = Annotated[
+    datetime, AfterValidator(_moment_ok), Field(description="ISO 8601; without an offset it is taken as UTC.")
+]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# Output moments: always UTC with an offset (SQLite hands back naive values).
+Utc = Annotated[datetime, AfterValidator(_utc)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, consent_required.")
+    message: str = Field(description="What went wrong, for a person.")
+
+
+class ErrorOut(BaseModel):
+    """The one error shape every failure has, whatever its status."""
+
+    error: ErrorDetail
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+class KeyCreateIn(Strict):
+    role: Role
+    label: Label = Field(description="What the key is for, e.g. 'case desk laptop'.")
+    expires_at: Moment | None = None
+
+
+class KeyOut(BaseModel):
+    id: str
+    role: Role
+    label: str
+    created_at: Utc
+    expires_at: Utc | None = None
+    revoked_at: Utc | None = None
+    last_used_at: Utc | None = None
+
+
+class KeyCreatedOut(BaseModel):
+    key: KeyOut
+    secret: str = Field(description="The bearer token. Shown once; faceward keeps only a hash of it.")
+    notice: str = "Store this secret now: it cannot be shown again."
+
+
+class KeyListOut(BaseModel):
+    keys: list[KeyOut]
+
+
+# -- subjects ------------------------------------------------------------------------------
+
+
+class ConsentIn(Strict):
+    basis: LawfulBasis = Field(description="GDPR Art. 9(2) condition for processing the subject's biometric data.")
+    reference: Reference = Field(description="The record that proves the consent or basis, e.g. a form number.")
+    given_at: Moment
+    expires_at: Moment | None = None
+
+
+class SubjectIn(Strict):
+    display_name: Name = Field(description="How reviewers will see the subject.")
+    consent: ConsentIn
+
+
+class ConsentOut(BaseModel):
+    basis: str
+    reference: str
+    given_at: Utc
+    expires_at: Utc | None = None
+
+
+class FaceSummary(BaseModel):
+    id: str
+    model_id: str
+    quality: dict[str, float]
+    created_at: Utc
+
+
+class SubjectOut(BaseModel):
+    id: str
+    display_name: str
+    consent: ConsentOut
+    created_at: Utc
+    faces: list[FaceSummary] = Field(default_factory=list)
+
+
+class SubjectListOut(BaseModel):
+    subjects: list[SubjectOut]
+    limit: int
+    offset: int
+
+
+class ErasureOut(BaseModel):
+    subject_id: str
+    erased: Literal[True] = True
+    faces_erased: int
+
+
+class FaceOut(BaseModel):
+    id: str
+    subject_id: str
+    quality: dict[str, float]
+    box: dict[str, int]
+    image_sha256: str
+    duplicate: bool = Field(description="True when this exact image was already enrolled for the subject.")
+
+
+# -- search and verify ---------------------------------------------------------------------
+
+
+class CandidateOut(BaseModel):
+    subject_id: str
+    display_name: str
+    score: float = Field(description="Cosine similarity of the probe and the subject's best face.")
+    estimated_fmr: float = Field(description="Calibrated false match rate at this score.")
+    decision: Decision
+    rank: int
+    lead_only: Literal[True] = Field(
+        description="Always true: an investigative lead for a trained person to review, never an identification."
+    )
+
+
+class ProbeFaceOut(BaseModel):
+    box: dict[str, int]
+    detector: str
+    quality: dict[str, float]
+
+
+class ThresholdOut(BaseModel):
+    score: float
+    target_fmr: float
+
+
+class SearchOut(BaseModel):
+    candidates: list[CandidateOut]
+    probe_face: ProbeFaceOut
+    faces_in_probe: int
+    gallery_faces: int
+    threshold: ThresholdOut
+    warnings: list[str]
+    model_id: str
+    notice: str
+
+
+class VerifyOut(BaseModel):
+    score: float
+    estimated_fmr: float
+    decision: Decision
+    threshold: float
+    compared_faces: int
+    notice: str
+
+
+# -- oversight -----------------------------------------------------------------------------
+
+
+class UsageCount(BaseModel):
+    key_id: str
+    kind: str = Field(description="The act counted: search, verify, face.enroll, ...")
+    day: str = Field(description="UTC day, YYYY-MM-DD.")
+    count: int
+
+
+class UsageOut(BaseModel):
+    tenant_id: str
+    keys: dict[str, int] = Field(description="Live (unrevoked) keys by role.")
+    subjects: int
+    faces: int
+    searches: dict[str, dict[str, int]] = Field(description="Searches by key id, then by UTC day.")
+    usage: list[UsageCount]
+
+
+class AuditEntryOut(BaseModel):
+    seq: int = Field(description="Position in the tenant's hash chain, from 1.")
+    at: Utc
+    actor: str = Field(description="key:<key id>, or cli:<user> for operator commands.")
+    action: str
+    source: str | None = None
+    details: dict[str, Any] = Field(description="Ids, hashes, the stated purpose and case reference; never images or names.")
+
+
+class AuditListOut(BaseModel):
+    entries: list[AuditEntryOut]
+    limit: int
+    offset: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"

@@ -1,0 +1,55 @@
+"""Uploaded images: bytes from a multipart field, checked against what the client declared.
+
+Only uploaded bytes are accepted: the API has no URL field, so the server never
+fetches anything on a client's behalf. The declared content type and file name
+extension, when given, must name JPEG, PNG or WebP and agree with the bytes'
+own signature; decoding (pixel caps, corrupt data) is :func:`faceward.vision.decode_image`'s job.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from fastapi import UploadFile
+
+from faceward.vision.errors import EmptyImage, ImageTooLarge, UnsupportedFormat
+
+CONTENT_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+NEUTRAL_TYPES = {"", "application/octet-stream"}
+EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+
+
+def signature(data: bytes) -> str | None:
+    """JPEG, PNG or WEBP from the first bytes; None for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def read_image(upload: UploadFile, *, field: str, max_bytes: int) -> bytes:
+    """The upload's bytes, at most ``max_bytes`` (read no further), or a 413/415/422 error."""
+    data = upload.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"{field}: the image is larger than {max_bytes} bytes")
+    if not data:
+        raise EmptyImage(f"{field}: the image is empty (0 bytes)")
+    actual = signature(data)
+    declared = (upload.content_type or "").split(";", 1)[0].strip().lower()
+    if declared not in NEUTRAL_TYPES:
+        expected = CONTENT_TYPES.get(declared)
+        if expected is None:
+            raise UnsupportedFormat(f"{field}: content type {declared[:60]!r} is not accepted; send image/jpeg, image/png or image/webp")
+        if actual is not None and actual != expected:
+            raise UnsupportedFormat(f"{field}: declared {declared} but the bytes are {actual}")
+    suffix = PurePosixPath((upload.filename or "").replace("\\", "/")).suffix.lower()
+    if suffix:
+        expected = EXTENSIONS.get(suffix)
+        if expected is None:
+            raise UnsupportedFormat(f"{field}: files named *{suffix[:20]} are not accepted; send .jpg, .png or .webp")
+        if actual is not None and actual != expected:
+            raise UnsupportedFormat(f"{field}: the name says {expected} but the bytes are {actual}")
+    return data
