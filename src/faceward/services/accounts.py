@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from faceward.errors import InvalidInput, NotFound
+from faceward.errors import Conflict, InvalidInput, NotFound
 from faceward.security.apikeys import (
     Token,
     hash_token,
@@ -28,7 +28,8 @@ from faceward.security.apikeys import (
     seal_label,
     seal_role,
 )
-from faceward.security.errors import Unauthenticated
+from faceward.security.errors import SealError, Unauthenticated
+from faceward.security.kms import TenantKeyWrapper
 from faceward.security.permissions import Role
 from faceward.security.policy import Principal
 from faceward.services.audit import AuditLog
@@ -133,6 +134,50 @@ class AccountService:
         self.gallery.indexes.drop_tenant(tenant_id)
         self.store.delete_tenant(tenant_id)
         log.info("tenant %s crypto-shredded and deleted by the operator", tenant_id)
+
+    def rotate_master(self, new: TenantKeyWrapper) -> dict[str, int]:
+        """Re-wrap every tenant's data key under ``new`` (a new master key or a KMS); returns counts.
+
+        The tenant keys themselves do not change, so no sealed value is touched
+        and API keys stay valid. Each tenant is re-wrapped (and audited) in its
+        own transaction, compare-and-set on the old wrapped bytes; a tenant
+        whose key already opens under ``new`` is skipped, so an interrupted
+        rotation is finished by running it again. Stop the service first and
+        start it with the new master key afterwards.
+        """
+        old = self.gallery.keyring
+        counts = {"rotated": 0, "already": 0, "shredded": 0}
+        for tenant_id, _, _ in self.store.tenant_directory():
+            record = self.store.get_tenant(tenant_id)
+            if record.wrapped_key is None:
+                counts["shredded"] += 1
+                continue
+            try:
+                key = old.tenant_key(tenant_id, record.wrapped_key)
+            except SealError:
+                try:
+                    new.tenant_key(tenant_id, record.wrapped_key)
+                except SealError:
+                    raise SealError(f"tenant {tenant_id}'s key opens under neither master key") from None
+                counts["already"] += 1
+                continue
+            rewrapped = new.wrap_tenant_key(tenant_id, key)
+            if new.tenant_key(tenant_id, rewrapped) != key:
+                raise SealError(f"the new master key failed a round trip for tenant {tenant_id}")
+            tenants = schema.tenants
+            with self.store.transaction(tenant_id) as conn:
+                done = conn.execute(
+                    update(tenants)
+                    .where(tenants.c.id == tenant_id, tenants.c.wrapped_key == record.wrapped_key)
+                    .values(wrapped_key=rewrapped)
+                )
+                if done.rowcount != 1:
+                    raise Conflict(f"tenant {tenant_id} changed during the rotation; run it again")
+                self.audit.append(tenant_id, actor=OPERATOR, action="master_key.rotate", details={}, source=None, conn=conn)
+            counts["rotated"] += 1
+        self.gallery.keyring = new  # type: ignore[assignment]
+        self.gallery.forget_keys()
+        return counts
 
     # -- API keys -------------------------------------------------------------------
 

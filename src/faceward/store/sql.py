@@ -3,11 +3,16 @@
 Every tenant-scoped call opens its transaction with the tenant bound, which
 PostgreSQL's row-level security policies read (``app.tenant_id``); SQLite has
 no RLS, so the ``tenant_id`` predicate in every query is the guard there.
+
+On PostgreSQL the store's connections drop to the application role
+(``SET ROLE faceward_app``) as they open: not the tables' owner and without
+BYPASSRLS, so the forced policies hold even when the login role is a superuser.
+Migrations run before that, as the login role (see :mod:`faceward.store.migrate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -30,40 +35,67 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+APP_ROLE = "faceward_app"
+"""The PostgreSQL role the service works as (created by migration 0003): no table ownership, no BYPASSRLS."""
+
+
+def _set_role(role: str) -> Callable[[Any, Any], None]:
+    def set_role(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f'SET ROLE "{role}"')
+        cursor.close()
+        dbapi_conn.commit()  # a SET inside a rolled-back transaction would be undone
+
+    return set_role
+
+
+def make_engine(url: str, *, role: str | None = None, poolclass: Any = None) -> Engine:
+    """An engine for ``url``; on PostgreSQL with ``role``, every connection ``SET ROLE``s to it first."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, poolclass=poolclass)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if poolclass is not None:
+        engine = create_engine(url, poolclass=poolclass)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if role is not None and engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _set_role(role))
+    return engine
 
 
 class SqlStore:
     """One repository for tenants, subjects and faces. Methods are transactions of their own
     unless called inside :meth:`transaction`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, owner_url: str | None = None) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
+        self._owner_url = owner_url
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> SqlStore:
-        store = cls(make_engine(url))
+    def open(cls, url: str, *, create: bool = True, role: str | None = APP_ROLE) -> SqlStore:
+        """Open the store at ``url``; ``create`` migrates the schema to head first (as the login role).
+
+        ``role`` is the PostgreSQL role the store then works as; None keeps the
+        login role (only for tools that must see past RLS; the service never does).
+        """
+        store = cls(make_engine(url, role=role), owner_url=url)
         if create:
             store.create_schema()
         return store
 
     def create_schema(self) -> None:
+        """Run the migrations up to head (``alembic upgrade head``), connecting as the login role."""
+        from faceward.store.migrate import upgrade
+
         with self._guard():
-            schema.metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                if conn.execute(select(schema.sequence.c.value).where(schema.sequence.c.name == "change")).first() is None:
-                    conn.execute(insert(schema.sequence).values(name="change", value=0))
+            upgrade(self._owner_url or self.engine.url.render_as_string(hide_password=False))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -109,11 +141,33 @@ class SqlStore:
             raise NotFound("no such tenant")
         return TenantRecord(**row)
 
-    def list_tenants(self) -> list[TenantRecord]:
-        """Operator use only (the CLI); no API route reaches this."""
+    def tenant_directory(self) -> list[tuple[str, str, datetime]]:
+        """Every tenant's (id, status, created_at), oldest first: the one cross-tenant read.
+
+        On PostgreSQL it goes through ``faceward_tenant_directory()``, a SECURITY
+        DEFINER function that returns these three columns and nothing sealed;
+        the application role cannot read another tenant's row otherwise.
+        """
         with self.transaction() as conn:
-            rows = conn.execute(select(schema.tenants).order_by(schema.tenants.c.created_at)).mappings().all()
-        return [TenantRecord(**r) for r in rows]
+            if self.is_postgres:
+                rows = conn.execute(text("SELECT id, status, created_at FROM faceward_tenant_directory()")).all()
+            else:
+                t = schema.tenants
+                rows = conn.execute(select(t.c.id, t.c.status, t.c.created_at).order_by(t.c.created_at, t.c.id)).all()
+        return [(str(i), str(s), c) for i, s, c in rows]
+
+    def list_tenants(self) -> list[TenantRecord]:
+        """Operator use only (the CLI); no API route reaches this. Each row is read under its own tenant."""
+        records = []
+        directory = self.tenant_directory()
+        with self.transaction() as conn:
+            for tenant_id, _, _ in directory:
+                if self.is_postgres:
+                    conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant_id})
+                row = conn.execute(select(schema.tenants).where(schema.tenants.c.id == tenant_id)).mappings().first()
+                if row is not None:
+                    records.append(TenantRecord(**row))
+        return records
 
     def update_tenant(self, tenant_id: str, **values: Any) -> None:
         with self.transaction(tenant_id) as conn:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring, new_key
 from faceward.services.audit import AuditLog
-from faceward.store import SqlStore, TenantRecord, schema
+from faceward.store import SqlStore, TenantRecord, make_engine, schema
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -90,72 +90,83 @@ def test_intact_chain_verifies(log: AuditLog) -> None:
     assert report.ok and report.entries == 6 and report.first_bad is None and report.head == 6
 
 
-def _tamper(log: AuditLog, *statements: object) -> None:
-    with log.store.transaction("t_a") as conn:
+@pytest.fixture()
+def raw(db_url: str, log: AuditLog) -> Iterator[Engine]:
+    """The database as an intruder with write access sees it: the login role, past RLS and grants."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def _tamper(raw: Engine, *statements: object) -> None:
+    with raw.begin() as conn:
         for statement in statements:
             conn.execute(statement)  # type: ignore[call-overload]
+
+
+def _row(raw: Engine, tenant_id: str, seq: int) -> dict[str, object]:
+    with raw.begin() as conn:
+        return dict(conn.execute(select(LOG).where(LOG.c.tenant_id == tenant_id, LOG.c.seq == seq)).mappings().one())
 
 
 LOG = schema.audit_log
 WHERE = (LOG.c.tenant_id == "t_a",)
 
 
-def test_edited_payload(log: AuditLog) -> None:
+def test_edited_payload(log: AuditLog, raw: Engine) -> None:
     fill(log)
-    with log.store.transaction("t_a") as conn:
-        sealed = conn.execute(select(LOG.c.payload_sealed).where(*WHERE, LOG.c.seq == 4)).scalar_one()
+    sealed = _row(raw, "t_a", 4)["payload_sealed"]
+    assert isinstance(sealed, bytes)
     flipped = bytes(sealed[:-1]) + bytes([sealed[-1] ^ 1])
-    _tamper(log, update(LOG).where(*WHERE, LOG.c.seq == 4).values(payload_sealed=flipped))
+    _tamper(raw, update(LOG).where(*WHERE, LOG.c.seq == 4).values(payload_sealed=flipped))
     report = log.verify("t_a")
     assert not report.ok and report.first_bad == 4 and report.entries == 6
     assert log.entries("t_a")[3].action == "(unreadable)"
 
 
-def test_edited_time(log: AuditLog) -> None:
+def test_edited_time(log: AuditLog, raw: Engine) -> None:
     fill(log)
-    _tamper(log, update(LOG).where(*WHERE, LOG.c.seq == 3).values(at=T0 + timedelta(days=1)))
+    _tamper(raw, update(LOG).where(*WHERE, LOG.c.seq == 3).values(at=T0 + timedelta(days=1)))
     assert log.verify("t_a").first_bad == 3
 
 
-def test_deleted_entry(log: AuditLog) -> None:
+def test_deleted_entry(log: AuditLog, raw: Engine) -> None:
     fill(log)
-    _tamper(log, delete(LOG).where(*WHERE, LOG.c.seq == 2))
+    _tamper(raw, delete(LOG).where(*WHERE, LOG.c.seq == 2))
     report = log.verify("t_a")
     assert not report.ok and report.first_bad == 2 and "missing" in (report.reason or "")
 
 
-def test_truncated_tail(log: AuditLog) -> None:
+def test_truncated_tail(log: AuditLog, raw: Engine) -> None:
     fill(log)
-    _tamper(log, delete(LOG).where(*WHERE, LOG.c.seq >= 5))
+    _tamper(raw, delete(LOG).where(*WHERE, LOG.c.seq >= 5))
     report = log.verify("t_a")
     assert not report.ok and report.first_bad == 5
 
 
-def test_inserted_entry(log: AuditLog) -> None:
+def test_inserted_entry(log: AuditLog, raw: Engine) -> None:
     fill(log)
-    with log.store.transaction("t_a") as conn:
-        row = dict(conn.execute(select(LOG).where(*WHERE, LOG.c.seq == 6)).mappings().one())
+    row = _row(raw, "t_a", 6)
     forged = row | {"seq": 7, "at": T0 + timedelta(days=1)}
-    _tamper(log, insert(LOG).values(**forged))
+    _tamper(raw, insert(LOG).values(**forged))
     assert log.verify("t_a").first_bad == 7
 
 
-def test_inserted_in_the_middle(log: AuditLog) -> None:
+def test_inserted_in_the_middle(log: AuditLog, raw: Engine) -> None:
     fill(log)
     _tamper(
-        log,
+        raw,
         *[update(LOG).where(*WHERE, LOG.c.seq == s).values(seq=s + 1) for s in (6, 5, 4)],
     )
-    with log.store.transaction("t_a") as conn:
-        row = dict(conn.execute(select(LOG).where(*WHERE, LOG.c.seq == 3)).mappings().one())
-    _tamper(log, insert(LOG).values(**(row | {"seq": 4})))
+    row = _row(raw, "t_a", 3)
+    _tamper(raw, insert(LOG).values(**(row | {"seq": 4})))
     assert log.verify("t_a").first_bad == 4
 
 
-def test_swapped_entries(log: AuditLog) -> None:
+def test_swapped_entries(log: AuditLog, raw: Engine) -> None:
     fill(log)
     _tamper(
-        log,
+        raw,
         update(LOG).where(*WHERE, LOG.c.seq == 2).values(seq=100),
         update(LOG).where(*WHERE, LOG.c.seq == 3).values(seq=2),
         update(LOG).where(*WHERE, LOG.c.seq == 100).values(seq=3),
@@ -164,17 +175,16 @@ def test_swapped_entries(log: AuditLog) -> None:
     assert not report.ok and report.first_bad == 2
 
 
-def test_one_tenants_tampering_does_not_touch_anothers(log: AuditLog) -> None:
+def test_one_tenants_tampering_does_not_touch_anothers(log: AuditLog, raw: Engine) -> None:
     fill(log)
     fill(log, "t_b", 3)
-    _tamper(log, delete(LOG).where(*WHERE, LOG.c.seq == 1))
+    _tamper(raw, delete(LOG).where(*WHERE, LOG.c.seq == 1))
     assert log.verify("t_a").first_bad == 1 and log.verify("t_b").ok
 
 
-def test_an_entry_copied_from_another_tenant_fails(log: AuditLog) -> None:
+def test_an_entry_copied_from_another_tenant_fails(log: AuditLog, raw: Engine) -> None:
     fill(log, "t_a", 2)
     fill(log, "t_b", 3)
-    with log.store.transaction("t_b") as conn:
-        row = dict(conn.execute(select(LOG).where(LOG.c.tenant_id == "t_b", LOG.c.seq == 3)).mappings().one())
-    _tamper(log, insert(LOG).values(**(row | {"tenant_id": "t_a"})))
+    row = _row(raw, "t_b", 3)
+    _tamper(raw, insert(LOG).values(**(row | {"tenant_id": "t_a"})))
     assert log.verify("t_a").first_bad == 3

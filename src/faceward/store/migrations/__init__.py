@@ -1,0 +1,1 @@
+"""Alembic migrations of the gallery database (run by :func:`faceward.store.migrate.upgrade`)."""
