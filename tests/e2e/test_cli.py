@@ -81,8 +81,15 @@ def test_enroll_search_verify_erase(home: Path, gallery_dir: Path, lfw_dir: Path
     assert "lead" in result["notice"].lower()
 
     same = sorted((lfw_dir / "images" / "Angela_Bassett").glob("*.jpg"))
+    other = sorted((lfw_dir / "images" / "Abel_Pacheco").glob("*.jpg"))
     code, out = run("verify", str(same[0]), str(same[2]), "--json")
-    assert code == 0 and json.loads(out)["decision"] == "lead"
+    mated = json.loads(out)
+    code2, out2 = run("verify", str(same[0]), str(other[0]), "--json")
+    nonmated = json.loads(out2)
+    assert code == code2 == 0 and mated["score"] > nonmated["score"]
+    assert nonmated["decision"] == "below_threshold" and nonmated["estimated_fmr"] > mated["estimated_fmr"]
+    for verdict in (mated, nonmated):
+        assert verdict["decision"] == ("lead" if verdict["score"] >= verdict["threshold"] else "below_threshold")
     code, out = run("verify", str(probe), "--subject", top["subject_id"], "--json")
     assert code == 0 and json.loads(out)["compared_faces"] >= 1
 

@@ -63,7 +63,7 @@ class Calibration:
     def from_scores(
         cls, model_id: str, genuine: np.ndarray, impostor: np.ndarray, meta: dict[str, Any] | None = None
     ) -> Calibration:
-        grid = np.round(np.arange(-0.2, 1.0001, 0.0025), 4)
+        grid = np.round(np.arange(-0.2, 1.0001, 0.001), 4)
         imp = np.sort(impostor)
         gen = np.sort(genuine)
         fmr = 1.0 - np.searchsorted(imp, grid, side="left") / len(imp)
