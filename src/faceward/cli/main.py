@@ -11,6 +11,7 @@ from faceward.bootstrap import init_home
 from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.cli.evaluate import eval_app
 from faceward.cli.gallery import enroll, search, subjects_app, verify
+from faceward.cli.operator import audit_app, keys_app, tenant_app
 
 app = typer.Typer(
     help="faceward: consent-first face search. Matches are leads for human review, never identifications.",
@@ -23,6 +24,9 @@ app.command()(search)
 app.command()(verify)
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(eval_app, name="eval")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
