@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from apiworld import GENEROUS, World, make_settings, make_world
@@ -33,32 +35,44 @@ def images(astronaut_jpeg: bytes, astronaut_probe: bytes) -> dict[str, bytes]:
     return {"astronaut": astronaut_jpeg, "probe": astronaut_probe}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def api_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Like the ``db_url`` fixture, but one database per test module (the app is module-scoped)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'faceward.db'}"
-        return
+@contextmanager
+def pg_schema(admin: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards."""
     import psycopg
 
-    admin = str(request.getfixturevalue("pg_admin_url"))
     schema = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{admin}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    try:
+        yield f"{admin}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(scope="module")
-def world(api_db_url: str, tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, astronaut_face: Face,
-          images: dict[str, bytes]) -> Iterator[World]:
-    settings = make_settings(tmp_path_factory.mktemp("home"), api_db_url)
-    app = create_app(settings, engine=face_engine, limits=GENEROUS)
-    w = make_world(app, astronaut_face, images)
-    yield w
-    w.api.close()
-    w.services.gallery.store.close()
+@contextmanager
+def running_world(db_url: str, home: Path, engine: FaceEngine, face: Face, images: dict[str, bytes]) -> Iterator[World]:
+    app = create_app(make_settings(home, db_url), engine=engine, limits=GENEROUS)
+    w = make_world(app, face, images)
+    try:
+        yield w
+    finally:
+        w.api.close()
+        w.services.gallery.store.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine,
+          astronaut_face: Face, images: dict[str, bytes]) -> Iterator[World]:
+    """The world on SQLite, then on PostgreSQL (like the ``db_url`` fixture, but one per module)."""
+    home = tmp_path_factory.mktemp("home")
+    if request.param == "sqlite":
+        with running_world(f"sqlite:///{home / 'faceward.db'}", home, face_engine, astronaut_face, images) as w:
+            yield w
+        return
+    with pg_schema(str(request.getfixturevalue("pg_admin_url"))) as url, \
+            running_world(url, home, face_engine, astronaut_face, images) as w:
+        yield w
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +80,14 @@ def sqlite_world(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngi
                  images: dict[str, bytes]) -> Iterator[World]:
     """SQLite only, for tests about HTTP itself rather than the stores."""
     home = tmp_path_factory.mktemp("home")
-    settings = make_settings(home, f"sqlite:///{home / 'faceward.db'}")
-    app = create_app(settings, engine=face_engine, limits=GENEROUS)
-    w = make_world(app, astronaut_face, images)
-    yield w
-    w.api.close()
-    w.services.gallery.store.close()
+    with running_world(f"sqlite:///{home / 'faceward.db'}", home, face_engine, astronaut_face, images) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def pg_world(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine,
+             astronaut_face: Face, images: dict[str, bytes]) -> Iterator[World]:
+    """PostgreSQL only."""
+    with pg_schema(pg_admin_url) as url, \
+            running_world(url, tmp_path_factory.mktemp("home"), face_engine, astronaut_face, images) as w:
+        yield w

@@ -1,0 +1,81 @@
+"""Breach drill through the API: after enrolling and searching over HTTP, the SQLite file and its
+WAL hold no tenant or subject name, consent reference, key label, template, probe, or search purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from faceward.api.app import create_app
+from faceward.settings import Settings
+from faceward.vision import FaceEngine, decode_image
+from faceward.vision.embed import to_template
+
+TENANT = "Zebracorp Investigations"
+NAME = "Quintessa Marlowe-Yarrow"
+CONSENT_REF = "CONSENT-FORM-8837-XQ"
+LABEL = "desk-of-inspector-Vimes"
+PURPOSE = "locate-missing-person-Hrothgar"
+CASE = "CASE-OMEGA-5519"
+
+
+def database_bytes(home: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(home.glob("faceward.db*")))
+
+
+def spellings(text: str) -> list[bytes]:
+    return [text.encode(), text.encode("utf-16-le"), text.lower().encode(), text.upper().encode()]
+
+
+def test_breach_drill_through_http(tmp_path: Path, astronaut_jpeg: bytes, astronaut_probe: bytes) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home, master_key=base64.b64encode(os.urandom(32)).decode())
+    engine = FaceEngine()
+    app = create_app(settings, engine=engine)
+    accounts = app.state.services.accounts
+    _, admin = accounts.create_tenant(TENANT)
+
+    async def drill() -> tuple[str, str]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://drill") as client:
+            admin_h = {"Authorization": f"Bearer {admin}"}
+            made = {}
+            for role in ("enroller", "searcher"):
+                r = await client.post("/v1/keys", headers=admin_h, json={"role": role, "label": LABEL})
+                assert r.status_code == 201, r.text
+                made[role] = {"Authorization": f"Bearer {r.json()['secret']}"}
+            r = await client.post("/v1/subjects", headers=made["enroller"], json={
+                "display_name": NAME,
+                "consent": {"basis": "explicit_consent", "reference": CONSENT_REF, "given_at": "2026-01-01T00:00:00Z"},
+            })
+            assert r.status_code == 201, r.text
+            subject_id = r.json()["id"]
+            r = await client.post(f"/v1/subjects/{subject_id}/faces", headers=made["enroller"],
+                                  files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg")})
+            assert r.status_code == 201, r.text
+            r = await client.post("/v1/search", headers=made["searcher"], data={"purpose": PURPOSE, "case_reference": CASE},
+                                  files={"image": ("p.jpg", astronaut_probe, "image/jpeg")})
+            assert r.status_code == 200, r.text
+            assert r.json()["candidates"][0]["display_name"] == NAME  # readable through the API
+            return subject_id, made["searcher"]["Authorization"].split()[1]
+
+    subject_id, searcher_secret = asyncio.run(drill())
+    descriptor = engine.analyze(decode_image(astronaut_jpeg))[0].descriptor
+    assert descriptor is not None
+    template = to_template(descriptor)
+
+    for moment in ("while running", "after close"):
+        stolen = database_bytes(home)
+        assert len(stolen) > 10_000 and subject_id.encode() in stolen  # the drill read the right files
+        for secret in (TENANT, NAME, CONSENT_REF, LABEL, PURPOSE, CASE):
+            for form in spellings(secret):
+                assert form not in stolen, f"{secret!r} found in the database files {moment}"
+        assert template not in stolen and template[:16] not in stolen and template[-16:] not in stolen
+        assert np.asarray(descriptor, dtype=">f4").tobytes()[:16] not in stolen
+        assert astronaut_probe[:64] not in stolen and astronaut_jpeg[:64] not in stolen
+        assert searcher_secret.split("_")[2].encode() not in stolen and admin.split("_")[2].encode() not in stolen
+        app.state.services.gallery.store.close()
