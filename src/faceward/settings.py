@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     )
     master_key: SecretStr | None = Field(default=None, description="32-byte master key, base64.")
     master_key_file: Path | None = Field(default=None, description="File holding the base64 master key.")
+    erasure_ledger: Path | None = Field(
+        default=None,
+        description="Append-only list of erased subjects and tenants, kept apart from the data and its backups "
+        "and applied on restore; default: erasure-ledger.jsonl in FACEWARD_HOME. Workers sharing a database "
+        "must share this file.",
+    )
 
     engine: Engine = Field(default=Engine.ONNX, description="Descriptor runtime: onnx or dlib (reference).")
     detector: Detector = Field(default=Detector.HOG, description="Face detector: hog (fast) or mmod (CNN).")
@@ -85,6 +91,10 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'faceward.db'}"
+
+    @property
+    def erasure_ledger_file(self) -> Path:
+        return self.erasure_ledger or self.home / "erasure-ledger.jsonl"
 
     @property
     def cache_dir(self) -> Path:

@@ -23,6 +23,7 @@ from faceward.errors import FacewardError, InvalidInput, NotFound
 from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, load_calibration
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
 from faceward.services.consent import Consent
+from faceward.services.ledger import ErasureLedger
 from faceward.services.search_index import SearchIndexes
 from faceward.settings import Settings
 from faceward.store import FaceRecord, SqlStore, SubjectRecord, TenantRecord
@@ -143,8 +144,10 @@ class GalleryService:
         engine: FaceEngine | None = None,
         clock: Callable[[], datetime] = utcnow,
         index_factory: Callable[[str], Any] | None = None,
+        ledger: ErasureLedger | None = None,
     ) -> None:
         self.store = store
+        self.ledger = ledger or ErasureLedger(settings.erasure_ledger_file)
         self.keyring = keyring
         self.settings = settings
         self.clock = clock
@@ -299,8 +302,17 @@ class GalleryService:
         return [self._view(r) for r in self.store.list_subjects(tenant_id, limit=limit, offset=offset)]
 
     def delete_subject(self, tenant_id: str, subject_id: str) -> list[str]:
-        """Erase: faces, vectors, name and the subject key go in one transaction, and leave the index at once."""
-        face_ids = self.store.delete_subject(tenant_id, subject_id, at=self.clock())
+        """Erase: faces, vectors, name and the subject key go in one transaction, and leave the index at once.
+
+        The erasure is written to the erasure ledger (fsynced) first, so that a
+        restore of an older backup erases the subject again; a crash between the
+        two leaves a ledger entry for a stored subject, which ``faceward doctor
+        --repair`` finishes erasing.
+        """
+        self.store.get_subject(tenant_id, subject_id)  # NotFound before anything is written
+        moment = self.clock()
+        self.ledger.record_subject(tenant_id, subject_id, at=moment)
+        face_ids = self.store.delete_subject(tenant_id, subject_id, at=moment)
         self.indexes.forget_subject(tenant_id, subject_id)
         self._subject_key.cache_clear()
         return face_ids

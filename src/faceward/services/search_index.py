@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class TenantIndex:
             self.owner.pop(label, None)
 
 
+T = TypeVar("T")
 Opener = Callable[[list[FaceRecord]], np.ndarray]  # sealed faces -> N x d templates
 
 
@@ -69,6 +71,18 @@ class SearchIndexes:
                 entry.owner[face.seq] = (face.id, face.subject_id)
                 entry.by_subject.setdefault(face.subject_id, set()).add(face.seq)
             entry.seq = batch[-1].seq
+
+    def inspect(self, tenant_id: str, reader: Callable[[VectorIndex], T]) -> tuple[int, dict[int, tuple[str, str]], T]:
+        """Bring the tenant's index up to date and return ``(seq, label -> (face, subject), reader(index))``,
+        all read under the lock so that no search or sync changes them meanwhile."""
+        with self._lock:
+            entry = self.get(tenant_id)
+            return entry.seq, dict(entry.owner), reader(entry.index)
+
+    def loaded(self) -> list[str]:
+        """The tenants whose index this process holds now (``faceward doctor`` checks these)."""
+        with self._lock:
+            return list(self._tenants)
 
     def forget_subject(self, tenant_id: str, subject_id: str) -> None:
         with self._lock:

@@ -1,0 +1,173 @@
+"""Operator commands that keep the store honest: doctor, backup, restore, purge, retention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from faceward.bootstrap import master_keyring, open_gallery
+from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
+from faceward.errors import InvalidInput
+from faceward.services import backup as backups
+from faceward.services.maintenance import doctor as run_doctor
+from faceward.services.maintenance import purge_due, reconcile_ledger, retention_days, set_retention
+
+
+def doctor(
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild indexes from the store and fix what can be fixed.")] = False,
+    snapshots: Annotated[
+        Optional[Path], typer.Option("--snapshots", help="Folder of index snapshots to check against the store.")
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Check that no face lacks its subject, every key and template opens, erasures stuck, indexes agree.
+
+    Exits 1 when a problem remains.
+    """
+    ok = _doctor(repair, snapshots, as_json)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@friendly
+def _doctor(repair: bool, snapshots: Path | None, as_json: bool) -> bool:
+    gallery = open_gallery(settings())
+    try:
+        report = run_doctor(gallery, repair=repair, snapshots=snapshots)
+    finally:
+        gallery.store.close()
+    if as_json:
+        emit_json(report.as_dict())
+        return report.ok
+    for name, values in report.checks.items():
+        shown = "  ".join(f"{k}={v}" for k, v in values.items())
+        out.print(f"{name}: {shown}", markup=False)
+    for item in report.repairs:
+        out.print(f"repaired: {item['repair']} ({item.get('tenant_id')})", markup=False)
+    for problem in report.problems:
+        err.print(f"problem: {problem['check']}/{problem['problem']} tenant {problem['tenant_id']}: {problem['message']}", markup=False)
+    out.print("ok" if report.ok else "problems found" + ("" if repair else "; `faceward doctor --repair` fixes what it can"))
+    return report.ok
+
+
+def backup(
+    path: Annotated[Path, typer.Argument(help="The backup file to write (sealed with a key only the master key opens).")],
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Back up the store, consistent and online, to one encrypted file. The erasure ledger is not in it: keep that beside the master key."""
+    _backup(path, as_json)
+
+
+@friendly
+def _backup(path: Path, as_json: bool) -> None:
+    s = settings()
+    gallery = open_gallery(s)
+    try:
+        # Erasures the store knows but the ledger lacks (a worker with another ledger path) go in first.
+        reconcile_ledger(gallery)
+    finally:
+        gallery.store.close()
+    marker = local_tenant_file(s)
+    extra = {"local_tenant": marker.read_text().strip()} if marker.is_file() else {}
+    info = backups.backup(s.db_url, master_keyring(s), gallery.ledger, path, scratch=s.home, extra=extra)
+    data = info.as_dict()
+    if as_json:
+        emit_json(data)
+        return
+    out.print(f"backup {info.backup_id} of the {info.database} store: {path} ({info.bytes} bytes)", markup=False)
+    out.print(f"erasure ledger at backup time: {info.ledger.count} entries; keep {gallery.ledger.path} beside the master key",
+              markup=False)
+
+
+def restore(
+    path: Annotated[Path, typer.Argument(help="A file made by `faceward backup`.")],
+    without_ledger: Annotated[
+        bool, typer.Option("--without-ledger", help="Restore although the erasure ledger is lost: erased subjects may come back.")
+    ] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Restore a backup into a fresh home (or an empty PostgreSQL database), then erase again everything the ledger lists."""
+    _restore(path, without_ledger, as_json)
+
+
+@friendly
+def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
+    s = settings()
+    keyring = master_keyring(s)  # never create a key here: only the backup's master key opens it
+    s.home.mkdir(parents=True, exist_ok=True)
+    s.home.chmod(0o700)
+    from faceward.services.ledger import ErasureLedger
+
+    ledger = ErasureLedger(s.erasure_ledger_file)
+    report = backups.restore(path, s.db_url, keyring, ledger, scratch=s.home, allow_missing_ledger=without_ledger)
+    local = report.extra.get("local_tenant")
+    marker = local_tenant_file(s)
+    if local and not marker.exists() and local not in report.tenants_erased_again:
+        marker.write_text(f"{local}\n")
+    data: dict[str, Any] = report.as_dict()
+    if as_json:
+        emit_json(data)
+        return
+    out.print(f"restored backup {report.backup_id} of {report.created_at.isoformat()} into {s.db_url.split('@')[-1]}",
+              markup=False)
+    out.print(f"erased again from the ledger: {len(report.subjects_erased_again)} subject(s), "
+              f"{len(report.tenants_erased_again)} tenant(s)", markup=False)
+
+
+def purge(as_json: Annotated[bool, JsonOpt] = False) -> None:
+    """Erase subjects whose consent expired or who are older than their tenant's retention period."""
+    _purge(as_json)
+
+
+@friendly
+def _purge(as_json: bool) -> None:
+    from faceward.services.audit import AuditLog
+
+    gallery = open_gallery(settings())
+    try:
+        report = purge_due(gallery, audit=AuditLog(gallery.store, gallery.tenant_key, clock=gallery.clock))
+    finally:
+        gallery.store.close()
+    data = report.as_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        out.print(f"purged {data['purged']} subject(s) in {data['tenants']} tenant(s) {data['by_reason']}", markup=False)
+        for item in report.failed:
+            err.print(f"failed: {item['tenant_id']} {item['subject_id']}: {item['reason']}", markup=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def retention(
+    days: Annotated[Optional[int], typer.Argument(help="Days a subject is kept after enrollment; omit to show.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Keep subjects until their consent expires or they are erased.")] = False,
+    tenant: Annotated[Optional[str], TenantOpt] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Show or set the tenant's retention period (`faceward purge` applies it)."""
+    _retention(days, clear, tenant, as_json)
+
+
+@friendly
+def _retention(days: int | None, clear: bool, tenant: str | None, as_json: bool) -> None:
+    if clear and days is not None:
+        raise InvalidInput("give DAYS or --clear, not both")
+    s = settings()
+    gallery = open_gallery(s)
+    try:
+        marker = local_tenant_file(s)
+        tenant_id = tenant or (marker.read_text().strip() if marker.is_file() else None)
+        if not tenant_id:
+            raise InvalidInput("no tenant: pass --tenant")
+        if clear or days is not None:
+            set_retention(gallery, tenant_id, days)
+        current = retention_days(gallery.store.get_tenant(tenant_id).settings)
+    finally:
+        gallery.store.close()
+    if as_json:
+        emit_json({"tenant_id": tenant_id, "retention_days": current})
+    else:
+        out.print(f"tenant {tenant_id}: " + (f"retention {current} days" if current else "no retention period"), markup=False)

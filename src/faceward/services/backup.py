@@ -1,0 +1,521 @@
+"""Encrypted, consistent, online backups of the store, and restores that re-apply every erasure.
+
+``backup`` takes a consistent copy while the service keeps running: SQLite's
+``VACUUM INTO`` (one read transaction, so one point in time, and no free pages
+that could still hold deleted rows), or ``pg_dump --format=custom`` (one
+snapshot) for PostgreSQL. The copy is then sealed into one file::
+
+    b"FWBACKUP" | u32 header length | header (JSON, clear) | chunk* (u32 length | sealed chunk)
+
+Each chunk of at most 4 MiB is AES-256-GCM under a fresh random backup key,
+with ``aad("~backup", backup id, sha256(header), chunk number, "more"|"final")``
+so the header cannot be edited and chunks cannot be reordered, dropped,
+truncated or spliced from another backup. The backup key is wrapped by the
+master key (``Keyring.wrap_tenant_key`` under the pseudo-tenant
+``~backup:<id>``; a KMS wrapper works unchanged) and kept in the header: only
+the master key opens a backup.
+
+``restore`` decrypts into a fresh home (or an empty PostgreSQL database),
+migrates it to the current schema, and then applies the erasure ledger
+(:mod:`faceward.services.ledger`) before anything else can read it: every
+subject or tenant erased since the backup was taken is erased again. The
+backup header records the ledger's head at backup time; a ledger that does not
+extend it (lost, or rolled back) stops the restore, since restoring without it
+would bring erased people back. See ``docs/decisions/007-erasure-and-backups.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import struct
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from faceward import __version__
+from faceward.errors import FacewardError
+from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
+from faceward.security.errors import SealError
+from faceward.services.ledger import ErasureLedger, LedgerHead
+from faceward.store import SqlStore
+
+MAGIC = b"FWBACKUP"
+FORMAT = 1
+CHUNK = 4 * 1024 * 1024
+_LENGTH = struct.Struct("<I")
+_SEAL_OVERHEAD = 1 + 12 + 16
+
+
+class BackupError(FacewardError):
+    """A backup cannot be made, read or restored: the message says why."""
+
+    code = "backup_error"
+    status = 500
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    path: Path
+    backup_id: str
+    database: str
+    created_at: datetime
+    bytes: int
+    ledger: LedgerHead
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path), "backup_id": self.backup_id, "database": self.database,
+            "created_at": self.created_at.isoformat(), "bytes": self.bytes, "ledger": self.ledger.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    backup_id: str
+    database: str
+    created_at: datetime
+    subjects_erased_again: list[str]
+    tenants_erased_again: list[str]
+    ledger_entries: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id, "database": self.database, "created_at": self.created_at.isoformat(),
+            "subjects_erased_again": len(self.subjects_erased_again),
+            "tenants_erased_again": len(self.tenants_erased_again), "ledger_entries": self.ledger_entries,
+        }
+
+
+# -- the sealed container --------------------------------------------------------------------
+
+
+def _key_owner(backup_id: str) -> str:
+    return f"~backup:{backup_id}"
+
+
+def _chunk_aad(backup_id: str, header_digest: str, number: int, final: bool) -> bytes:
+    return aad("~backup", backup_id, header_digest, str(number), "final" if final else "more")
+
+
+def _read_exact(source: BinaryIO, size: int, what: str) -> bytes:
+    data = source.read(size)
+    if len(data) != size:
+        raise BackupError(f"the backup is cut short ({what})")
+    return data
+
+
+def seal_file(plain: Path, target: Path, keyring: Keyring, header: dict[str, Any]) -> int:
+    """Write ``plain`` sealed to ``target`` atomically (temp file, fsync, rename), mode 0600; returns its size."""
+    backup_id = str(header["backup_id"])
+    key = new_key()
+    header = {**header, "wrapped_key": base64.b64encode(keyring.wrap_tenant_key(_key_owner(backup_id), key)).decode()}
+    head = json.dumps(header, sort_keys=True).encode()
+    digest = hashlib.sha256(head).hexdigest()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out, plain.open("rb") as source:
+            out.write(MAGIC + _LENGTH.pack(len(head)) + head)
+            number = 0
+            chunk = source.read(CHUNK)
+            while True:
+                following = source.read(CHUNK)
+                final = not following
+                sealed = seal(key, chunk, _chunk_aad(backup_id, digest, number, final))
+                out.write(_LENGTH.pack(len(sealed)) + sealed)
+                if final:
+                    break
+                chunk, number = following, number + 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(f"cannot write backup {target}: {exc.strerror or exc}") from exc
+    _fsync_dir(target.parent)
+    return target.stat().st_size
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The backup's header (clear, authenticated only when its chunks are opened)."""
+    try:
+        with path.open("rb") as source:
+            return _header(source)[0]
+    except OSError as exc:
+        raise BackupError(f"cannot read backup {path}: {exc.strerror or exc}") from exc
+
+
+def _header(source: BinaryIO) -> tuple[dict[str, Any], str]:
+    if source.read(len(MAGIC)) != MAGIC:
+        raise BackupError("not a faceward backup")
+    (length,) = _LENGTH.unpack(_read_exact(source, _LENGTH.size, "header length"))
+    if length > 1 << 20:
+        raise BackupError("the backup header is implausibly large")
+    head = _read_exact(source, length, "header")
+    try:
+        header = json.loads(head)
+    except ValueError:
+        raise BackupError("the backup header is not JSON") from None
+    if header.get("format") != FORMAT:
+        raise BackupError(f"unknown backup format {header.get('format')!r}")
+    return header, hashlib.sha256(head).hexdigest()
+
+
+def open_file(path: Path, target: Path, keyring: Keyring) -> dict[str, Any]:
+    """Decrypt the backup at ``path`` into ``target`` (mode 0600); returns its header.
+
+    Raises :class:`BackupError` for a wrong master key, tampering, truncation
+    or a file that is not a backup.
+    """
+    try:
+        source = path.open("rb")
+    except OSError as exc:
+        raise BackupError(f"cannot read backup {path}: {exc.strerror or exc}") from exc
+    with source:
+        header, digest = _header(source)
+        backup_id = str(header["backup_id"])
+        try:
+            key = keyring.tenant_key(_key_owner(backup_id), base64.b64decode(header["wrapped_key"]))
+        except (SealError, ValueError, KeyError):
+            raise BackupError("this backup does not open with this master key") from None
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            number = 0
+            while True:
+                raw = source.read(_LENGTH.size)
+                if len(raw) != _LENGTH.size:
+                    raise BackupError("the backup is cut short (its final chunk is missing)")
+                (length,) = _LENGTH.unpack(raw)
+                if length > CHUNK + _SEAL_OVERHEAD:
+                    raise BackupError("the backup is damaged (a chunk is too large)")
+                sealed = _read_exact(source, length, f"chunk {number}")
+                for final in (False, True):
+                    try:
+                        out.write(open_sealed(key, sealed, _chunk_aad(backup_id, digest, number, final)))
+                        break
+                    except SealError:
+                        continue
+                else:
+                    raise BackupError(f"the backup is damaged or was altered (chunk {number} fails to open)")
+                if final:
+                    if source.read(1):
+                        raise BackupError("the backup has data after its final chunk")
+                    break
+                number += 1
+            out.flush()
+            os.fsync(out.fileno())
+    return header
+
+
+# -- the two databases --------------------------------------------------------------------
+
+
+def sqlite_path(url: str) -> Path:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise BackupError("an in-memory SQLite database cannot be backed up")
+    return Path(database)
+
+
+def _libpq(url: str) -> tuple[str, str | None]:
+    """A libpq URI for pg_dump/psql and the schema named by ``options=-csearch_path=...``, if any."""
+    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    query = parse_qs(urlsplit(plain).query)
+    schema = None
+    for option in query.get("options", []):
+        for part in unquote(option).split():
+            if part.startswith("-csearch_path="):
+                schema = part.split("=", 1)[1].split(",")[0].strip() or None
+    return plain, schema
+
+
+def _run(args: list[str], what: str) -> None:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=3600)
+    except FileNotFoundError:
+        raise BackupError(f"{args[0]} is not installed; it is needed to {what}") from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise BackupError(f"{args[0]} failed to {what}: {' / '.join(tail)}")
+
+
+def _dump(url: str, target: Path) -> str:
+    if url.startswith("sqlite"):
+        source = sqlite_path(url)
+        if not source.is_file():
+            raise BackupError(f"no database at {source}")
+        conn = sqlite3.connect(source, timeout=30)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("VACUUM INTO ?", (str(target),))
+        except sqlite3.Error as exc:
+            raise BackupError(f"SQLite could not copy the database: {exc}") from exc
+        finally:
+            conn.close()
+        return "sqlite"
+    if url.startswith("postgresql"):
+        uri, schema = _libpq(url)
+        args = ["pg_dump", "--format=custom", "--no-owner", f"--file={target}", f"--dbname={uri}"]
+        if schema:
+            args.append(f"--schema={schema}")
+        _run(args, "dump the database")
+        return "postgresql"
+    raise BackupError(f"cannot back up a database of this kind: {url.split(':', 1)[0]}")
+
+
+def _restore_db(kind: str, dump: Path, url: str) -> None:
+    if kind == "sqlite":
+        if not url.startswith("sqlite"):
+            raise BackupError("this backup is of a SQLite store; FACEWARD_DATABASE_URL names another kind")
+        target = sqlite_path(url)
+        if target.exists() and _sqlite_has_tenants(target):
+            raise BackupError(f"{target} already holds data: restore into a fresh home")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        staged = target.with_name(f".{target.name}.restore")
+        shutil.copyfile(dump, staged)
+        os.chmod(staged, 0o600)
+        with staged.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(staged, target)
+        _fsync_dir(target.parent)
+        return
+    if not url.startswith("postgresql"):
+        raise BackupError("this backup is of a PostgreSQL store; FACEWARD_DATABASE_URL names another kind")
+    if _pg_has_tenants(url):
+        raise BackupError("the target PostgreSQL database already holds a faceward store: restore into an empty one")
+    uri, _ = _libpq(url)
+    _ensure_app_role(url)
+    _run(["pg_restore", "--exit-on-error", "--single-transaction", "--no-owner", f"--dbname={uri}", str(dump)],
+         "restore the database")
+
+
+def _sqlite_has_tenants(path: Path) -> bool:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM tenants").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+def _pg_engine(url: str) -> Any:
+    from sqlalchemy.pool import NullPool
+
+    from faceward.store.sql import make_engine
+
+    return make_engine(url, poolclass=NullPool)
+
+
+def _pg_has_tenants(url: str) -> bool:
+    from sqlalchemy import text
+
+    engine = _pg_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT to_regclass('tenants') IS NOT NULL")).scalar())
+    finally:
+        engine.dispose()
+
+
+def _ensure_app_role(url: str) -> None:
+    """The grants in the dump name ``faceward_app``; create the role (as migration 0003 does) if missing."""
+    from sqlalchemy import text
+
+    from faceward.store.sql import APP_ROLE
+
+    engine = _pg_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
+                f"CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; END IF; "
+                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            ))
+    finally:
+        engine.dispose()
+
+
+def _schema_revision(url: str) -> str | None:
+    from sqlalchemy import inspect, text
+
+    from faceward.store.sql import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return None if value is None else str(value)
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+
+
+# -- the use cases --------------------------------------------------------------------
+
+
+@contextmanager
+def _scratch(near: Path) -> Iterator[Path]:
+    """A private (0700) scratch folder beside ``near`` for the clear copy; removed afterwards."""
+    near.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".faceward-backup-", dir=near))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def backup(
+    url: str, keyring: Keyring, ledger: ErasureLedger, target: Path, *, scratch: Path,
+    extra: dict[str, Any] | None = None, now: datetime | None = None,
+) -> BackupInfo:
+    """Back up the store at ``url`` to ``target``, sealed; ``scratch`` is where the clear copy briefly lives.
+
+    The ledger is created (empty) if missing, so that a later restore can tell
+    "no erasure yet" from "the ledger was lost".
+    """
+    if not ledger.exists():
+        ledger.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(ledger.path, os.O_WRONLY | os.O_CREAT, 0o600))
+    head = ledger.head()
+    moment = now or datetime.now(timezone.utc)
+    backup_id = secrets.token_hex(16)
+    with _scratch(scratch) as folder:
+        dump = folder / "dump"
+        kind = _dump(url, dump)
+        header = {
+            "format": FORMAT, "backup_id": backup_id, "database": kind, "created_at": moment.isoformat(),
+            "schema_revision": _schema_revision(url), "faceward": __version__,
+            "ledger": head.as_dict(), "extra": extra or {},
+        }
+        size = seal_file(dump, target, keyring, header)
+    return BackupInfo(target, backup_id, kind, moment, size, head, extra or {})
+
+
+def restore(
+    source: Path, url: str, keyring: Keyring, ledger: ErasureLedger, *, scratch: Path,
+    allow_missing_ledger: bool = False,
+) -> RestoreReport:
+    """Restore the backup at ``source`` into the empty store at ``url``, then re-apply every erasure.
+
+    Refuses (:class:`BackupError` / :class:`~faceward.services.ledger.LedgerError`)
+    when the master key does not open it, the target holds data, or the ledger
+    is missing or does not extend the one the backup saw; ``allow_missing_ledger``
+    accepts a lost ledger knowingly (erasures made after the backup then come back).
+    """
+    entries = []
+    if ledger.exists():
+        entries = ledger.entries()
+    elif not allow_missing_ledger:
+        raise BackupError(
+            f"no erasure ledger at {ledger.path}: without it, subjects erased after this backup was made "
+            "would come back. Put the ledger kept beside the master key there (FACEWARD_ERASURE_LEDGER), "
+            "or accept the loss explicitly"
+        )
+    with _scratch(scratch) as folder:
+        dump = folder / "dump"
+        header = open_file(source, dump, keyring)
+        recorded = LedgerHead(int(header["ledger"]["count"]), str(header["ledger"]["hash"]))
+        if ledger.exists():
+            ledger.check_extends(recorded, entries)
+        _restore_db(str(header["database"]), dump, url)
+    store = SqlStore.open(url)  # migrates an older backup to the current schema
+    try:
+        subjects, tenants = apply_ledger(store, ledger, entries)
+    finally:
+        store.close()
+    if subjects or tenants:
+        _compact(url)
+    return RestoreReport(
+        str(header["backup_id"]), str(header["database"]), datetime.fromisoformat(header["created_at"]),
+        subjects, tenants, len(entries), dict(header.get("extra") or {}),
+    )
+
+
+def apply_ledger(store: SqlStore, ledger: ErasureLedger, entries: list[Any] | None = None) -> tuple[list[str], list[str]]:
+    """Erase again, in ``store``, every subject and tenant the ledger lists; returns those that were present."""
+    from faceward.errors import NotFound
+    from faceward.store.integrity import IntegrityStore
+
+    entries = ledger.entries() if entries is None else entries
+    known = {t for t, _, _ in store.tenant_directory()}
+    tenants = sorted(ledger.erased_tenants(entries) & known)
+    for tenant_id in tenants:
+        store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
+        store.delete_tenant(tenant_id)
+    by_tenant: dict[str, list[Any]] = {}
+    for entry in entries:
+        if entry.kind == "subject" and entry.tenant_id in known and entry.tenant_id not in tenants:
+            by_tenant.setdefault(entry.tenant_id, []).append(entry)
+    integrity = IntegrityStore(store)
+    erased: list[str] = []
+    for tenant_id, items in by_tenant.items():
+        present = integrity.present_subjects(tenant_id, [e.subject_id for e in items])
+        for entry in items:
+            if entry.subject_id in present:
+                try:
+                    store.delete_subject(tenant_id, entry.subject_id, at=entry.at)
+                except NotFound:
+                    continue
+                present.discard(entry.subject_id)
+                erased.append(entry.subject_id)
+    return erased, tenants
+
+
+def _compact(url: str) -> None:
+    """Rewrite the restored database so no free page still holds the rows just erased again (keys included)."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path(url), timeout=30)
+        try:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return
+    from sqlalchemy import text
+
+    engine = _pg_engine(url)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in ("faces", "subjects", "tenants", "api_keys", "audit_log", "usage"):
+                conn.execute(text(f"VACUUM FULL {table}"))
+    finally:
+        engine.dispose()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["BackupError", "BackupInfo", "RestoreReport", "apply_ledger", "backup", "open_file", "read_header", "restore"]

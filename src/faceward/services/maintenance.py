@@ -1,0 +1,579 @@
+"""Keeping the store honest: ``doctor`` (check and repair) and the retention purge.
+
+:func:`doctor` checks, for every tenant whose key still exists:
+
+* **faces** - no face lacks its subject (orphans) and no image is enrolled twice for one subject;
+* **subject_keys** - every subject's wrapped key opens under its tenant key;
+* **templates** - every sealed template opens under its subject key and is a finite unit vector
+  of the tenant's model;
+* **erasures** - the erasure ledger's hash chain holds, no subject or tenant it lists is still
+  stored, and every erasure the store recorded is in the ledger;
+* **index** - with a running index (the server's :class:`GalleryService`) or index snapshot files,
+  the index holds exactly the stored faces: none missing, none erased, the same vectors.
+
+``repair=True`` then rebuilds every checked index from the store (the store is the
+truth), finishes erasures the ledger lists, copies the store's erasures into the
+ledger, and removes orphaned and duplicated faces; it never touches a template
+that fails to open (that is a key problem for a person to look at). The report
+is the state *after* the repairs, with what was done in ``repairs``.
+
+:func:`purge_due` erases subjects whose consent has expired or who are older than
+their tenant's ``retention_days`` (``tenants.settings``); :class:`RetentionScheduler`
+runs it periodically inside the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from faceward.errors import InvalidInput, NotFound
+from faceward.index.base import VectorIndex
+from faceward.security.crypto import Keyring, aad, open_sealed
+from faceward.security.errors import SealError
+from faceward.services.gallery import GalleryService
+from faceward.services.ledger import ErasureLedger, LedgerError
+from faceward.store.integrity import IntegrityStore
+from faceward.vision.embed import from_template
+
+if TYPE_CHECKING:
+    from faceward.services.audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+MAX_PROBLEMS = 200
+"""Problems listed in a report; the counts in ``checks`` are always complete."""
+RETENTION_MAX_DAYS = 36_500
+PURGE_ACTOR = "system:retention"
+
+
+@dataclass
+class DoctorReport:
+    ok: bool
+    checks: dict[str, dict[str, Any]]
+    problems: list[dict[str, Any]]
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": self.checks, "problems": self.problems, "repairs": self.repairs}
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.checks: dict[str, dict[str, Any]] = {
+            "tenants": {"checked": 0, "shredded": 0, "key_unopenable": 0, "shredded_with_rows": 0},
+            "faces": {"checked": 0, "orphans": 0, "duplicates": 0},
+            "subject_keys": {"checked": 0, "unopenable": 0},
+            "templates": {"checked": 0, "unopenable": 0, "invalid": 0, "other_model": 0},
+            "erasures": {"ledger_entries": 0, "ledger_ok": True, "still_present": 0, "missing_from_ledger": 0},
+            "index": {"source": "none", "tenants": 0, "faces": 0, "missing": 0, "erased_or_unknown": 0, "vector_mismatch": 0},
+        }
+        self.problems: list[dict[str, Any]] = []
+        self.count = 0
+        # What a repair needs, gathered while checking.
+        self.orphans: dict[str, list[str]] = {}
+        self.duplicates: dict[str, list[tuple[str, str]]] = {}
+        self.still_present: list[tuple[str, str]] = []
+        self.tenants_still_present: list[str] = []
+        self.missing_from_ledger: list[tuple[str, str | None, datetime]] = []
+        self.bad_indexes: set[str] = set()
+        self.bad_snapshots: set[str] = set()
+
+    def add(self, check: str, problem: str, tenant_id: str | None, message: str, **ids: Any) -> None:
+        self.count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append({"check": check, "problem": problem, "tenant_id": tenant_id, "message": message, **ids})
+
+
+def snapshot_path(folder: Path, tenant_id: str) -> Path:
+    """Where a tenant's index snapshot lives in ``folder``; named by a hash, never by the tenant id itself."""
+    return Path(folder) / f"index-{hashlib.sha256(tenant_id.encode()).hexdigest()[:24]}.snap"
+
+
+def index_items(index: VectorIndex) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(labels, vectors)`` an index holds; vectors are None where the index cannot hand them back."""
+    items = getattr(index, "items", None)
+    if callable(items):
+        labels, vectors = items()
+        return np.asarray(labels, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
+    from faceward.index.exact import ExactIndex
+
+    if isinstance(index, ExactIndex):
+        # ExactIndex has no export method; its live rows are those with a label >= 0 (as in index.snapshot).
+        size = index._size
+        live = np.nonzero(index._labels[:size] >= 0)[0]
+        return index._labels[live].astype(np.int64), index._vectors[live]
+    return np.zeros(0, dtype=np.int64), None
+
+
+# -- doctor -----------------------------------------------------------------------------------
+
+
+def doctor(
+    gallery: GalleryService,
+    *,
+    repair: bool = False,
+    running_index: bool = True,
+    snapshots: Path | None = None,
+) -> DoctorReport:
+    """Check the store, the erasure ledger and the indexes; with ``repair``, fix what can be fixed and check again.
+
+    ``running_index`` checks the indexes this process holds (a server's); an
+    index it has not loaded yet is built from the store when first searched, so
+    there is nothing to check. ``snapshots`` is a folder of index snapshots
+    (:func:`snapshot_path`) to check against the store.
+    """
+    findings = _examine(gallery, running_index=running_index, snapshots=snapshots)
+    repairs: list[dict[str, Any]] = []
+    if repair and findings.count:
+        repairs = _repair(gallery, findings, snapshots)
+        findings = _examine(gallery, running_index=running_index, snapshots=snapshots)
+    return DoctorReport(findings.count == 0, findings.checks, findings.problems, repairs)
+
+
+def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | None) -> _Findings:
+    found = _Findings()
+    store = gallery.store
+    integrity = IntegrityStore(store)
+    entries = []
+    try:
+        entries = gallery.ledger.entries()
+    except LedgerError as exc:
+        found.checks["erasures"]["ledger_ok"] = False
+        found.add("erasures", "ledger_broken", None, exc.message)
+    found.checks["erasures"]["ledger_entries"] = len(entries)
+    erased_subjects = gallery.ledger.erased_subjects(entries)
+    erased_tenants = gallery.ledger.erased_tenants(entries)
+    ledger_pairs = erased_subjects
+    loaded = set(gallery.indexes.loaded()) if running_index else set()
+    index_source = [s for s, on in (("running", running_index and bool(loaded)), ("snapshots", snapshots is not None)) if on]
+    found.checks["index"]["source"] = "+".join(index_source) or "none"
+
+    for tenant in store.list_tenants():
+        tenant_id = tenant.id
+        found.checks["tenants"]["checked"] += 1
+        if tenant.wrapped_key is None:
+            found.checks["tenants"]["shredded"] += 1
+            if integrity.tenant_rows(tenant_id):
+                found.checks["tenants"]["shredded_with_rows"] += 1
+                found.add("tenants", "shredded_with_rows", tenant_id, "a shredded tenant still has subjects or faces")
+            if tenant_id not in erased_tenants:
+                found.checks["erasures"]["missing_from_ledger"] += 1
+                found.missing_from_ledger.append((tenant_id, None, tenant.created_at))
+                found.add("erasures", "missing_from_ledger", tenant_id, "a shredded tenant is not in the erasure ledger")
+            continue
+        if tenant_id in erased_tenants:
+            found.checks["erasures"]["still_present"] += 1
+            found.tenants_still_present.append(tenant_id)
+            found.add("erasures", "tenant_still_present", tenant_id, "the ledger lists this tenant as erased, yet it is stored")
+            continue
+        try:
+            tenant_key = gallery.tenant_key(tenant_id)
+        except SealError:
+            found.checks["tenants"]["key_unopenable"] += 1
+            found.add("tenants", "key_unopenable", tenant_id, "the tenant key does not open under this master key")
+            continue
+        _check_erasures(gallery, integrity, tenant_id, ledger_pairs, found)
+        subject_keys = _check_subject_keys(tenant_key, tenant_id, integrity, found)
+        live = _check_faces(tenant_id, tenant.settings.get("model_id"), gallery, integrity, subject_keys, found)
+        if tenant_id in loaded:
+            _check_running_index(gallery, tenant_id, live, found)
+        if snapshots is not None:
+            _check_snapshot(snapshots, tenant_id, tenant_key, live, found)
+    return found
+
+
+def _check_erasures(
+    gallery: GalleryService, integrity: IntegrityStore, tenant_id: str, ledger_pairs: set[tuple[str, str]], found: _Findings
+) -> None:
+    listed = sorted(s for t, s in ledger_pairs if t == tenant_id)
+    for subject_id in sorted(integrity.present_subjects(tenant_id, listed)):
+        found.checks["erasures"]["still_present"] += 1
+        found.still_present.append((tenant_id, subject_id))
+        found.add("erasures", "subject_still_present", tenant_id, "the ledger lists this subject as erased, yet it is stored",
+                  subject_id=subject_id)
+    for seq, subject_id in gallery.store.erasures_since(tenant_id, 0):
+        if (tenant_id, subject_id) not in ledger_pairs:
+            found.checks["erasures"]["missing_from_ledger"] += 1
+            found.missing_from_ledger.append((tenant_id, subject_id, gallery.clock()))
+            found.add("erasures", "missing_from_ledger", tenant_id, "an erasure the store recorded is not in the ledger",
+                      subject_id=subject_id, seq=seq)
+
+
+def _check_subject_keys(tenant_key: bytes, tenant_id: str, integrity: IntegrityStore, found: _Findings) -> dict[str, bytes | None]:
+    keys: dict[str, bytes | None] = {}
+    for batch in integrity.subject_keys(tenant_id):
+        for subject_id, wrapped in batch:
+            found.checks["subject_keys"]["checked"] += 1
+            try:
+                keys[subject_id] = Keyring.subject_key(tenant_key, tenant_id, subject_id, wrapped)
+            except SealError:
+                keys[subject_id] = None
+                found.checks["subject_keys"]["unopenable"] += 1
+                found.add("subject_keys", "unopenable", tenant_id, "the subject key does not open", subject_id=subject_id)
+    return keys
+
+
+def _check_faces(
+    tenant_id: str, model_id: str | None, gallery: GalleryService, integrity: IntegrityStore,
+    subject_keys: dict[str, bytes | None], found: _Findings,
+) -> dict[int, tuple[str, np.ndarray | None]]:
+    """Every face opened; returns ``seq -> (face id, template or None)`` of the faces that belong to a subject."""
+    orphans = integrity.orphan_faces(tenant_id)
+    if orphans:
+        found.checks["faces"]["orphans"] += len(orphans)
+        found.orphans[tenant_id] = orphans
+        for face_id in orphans:
+            found.add("faces", "orphan", tenant_id, "a face whose subject is missing", face_id=face_id)
+    for subject_id, digest, count in integrity.duplicate_faces(tenant_id):
+        found.checks["faces"]["duplicates"] += count - 1
+        found.duplicates.setdefault(tenant_id, []).append((subject_id, digest))
+        found.add("faces", "duplicate", tenant_id, f"one image enrolled {count} times for one subject", subject_id=subject_id)
+    orphan_set = set(orphans)
+    live: dict[int, tuple[str, np.ndarray | None]] = {}
+    after = 0
+    while True:
+        batch = gallery.store.faces_since(tenant_id, after, limit=2000)
+        if not batch:
+            return live
+        for face in batch:
+            found.checks["faces"]["checked"] += 1
+            if face.id in orphan_set:
+                continue
+            vector: np.ndarray | None = None
+            key = subject_keys.get(face.subject_id)
+            if model_id and face.model_id != model_id:
+                found.checks["templates"]["other_model"] += 1
+                found.add("templates", "other_model", tenant_id, f"a {face.model_id} template in a {model_id} gallery",
+                          face_id=face.id)
+            if key is not None:
+                found.checks["templates"]["checked"] += 1
+                try:
+                    vector = from_template(open_sealed(key, face.template_sealed, aad(tenant_id, "faces", face.id)))
+                except SealError:
+                    found.checks["templates"]["unopenable"] += 1
+                    found.add("templates", "unopenable", tenant_id, "a sealed template does not open", face_id=face.id)
+                except ValueError:
+                    found.checks["templates"]["invalid"] += 1
+                    found.add("templates", "invalid", tenant_id, "a template is not a descriptor", face_id=face.id)
+                else:
+                    if not (np.isfinite(vector).all() and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3):
+                        found.checks["templates"]["invalid"] += 1
+                        found.add("templates", "invalid", tenant_id, "a template is not a finite unit vector", face_id=face.id)
+                        vector = None
+            live[face.seq] = (face.id, vector)
+        after = batch[-1].seq
+
+
+def _compare(
+    kind: str, tenant_id: str, labels: np.ndarray, vectors: np.ndarray | None, upto: int,
+    live: dict[int, tuple[str, np.ndarray | None]], found: _Findings,
+) -> bool:
+    """Count an index's disagreements with the store up to sequence ``upto``; True if it agrees."""
+    checks = found.checks["index"]
+    checks["tenants"] += 1
+    held = {int(x) for x in labels}
+    checks["faces"] += len(held)
+    expected = {seq for seq in live if seq <= upto}
+    missing = sorted(expected - held)
+    unknown = sorted(held - set(live))
+    mismatched = 0
+    if vectors is not None:
+        for row, label in enumerate(labels):
+            template = live.get(int(label), ("", None))[1]
+            if template is not None and float(np.dot(vectors[row], template)) < 0.999:
+                mismatched += 1
+    checks["missing"] += len(missing)
+    checks["erased_or_unknown"] += len(unknown)
+    checks["vector_mismatch"] += mismatched
+    if missing:
+        found.add("index", "missing", tenant_id, f"the {kind} index lacks {len(missing)} stored face(s)",
+                  face_ids=[live[s][0] for s in missing[:10]])
+    if unknown:
+        found.add("index", "erased_or_unknown", tenant_id,
+                  f"the {kind} index holds {len(unknown)} face(s) the store does not: erased faces are still searchable")
+    if mismatched:
+        found.add("index", "vector_mismatch", tenant_id, f"the {kind} index holds {mismatched} vector(s) unlike the store's")
+    return not (missing or unknown or mismatched)
+
+
+def _check_running_index(gallery: GalleryService, tenant_id: str, live: dict[int, tuple[str, np.ndarray | None]], found: _Findings) -> None:
+    for attempt in range(2):
+        seq, owner, (labels, vectors) = gallery.indexes.inspect(tenant_id, index_items)
+        if vectors is None:  # an index that cannot export (Milvus): check the labels it was given
+            labels = np.array(sorted(owner), dtype=np.int64)
+        consistent = {int(x) for x in labels} == set(owner)
+        agrees = consistent and _compare("running", tenant_id, labels, vectors, seq, live, _Findings())
+        if agrees or attempt == 1:
+            break
+        # An enrollment or erasure may have landed between the store read and the index read: read again.
+        _refresh(gallery, tenant_id, live)
+    _compare("running", tenant_id, labels, vectors, seq, live, found)
+    if not consistent:
+        found.checks["index"]["erased_or_unknown"] += 1
+        found.add("index", "bookkeeping", tenant_id, "the running index and its label map disagree")
+    if not agrees:
+        found.bad_indexes.add(tenant_id)
+
+
+def _refresh(gallery: GalleryService, tenant_id: str, live: dict[int, tuple[str, np.ndarray | None]]) -> None:
+    """Bring ``live`` to the store's current faces (new ones without a template to compare)."""
+    stored = {face.seq: face.id for face in _all_faces(gallery, tenant_id)}
+    for seq in [s for s in live if s not in stored]:
+        del live[seq]
+    for seq, face_id in stored.items():
+        live.setdefault(seq, (face_id, None))
+
+
+def _all_faces(gallery: GalleryService, tenant_id: str) -> list[Any]:
+    out: list[Any] = []
+    after = 0
+    while batch := gallery.store.faces_since(tenant_id, after, limit=5000):
+        out.extend(batch)
+        after = batch[-1].seq
+    return out
+
+
+def _check_snapshot(folder: Path, tenant_id: str, tenant_key: bytes, live: dict[int, tuple[str, np.ndarray | None]], found: _Findings) -> None:
+    from faceward.index.snapshot import SnapshotError, load_snapshot
+
+    path = snapshot_path(folder, tenant_id)
+    try:
+        loaded = load_snapshot(path, tenant_key, tenant_id)
+    except SnapshotError as exc:
+        found.bad_snapshots.add(tenant_id)
+        found.add("index", "snapshot_unreadable", tenant_id, str(exc))
+        return
+    if loaded is None:
+        return
+    index, last_seq = loaded
+    labels, vectors = index_items(index)
+    if not _compare("snapshot", tenant_id, labels, vectors, last_seq, live, found):
+        found.bad_snapshots.add(tenant_id)
+
+
+# -- repair -----------------------------------------------------------------------------------
+
+
+def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -> list[dict[str, Any]]:
+    done: list[dict[str, Any]] = []
+    store = gallery.store
+    integrity = IntegrityStore(store)
+    for tenant_id, subject_id, at in found.missing_from_ledger:
+        if subject_id is None:
+            gallery.ledger.record_tenant(tenant_id, at=at)
+        else:
+            gallery.ledger.record_subject(tenant_id, subject_id, at=at)
+        done.append({"repair": "ledger_entry_added", "tenant_id": tenant_id, "subject_id": subject_id})
+    for tenant_id, subject_id in found.still_present:
+        try:
+            store.delete_subject(tenant_id, subject_id, at=gallery.clock())
+        except NotFound:
+            pass
+        gallery.indexes.forget_subject(tenant_id, subject_id)
+        done.append({"repair": "erasure_finished", "tenant_id": tenant_id, "subject_id": subject_id})
+    for tenant_id in found.tenants_still_present:
+        store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
+        store.delete_tenant(tenant_id)
+        gallery.indexes.drop_tenant(tenant_id)
+        done.append({"repair": "tenant_erasure_finished", "tenant_id": tenant_id})
+    rebuild = set(found.bad_indexes)
+    for tenant_id, face_ids in found.orphans.items():
+        removed = integrity.delete_faces(tenant_id, face_ids)
+        rebuild.add(tenant_id)
+        done.append({"repair": "orphans_removed", "tenant_id": tenant_id, "faces": removed})
+    for tenant_id, pairs in found.duplicates.items():
+        removed = 0
+        for subject_id, digest in pairs:
+            removed += integrity.delete_faces(tenant_id, integrity.face_ids_of_duplicates(tenant_id, subject_id, digest)[1:])
+        rebuild.add(tenant_id)
+        done.append({"repair": "duplicates_removed", "tenant_id": tenant_id, "faces": removed})
+    gallery.forget_keys()
+    for tenant_id in sorted(rebuild):
+        gallery.indexes.drop_tenant(tenant_id)
+        gallery.indexes.get(tenant_id)
+        done.append({"repair": "index_rebuilt", "tenant_id": tenant_id, "source": "store"})
+    if snapshots is not None:
+        for tenant_id in sorted(found.bad_snapshots | (rebuild & _snapshotted(snapshots, rebuild))):
+            rewrite_snapshot(gallery, tenant_id, snapshots)
+            done.append({"repair": "snapshot_rewritten", "tenant_id": tenant_id, "source": "store"})
+    return done
+
+
+def _snapshotted(folder: Path, tenants: set[str]) -> set[str]:
+    return {t for t in tenants if snapshot_path(folder, t).exists()}
+
+
+def rewrite_snapshot(gallery: GalleryService, tenant_id: str, folder: Path) -> Path:
+    """Rebuild the tenant's index from the store and save it as its snapshot in ``folder``."""
+    from faceward.index.snapshot import save_snapshot
+    from faceward.services.search_index import SearchIndexes
+
+    fresh = SearchIndexes(gallery.store, gallery._open_templates, None)
+    seq, _, index = fresh.inspect(tenant_id, lambda ix: ix)
+    path = snapshot_path(folder, tenant_id)
+    save_snapshot(index, path, gallery.tenant_key(tenant_id), tenant_id, seq)
+    return path
+
+
+def reconcile_ledger(gallery: GalleryService) -> int:
+    """Append to the ledger every erasure the store recorded that it lacks (and shredded tenants); returns how many.
+
+    ``faceward backup`` runs this first, so that a worker whose erasures went to
+    another ledger file cannot leave a gap that a restore would reopen.
+    """
+    entries = gallery.ledger.entries()
+    subjects = gallery.ledger.erased_subjects(entries)
+    tenants = gallery.ledger.erased_tenants(entries)
+    added = 0
+    for tenant in gallery.store.list_tenants():
+        if tenant.wrapped_key is None:
+            if tenant.id not in tenants:
+                gallery.ledger.record_tenant(tenant.id)
+                added += 1
+            continue
+        for _, subject_id in gallery.store.erasures_since(tenant.id, 0):
+            if (tenant.id, subject_id) not in subjects:
+                gallery.ledger.record_subject(tenant.id, subject_id)
+                subjects.add((tenant.id, subject_id))
+                added += 1
+    return added
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PurgeReport:
+    at: datetime
+    tenants: int
+    purged: list[dict[str, str]]
+    failed: list[dict[str, str]]
+
+    def as_dict(self) -> dict[str, Any]:
+        reasons: dict[str, int] = {}
+        for item in self.purged:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        return {"at": self.at.isoformat(), "tenants": self.tenants, "purged": len(self.purged), "by_reason": reasons,
+                "subjects": self.purged, "failed": self.failed}
+
+
+def retention_days(settings: dict[str, Any]) -> int | None:
+    value = settings.get("retention_days")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RETENTION_MAX_DAYS:
+        raise InvalidInput(f"retention_days must be a whole number of days from 1 to {RETENTION_MAX_DAYS}")
+    return value
+
+
+def set_retention(gallery: GalleryService, tenant_id: str, days: int | None) -> None:
+    """Set (or clear, with None) how many days a tenant keeps a subject after enrolling it."""
+    tenant = gallery.active_tenant(tenant_id)
+    values = dict(tenant.settings)
+    if days is None:
+        values.pop("retention_days", None)
+    else:
+        retention_days({"retention_days": days})
+        values["retention_days"] = days
+    gallery.store.update_tenant(tenant_id, settings=values)
+
+
+def purge_due(gallery: GalleryService, *, audit: AuditLog | None = None, now: datetime | None = None) -> PurgeReport:
+    """Erase every subject whose consent has expired or who is older than its tenant's retention period.
+
+    Uses ``gallery.clock`` unless ``now`` is given. Each erasure goes through
+    :meth:`GalleryService.delete_subject` (ledger first, then the store and the
+    index). With ``audit``, each is audited first, as the API does, and a
+    subject whose entry cannot be written is left for the next run.
+    Suspended tenants are purged too: retention does not pause with access.
+    """
+    moment = now or gallery.clock()
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    integrity = IntegrityStore(gallery.store)
+    purged: list[dict[str, str]] = []
+    failed: list[dict[str, str]] = []
+    tenants = 0
+    for tenant in gallery.store.list_tenants():
+        if tenant.wrapped_key is None:
+            continue
+        tenants += 1
+        try:
+            days = retention_days(tenant.settings)
+        except InvalidInput as exc:
+            failed.append({"tenant_id": tenant.id, "subject_id": "", "reason": exc.message})
+            days = None
+        cutoff = moment - timedelta(days=days) if days else None
+        for subject_id, reason in integrity.subjects_due(tenant.id, now=moment, created_before=cutoff):
+            try:
+                if audit is not None:
+                    audit.append(tenant.id, actor=PURGE_ACTOR, action="subject.purge",
+                                 details={"subject_id": subject_id, "reason": reason}, source=None)
+                gallery.delete_subject(tenant.id, subject_id)
+            except NotFound:
+                continue  # erased by someone else meanwhile
+            except Exception as exc:  # one failure must not stop the purge of everyone else
+                log.exception("retention purge of %s failed", subject_id)
+                failed.append({"tenant_id": tenant.id, "subject_id": subject_id, "reason": type(exc).__name__})
+                continue
+            purged.append({"tenant_id": tenant.id, "subject_id": subject_id, "reason": reason})
+    return PurgeReport(moment, tenants, purged, failed)
+
+
+class RetentionScheduler:
+    """Runs :func:`purge_due` every ``every`` seconds on a daemon thread (the server's lifespan starts and stops it).
+
+    With several workers each may run it: an erasure is idempotent (a subject
+    already erased is skipped), so the only cost is duplicate queries.
+    """
+
+    def __init__(
+        self, gallery: GalleryService, *, every: float = 3600.0, audit: AuditLog | None = None,
+        on_report: Callable[[PurgeReport], None] | None = None,
+    ) -> None:
+        if every <= 0:
+            raise ValueError("every must be positive")
+        self.gallery, self.every, self.audit, self.on_report = gallery, every, audit, on_report
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> PurgeReport:
+        report = purge_due(self.gallery, audit=self.audit)
+        if report.purged:
+            log.info("retention purge erased %d subject(s)", len(report.purged))
+        if self.on_report is not None:
+            self.on_report(report)
+        return report
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("retention purge failed; retrying in %.0f s", self.every)
+            self._stop.wait(self.every)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="faceward-retention", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+__all__ = [
+    "DoctorReport", "PurgeReport", "RetentionScheduler", "doctor", "index_items", "purge_due", "reconcile_ledger",
+    "retention_days", "rewrite_snapshot", "set_retention", "snapshot_path",
+]
