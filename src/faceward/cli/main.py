@@ -11,7 +11,9 @@ from faceward.bootstrap import init_home
 from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.cli.evaluate import eval_app
 from faceward.cli.gallery import enroll, search, subjects_app, verify
+from faceward.cli.maintenance import backup, doctor, purge, restore, retention
 from faceward.cli.operator import audit_app, keys_app, tenant_app
+from faceward.cli.serve import serve
 
 app = typer.Typer(
     help="faceward: consent-first face search. Matches are leads for human review, never identifications.",
@@ -22,6 +24,12 @@ app = typer.Typer(
 app.command()(enroll)
 app.command()(search)
 app.command()(verify)
+app.command()(doctor)
+app.command()(backup)
+app.command()(restore)
+app.command()(purge)
+app.command()(retention)
+app.command()(serve)
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(eval_app, name="eval")
 app.add_typer(tenant_app, name="tenant")
