@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -123,12 +123,18 @@ class AccountService:
     def delete_tenant(self, tenant_id: str) -> None:
         """Crypto-shred: destroy the wrapped tenant key (committed first), then delete every row.
 
+        The tenant is first appended to the erasure ledger (when the gallery keeps
+        one), so a restored backup is shredded again (decision 007).
+
         Once the first step commits, everything sealed under the tenant key, in
         this database and in every backup of it, is unreadable. Should the
         second step fail, the tenant lists as shredded and deleting it again
         finishes the job.
         """
         self.store.get_tenant(tenant_id)  # NotFound for an unknown id
+        ledger = getattr(self.gallery, "ledger", None)  # decision 007: the erasure outlives restored backups
+        if ledger is not None:
+            ledger.record_tenant(tenant_id, at=self._now())
         self.store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
         self.gallery.forget_keys()
         self.gallery.indexes.drop_tenant(tenant_id)

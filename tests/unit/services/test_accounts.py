@@ -157,8 +157,14 @@ def test_delete_crypto_shreds_first_then_removes_rows(accounts: AccountService) 
     real_update, real_delete = accounts.store.update_tenant, accounts.store.delete_tenant
     accounts.store.update_tenant = lambda t, **v: (calls.append(f"update {sorted(v)}"), real_update(t, **v))[1]  # type: ignore[method-assign]
     accounts.store.delete_tenant = lambda t: (calls.append("delete"), real_delete(t))[1]  # type: ignore[method-assign]
+
+    class Ledger:
+        def record_tenant(self, tenant_id: str, *, at: datetime) -> None:
+            calls.append(f"ledger {tenant_id == gone}")
+
+    accounts.gallery.ledger = Ledger()  # type: ignore[attr-defined,assignment]
     accounts.delete_tenant(gone)
-    assert calls == ["update ['status', 'wrapped_key']", "delete"]
+    assert calls == ["ledger True", "update ['status', 'wrapped_key']", "delete"]
     with pytest.raises(NotFound):
         accounts.store.get_tenant(gone)
     repo = AccountStore(accounts.store)
@@ -170,3 +176,24 @@ def test_delete_crypto_shreds_first_then_removes_rows(accounts: AccountService) 
     assert wrapped is not None  # what a backup still holds opens with nothing that is left
     assert accounts.authenticate(keep_token, source=None).tenant_id == keep
     assert [t["id"] for t in accounts.list_tenants()] == [keep]
+
+
+def test_unknown_and_known_keys_take_the_same_comparison(accounts: AccountService, monkeypatch: pytest.MonkeyPatch) -> None:
+    import faceward.services.accounts as module
+
+    tenant_id, token = accounts.create_tenant("Acme")
+    seen: list[bool] = []
+    real = module.matches
+
+    def spy(pepper_key: bytes | None, parsed: object, stored: bytes | None) -> bool:
+        seen.append(pepper_key is not None and stored is not None)
+        return real(pepper_key, parsed, stored)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "matches", spy)
+    unknown = "fw_" + "Z" * 16 + token[19:]
+    for attempt in (unknown, token, "fw_malformed"):
+        try:
+            accounts.authenticate(attempt, source=None)
+        except Unauthenticated:
+            pass
+    assert seen == [False, True, False]  # one HMAC + compare_digest each, dummies for the unknown and malformed

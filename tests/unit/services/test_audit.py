@@ -188,3 +188,30 @@ def test_an_entry_copied_from_another_tenant_fails(log: AuditLog, raw: Engine) -
     row = _row(raw, "t_b", 3)
     _tamper(raw, insert(LOG).values(**(row | {"tenant_id": "t_a"})))
     assert log.verify("t_a").first_bad == 3
+
+
+def test_concurrent_appends_keep_one_chain(log: AuditLog) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(8):
+                log.append("t_a", actor=f"w{n}", action="search", details={"i": i}, source=None)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    report = log.verify("t_a")
+    assert report.ok and report.entries == 32
+
+
+def test_append_raises_when_it_cannot_record(log: AuditLog) -> None:
+    with pytest.raises(KeyError):
+        log.append("t_unknown", actor="x", action="search", details={}, source=None)  # no key: the act must fail
