@@ -161,3 +161,30 @@ def test_the_directory_lists_ids_only(world: tuple[SqlStore, str, str, str]) -> 
         columns = list(conn.execute(text("SELECT * FROM faceward_tenant_directory()")).keys())
     assert columns == ["id", "status", "created_at"]
     assert [t.id for t in store.list_tenants()] == [a, b]
+
+
+def test_production_login_role_holds_even_after_reset_role(world: tuple[SqlStore, str, str, str], pg_url: str) -> None:
+    """The documented deployment: the service logs in as an unprivileged member of faceward_app.
+
+    SET ROLE can be undone by RESET ROLE within the session, so the login role
+    itself must have nothing more than faceward_app; then even a session that
+    resets its role sees no tenant's rows.
+    """
+    _, a, _, _ = world
+    login = "faceward_test_service"
+    with make_engine(pg_url).begin() as conn:
+        conn.execute(text(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{login}') THEN "
+            f"CREATE ROLE {login} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {APP_ROLE}; END IF; END $$"
+        ))
+    url = pg_url.replace("postgres@", f"{login}@", 1)
+    service = SqlStore.open(url)  # create=True: the migration check passes as a no-op for this role
+    assert [t for t, _, _ in service.tenant_directory()][0] == a
+    with service.engine.begin() as conn:
+        conn.execute(text("RESET ROLE"))
+        assert conn.execute(text("SELECT current_user")).scalar() == login
+        for table in ALL:
+            assert _count(conn, table) == 0, table
+        _bind(conn, a)
+        assert _count(conn, "subjects") == 1
+    service.close()

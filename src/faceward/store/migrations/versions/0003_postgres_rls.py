@@ -59,6 +59,8 @@ def upgrade() -> None:
     op.execute(f"GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE}")
     for table, privileges in GRANTS.items():
         op.execute(f"GRANT {privileges} ON {schema}.{table} TO {APP_ROLE}")
+    # So a service logging in as an unprivileged member of the role can see the schema is current.
+    op.execute(f"GRANT SELECT ON {schema}.alembic_version TO {APP_ROLE}")
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {schema}.{table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {schema}.{table} FORCE ROW LEVEL SECURITY")
