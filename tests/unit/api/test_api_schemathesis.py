@@ -81,7 +81,7 @@ def run_operation(operation: Any, headers: dict[str, str], mode: GenerationMode,
 def fuzz_world(w: World, plan: list[tuple[str, GenerationMode, int]]) -> Counter[str]:
     schema = schemathesis.openapi.from_asgi("/openapi.json", w.app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 13  # 12 under /v1 and /healthz
+    assert len(operations) >= 13  # 12 under /v1 and /healthz (the matrix test pins the exact set)
     seen: Counter[str] = Counter()
     for operation in operations:
         role = role_for(operation.path)
