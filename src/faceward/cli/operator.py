@@ -95,7 +95,7 @@ def _tenant_list(as_json: bool) -> None:
         return
     table = _table("id", "name", "status", "created", "keys", "subjects")
     for row in rows:
-        table.add_row(row["id"], row["name"], row["status"], row["created_at"].isoformat(timespec="seconds"),
+        table.add_row(row["id"], row["name"], row["status"], row["created_at"].strftime("%Y-%m-%d %H:%M"),
                       str(row["keys"]), str(row["subjects"]))
     out.print(table)
 
@@ -242,7 +242,7 @@ def _audit_timeline(
     table = _table("when (UTC)", "tenant", "seq", "who", "what", "from where", "details")
     for t, e in rows:
         details = ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-        table.add_row(e.at.isoformat(timespec="seconds"), t, str(e.seq), e.actor, e.action, e.source or "-", details)
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), t, str(e.seq), e.actor, e.action, e.source or "-", details)
     out.print(table)
 
 
