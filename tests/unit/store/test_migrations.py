@@ -18,7 +18,7 @@ def test_open_migrates_to_head_and_reopening_is_cheap(db_url: str) -> None:
     SqlStore.open(db_url).close()
     engine = make_engine(db_url, poolclass=NullPool)
     with engine.connect() as conn:
-        assert current(conn) == head() == "0003"
+        assert current(conn) == head() is not None
     started = time.perf_counter()
     SqlStore.open(db_url).close()
     assert time.perf_counter() - started < 2.0
