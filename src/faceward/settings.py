@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     flip_average: bool = Field(
         default=True, description="Average the descriptors of the chip and its mirror image."
     )
+    recognizer_manifest: Path | None = Field(
+        default=None,
+        description="JSON manifest of your own ONNX face recognizer (file, SHA-256, input, 5-point template, "
+        "embedding size, threshold); unset = dlib's ResNet. A gallery keeps the model it was enrolled with: "
+        "`faceward reenroll` migrates it.",
+    )
     index_backend: IndexBackend = Field(default=IndexBackend.EXACT, description="Vector index kind.")
 
     max_image_bytes: int = Field(default=15 * 1024 * 1024, gt=0, description="Largest accepted upload.")

@@ -1,4 +1,4 @@
-"""Gallery commands: enroll a folder, search, verify, manage subjects."""
+"""Gallery commands: enroll a folder, migrate it to another model, search, verify, manage subjects."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, lo
 from faceward.errors import FacewardError, InvalidInput
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService, utcnow
-from faceward.settings import Engine
+from faceward.settings import Engine, Settings
 from faceward.vision.decode import EXTENSIONS, read_image_file
 from faceward.vision.embed import normalise
 from faceward.vision.engine import EngineOptions
@@ -28,9 +28,9 @@ from faceward.vision.types import Quality
 EngineOpt = typer.Option("--engine", help="Descriptor runtime (default from FACEWARD_ENGINE).")
 
 
-def gallery(engine: Engine | None = None) -> tuple[GalleryService, str]:
+def gallery(engine: Engine | None = None, *, configured: Settings | None = None) -> tuple[GalleryService, str]:
     """Open the home's gallery and its local tenant (created on first use)."""
-    s = settings(engine=engine)
+    s = configured or settings(engine=engine)
     init_home(s)
     service = open_gallery(s)
     marker = local_tenant_file(s)
@@ -96,9 +96,7 @@ def run_enroll(
     if not folder.is_dir():
         raise InvalidInput(f"{folder} is not a folder")
     per_subject, default = _consents(folder, basis, reference)
-    subjects = {p.name: p for p in sorted(folder.iterdir()) if p.is_dir()}
-    if not subjects:
-        raise InvalidInput(f"{folder} has no sub-folders (one per subject)")
+    subjects = _subject_folders(folder)
     lacking = [name for name in subjects if name not in per_subject and default is None]
     if lacking:
         raise InvalidInput(
@@ -112,7 +110,7 @@ def run_enroll(
         row = per_subject.get(name) or default
         assert row is not None
         consents[name] = Consent.build(row.basis, row.reference, row.given_at, row.expires_at, now=now)
-    files = [(name, f) for name, d in subjects.items() for f in sorted(d.iterdir()) if f.is_file() and f.name != "consent.csv"]
+    files = _image_files(subjects)
     summary: dict[str, Any] = {"subjects": 0, "enrolled": 0, "already_enrolled": 0, "refused": [], "invalid": []}
     subject_ids: dict[str, str] = {}
     options = EngineOptions.from_settings(service.settings)
@@ -165,6 +163,122 @@ def run_enroll(
             err.print(f"error: {item['reason']}", markup=False)
     if summary["invalid"]:
         raise typer.Exit(1)  # a file that is not an acceptable image is an input error
+
+
+def _subject_folders(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder")
+    subjects = {p.name: p for p in sorted(folder.iterdir()) if p.is_dir()}
+    if not subjects:
+        raise InvalidInput(f"{folder} has no sub-folders (one per subject)")
+    return subjects
+
+
+def _image_files(subjects: dict[str, Path]) -> list[tuple[str, Path]]:
+    return [(name, f) for name, d in subjects.items() for f in sorted(d.iterdir()) if f.is_file() and f.name != "consent.csv"]
+
+
+def reenroll(
+    folder: Annotated[Path, typer.Argument(help="The folder the gallery was enrolled from: one sub-folder per subject.")],
+    model: Annotated[Optional[Path], typer.Option("--model", help="Recognizer manifest (JSON) of the new model.")] = None,
+    engine: Annotated[
+        Optional[Engine], typer.Option("--engine", help="Move back to dlib's ResNet, run by this runtime (instead of --model).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Switch only if every subject gets a template of the new model.")] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes for face analysis.")] = 0,
+    tenant: Annotated[Optional[str], TenantOpt] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Migrate the gallery to another model: re-read its folder, build the new templates, then switch.
+
+    Source photos are never kept, so the new templates come from the same folder
+    layout as `faceward enroll` (subjects are found again by folder name). Only
+    images already enrolled for that subject migrate. Searches keep using the old
+    model until every image is done; then the gallery's model switches in one
+    step and the old templates are removed. Resumable. Pause enrollment meanwhile,
+    and restart servers with the new model's settings afterwards.
+    """
+    run_reenroll(folder, model, engine, strict, workers, tenant, as_json)
+
+
+@friendly
+def run_reenroll(
+    folder: Path, model: Path | None, engine: Engine | None, strict: bool, workers: int, tenant: str | None, as_json: bool,
+) -> None:
+    if (model is None) == (engine is None):
+        raise InvalidInput("give the new model: --model MANIFEST, or --engine dlib|onnx for dlib's ResNet")
+    subjects = _subject_folders(folder)
+    configured = settings(engine=engine).model_copy(update={"recognizer_manifest": model.resolve() if model else None})
+    service, tenant_id = _tenant(gallery(configured=configured), tenant)
+    old_model = service.begin_migration(tenant_id)
+    summary: dict[str, Any] = {
+        "old_model_id": old_model, "new_model_id": service.model_id, "migrated": 0, "already_migrated": 0,
+        "unknown_folders": [], "not_in_gallery": 0, "refused": [], "invalid": [],
+    }
+    subject_ids: dict[str, str] = {}
+    for name in subjects:
+        found = service.subject_for_ref(tenant_id, name)
+        if found is None:
+            summary["unknown_folders"].append(name)
+        else:
+            subject_ids[name] = found.id
+    files = [(name, f) for name, f in _image_files(subjects) if name in subject_ids]
+    options = EngineOptions.from_settings(service.settings)
+    with progress_bar("re-enrolling", quiet=as_json) as progress:
+        task = progress.add_task("", total=len(files))
+        owner = {f: name for name, f in files}
+        for result in analyze_files(
+            [f for _, f in files], options, workers=workers or None,
+            max_bytes=service.settings.max_image_bytes, max_pixels=service.settings.max_image_pixels,
+        ):
+            progress.advance(task)
+            if result.error:
+                summary["invalid"].append({"image": str(result.path), "reason": result.error})
+                continue
+            if not result.faces:
+                summary["refused"].append({"image": str(result.path), "reason": "no face found"})
+                continue
+            face = result.faces[0]
+            raw = face.raw + face.raw_flipped if options.flip_average else face.raw
+            descriptor = normalise(raw[None, :].astype(np.float32))[0]
+            try:
+                view = service.admit_migrated(
+                    tenant_id, subject_ids[owner[result.path]], descriptor, Quality(**face.quality),  # type: ignore[arg-type]
+                    face.box, result.sha256, len(result.faces),
+                )
+            except FacewardError as exc:
+                if exc.code == "not_in_gallery":
+                    summary["not_in_gallery"] += 1
+                else:
+                    summary["refused"].append({"image": str(result.path), "reason": exc.message})
+                continue
+            summary["already_migrated" if view.duplicate else "migrated"] += 1
+    report = service.finish_migration(tenant_id, require_all=strict)
+    folder_of = {sid: name for name, sid in subject_ids.items()}
+    missing = [{**item, "folder": folder_of.get(item["subject_id"])} for item in report.without_new_faces]
+    summary.update(report.as_dict(), without_new_faces=missing)
+    if as_json:
+        emit_json(summary)
+    else:
+        verdict = (f"switched the gallery to {report.new_model_id}" if report.switched
+                   else f"did NOT switch: the gallery still holds {report.old_model_id}")
+        out.print(
+            f"{verdict}\nsubjects: {report.subjects}  with new templates: {report.subjects_migrated}  "
+            f"templates built: {summary['migrated']} (+{summary['already_migrated']} from an earlier run)  "
+            f"old templates removed: {report.old_faces_removed}", markup=False,
+        )
+        out.print(
+            f"refused: {len(summary['refused'])}  invalid files: {len(summary['invalid'])}  "
+            f"images not in the gallery (skipped): {summary['not_in_gallery']}  "
+            f"folders with no subject: {len(summary['unknown_folders'])}", markup=False,
+        )
+        for item in summary["refused"][:50]:
+            out.print(f"  refused {item['image']}: {item['reason']}", markup=False)
+        for item in missing:
+            where = f" (folder {item['folder']})" if item["folder"] else " (no folder)"
+            out.print(f"  no template of the new model: {item['subject_id']} {item['display_name']}{where}", markup=False)
+    if not report.switched:
+        raise typer.Exit(1)
 
 
 def _read(path: Path, service: GalleryService) -> bytes:

@@ -10,7 +10,7 @@ from faceward import __version__
 from faceward.bootstrap import init_home
 from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.cli.evaluate import eval_app
-from faceward.cli.gallery import enroll, search, subjects_app, verify
+from faceward.cli.gallery import enroll, reenroll, search, subjects_app, verify
 from faceward.cli.maintenance import backup, doctor, purge, restore, retention
 from faceward.cli.operator import audit_app, keys_app, tenant_app
 from faceward.cli.serve import serve
@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(enroll)
+app.command()(reenroll)
 app.command()(search)
 app.command()(verify)
 app.command()(doctor)
@@ -69,17 +70,28 @@ def _info(as_json: bool) -> None:
     import dlib
     import onnxruntime
 
+    from faceward.errors import FacewardError
+    from faceward.vision.engine import EngineOptions, FaceEngine
+
     s = settings()
     data = {
         "version": __version__, "home": str(s.home), "database": s.db_url.split("@")[-1], "engine": s.engine.value,
         "detector": s.detector.value, "index_backend": s.index_backend.value, "dlib": dlib.__version__,
-        "onnxruntime": onnxruntime.__version__, "onnx_providers": onnxruntime.get_available_providers(),
+        "onnxruntime": onnxruntime.__version__, "onnx_providers_available": onnxruntime.get_available_providers(),
     }
+    try:
+        # Loads the models, so that the providers are those the sessions actually use (CUDA when present).
+        data["face_engine"] = FaceEngine(EngineOptions.from_settings(s)).describe()
+    except FacewardError as exc:
+        data["face_engine"] = {"error": exc.message}
     if as_json:
         emit_json(data)
     else:
+        engine = data.pop("face_engine")
         for key, value in data.items():
             out.print(f"{key}: {value}", markup=False)
+        for key, value in engine.items():
+            out.print(f"face_engine.{key}: {value}", markup=False)
 
 
 def main() -> None:

@@ -3,6 +3,15 @@
 The service owns transactions and sealing: the store only ever sees sealed
 bytes for names, consent references and templates. Results are leads for a
 person to review, with a calibrated false-match estimate, never identifications.
+
+Models: every template records the id of the model that made it, and a
+tenant's settings record its gallery's model (``model_id``, and its
+``embedding_size``) at the first enrollment. Search, verify and enrollment
+refuse an engine that makes another model's templates (:class:`ModelMismatch`);
+a gallery changes model only through a migration (:meth:`GalleryService.begin_migration`,
+:meth:`~GalleryService.admit_migrated`, :meth:`~GalleryService.finish_migration`,
+driven by ``faceward reenroll``), which builds the new templates beside the old
+ones, where nothing searches them, and switches in one step.
 """
 
 from __future__ import annotations
@@ -12,14 +21,15 @@ import hmac
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from faceward.errors import FacewardError, InvalidInput, NotFound
+from faceward.errors import ConfigError, FacewardError, InvalidInput, NotFound
+from faceward.index import ExactIndex
 from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, load_calibration
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
 from faceward.services.consent import Consent
@@ -31,6 +41,12 @@ from faceward.vision import FaceEngine, LowQualityFace, NoFaceFound, QualityLimi
 from faceward.vision.embed import from_template, to_template
 from faceward.vision.types import Face, Quality
 
+MIGRATION_KEY = "migrating_to"  # tenant setting while a gallery moves to another model
+DLIB_EMBEDDING_SIZE = 128  # galleries enrolled before settings recorded a size hold dlib's templates
+UNCALIBRATED_WARNING = (
+    "uncalibrated model: no calibration table ships for {model}, so the decision uses the threshold in its "
+    "manifest ({threshold}) and no false match rate can be estimated"
+)
 LEAD_NOTICE = "Investigative lead only: a candidate must be reviewed by a trained person; it is not an identification."
 MAX_K = 50
 
@@ -43,6 +59,56 @@ class ModelMismatch(FacewardError):
 class TenantSuspended(FacewardError):
     code = "tenant_suspended"
     status = 403
+
+
+@dataclass(frozen=True)
+class Uncalibrated:
+    """Scoring for a model with no calibration table: a fixed score threshold from its manifest, no FMR.
+
+    Same ``threshold`` / ``estimated_fmr`` verbs as :class:`Calibration`, so the
+    decision code is shared; ``estimated_fmr`` is ``None`` (unknown), never a guess
+    borrowed from another model's table, and every result carries a warning.
+    """
+
+    model_id: str
+    score_threshold: float
+
+    def threshold(self, target_fmr: float) -> float:
+        return self.score_threshold
+
+    def estimated_fmr(self, score: float) -> float | None:
+        return None
+
+    @property
+    def warning(self) -> str:
+        return UNCALIBRATED_WARNING.format(model=self.model_id, threshold=self.score_threshold)
+
+
+Scoring = Calibration | Uncalibrated
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What :meth:`GalleryService.finish_migration` did (or would do): one gallery moving to another model."""
+
+    tenant_id: str
+    old_model_id: str | None
+    new_model_id: str
+    switched: bool
+    subjects: int
+    subjects_migrated: int
+    faces_migrated: int
+    old_faces_removed: int
+    without_new_faces: list[dict[str, str]] = field(default_factory=list)  # subject id and name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id, "old_model_id": self.old_model_id, "new_model_id": self.new_model_id,
+            "switched": self.switched, "subjects": self.subjects, "subjects_migrated": self.subjects_migrated,
+            "faces_migrated": self.faces_migrated, "old_faces_removed": self.old_faces_removed,
+            "without_new_faces": self.without_new_faces,
+        }
+
 
 
 def new_id(prefix: str) -> str:
@@ -81,7 +147,7 @@ class Candidate:
     subject_id: str
     display_name: str
     score: float
-    estimated_fmr: float
+    estimated_fmr: float | None  # None: the model is uncalibrated
     decision: Decision
     rank: int
     face_id: str
@@ -105,6 +171,7 @@ class SearchResult:
     probe_sha256: str
     warnings: list[str]
     model_id: str
+    calibrated: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +182,7 @@ class SearchResult:
             "threshold": {"score": self.threshold, "target_fmr": self.target_fmr},
             "warnings": self.warnings,
             "model_id": self.model_id,
+            "calibrated": self.calibrated,
             "notice": LEAD_NOTICE,
         }
 
@@ -122,15 +190,21 @@ class SearchResult:
 @dataclass(frozen=True)
 class VerifyResult:
     score: float
-    estimated_fmr: float
+    estimated_fmr: float | None  # None: the model is uncalibrated
     decision: Decision
     threshold: float
     compared_faces: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.estimated_fmr is not None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "score": round(self.score, 5), "estimated_fmr": self.estimated_fmr, "decision": self.decision.value,
-            "threshold": self.threshold, "compared_faces": self.compared_faces, "notice": LEAD_NOTICE,
+            "threshold": self.threshold, "compared_faces": self.compared_faces, "calibrated": self.calibrated,
+            "warnings": self.warnings, "notice": LEAD_NOTICE,
         }
 
 
@@ -153,7 +227,8 @@ class GalleryService:
         self.clock = clock
         self._engine = engine
         self._vision_lock = threading.Lock()
-        self.indexes = SearchIndexes(store, self._open_templates, index_factory)
+        self.index_factory: Callable[[str], Any] = index_factory or (lambda tenant_id: ExactIndex(self.gallery_dim(tenant_id)))
+        self.indexes = SearchIndexes(store, self._open_templates, self.index_factory)
         self.limits = QualityLimits(
             settings.min_face_px, settings.min_sharpness, settings.min_detector_score, settings.min_frontalness
         )
@@ -172,12 +247,37 @@ class GalleryService:
 
     @property
     def model_id(self) -> str:
+        """The id the engine's templates record: the recognizer's id, with ``/flip`` when mirror-averaged."""
         base = self.engine.model_id
         return f"{base}/flip" if self.engine.options.flip_average else base
 
     @property
-    def calibration(self) -> Calibration:
-        return load_calibration(self.model_id)
+    def embedding_size(self) -> int:
+        """The size of the engine's templates (dlib's 128 unless a recognizer manifest says otherwise)."""
+        return int(getattr(self.engine, "embedding_size", DLIB_EMBEDDING_SIZE))
+
+    @property
+    def calibration(self) -> Scoring:
+        """The engine's calibration table; for a manifest model without one, its :class:`Uncalibrated` threshold."""
+        try:
+            return load_calibration(self.model_id)
+        except ConfigError:
+            manifest = getattr(self.engine, "manifest", None)
+            if manifest is None:
+                raise
+            return Uncalibrated(self.model_id, manifest.threshold)
+
+    def gallery_model(self, tenant_id: str) -> str | None:
+        """The model id the tenant's gallery holds (``None`` before its first enrollment)."""
+        model = self.store.get_tenant(tenant_id).settings.get("model_id")
+        return str(model) if model else None
+
+    def gallery_dim(self, tenant_id: str) -> int:
+        """The size of the tenant's templates: recorded at first enrollment; dlib's 128 for older galleries."""
+        settings = self.store.get_tenant(tenant_id).settings
+        if settings.get("model_id"):
+            return int(settings.get("embedding_size", DLIB_EMBEDDING_SIZE))
+        return self.embedding_size
 
     def _load_tenant_key(self, tenant_id: str) -> bytes:
         tenant = self.store.get_tenant(tenant_id)
@@ -195,14 +295,25 @@ class GalleryService:
         return self._subject_key(record.tenant_id, record.id, record.wrapped_key)
 
     def _open_templates(self, faces: list[FaceRecord]) -> np.ndarray:
+        """The faces' templates, ``N x d``; NaN rows for faces nothing may search.
+
+        Those are faces of an erased subject and, during a migration, the new
+        model's templates (and, after it, any left of the old model): only the
+        gallery's own model is ever searched.
+        """
         tenant_id = faces[0].tenant_id
+        settings = self.store.get_tenant(tenant_id).settings
+        model = settings.get("model_id")
+        dim = int(settings.get("embedding_size", DLIB_EMBEDDING_SIZE)) if model else self.embedding_size
         subjects = self.store.subjects_by_id(tenant_id, sorted({f.subject_id for f in faces}))
-        out = np.full((len(faces), 128), np.nan, dtype=np.float32)
+        out = np.full((len(faces), dim), np.nan, dtype=np.float32)
         for row, face in enumerate(faces):
-            if face.subject_id not in subjects:
+            if face.subject_id not in subjects or (model and face.model_id != model):
                 continue
             key = self._subject_key_for(subjects[face.subject_id])
-            out[row] = from_template(open_sealed(key, face.template_sealed, aad(tenant_id, "faces", face.id)))
+            vector = from_template(open_sealed(key, face.template_sealed, aad(tenant_id, "faces", face.id)))
+            if len(vector) == dim:
+                out[row] = vector
         return out
 
     def forget_keys(self) -> None:
@@ -337,7 +448,7 @@ class GalleryService:
         if gallery_model and gallery_model != self.model_id:
             raise ModelMismatch(
                 f"this gallery holds {gallery_model} templates and the engine makes {self.model_id}; "
-                "re-enroll the gallery to change models"
+                "migrate the gallery with `faceward reenroll` to change models"
             )
 
     # -- enrollment -----------------------------------------------------------------
@@ -345,10 +456,13 @@ class GalleryService:
     def _admissible(self, tenant_id: str, subject_id: str) -> tuple[TenantRecord, SubjectRecord]:
         tenant = self.active_tenant(tenant_id)
         self._check_model(tenant)
+        return tenant, self._consenting(tenant_id, subject_id)
+
+    def _consenting(self, tenant_id: str, subject_id: str) -> SubjectRecord:
         subject = self.store.get_subject(tenant_id, subject_id)
         if subject.consent_expires_at is not None and _aware(subject.consent_expires_at) <= self.clock():
             raise InvalidInput("this subject's consent has expired; record a new consent before enrolling", code="consent_expired")
-        return tenant, subject
+        return subject
 
     def enroll(self, tenant_id: str, subject_id: str, image: bytes) -> FaceView:
         """Enroll the face in ``image``: exactly one face, passing every quality limit."""
@@ -372,16 +486,30 @@ class GalleryService:
     ) -> FaceView:
         """Gate an analysed face on quality and store its sealed template. Idempotent per (subject, image)."""
         tenant, subject = self._admissible(tenant_id, subject_id)
+        return self._store_face(tenant, subject, descriptor, quality, box, digest, faces_in_image, claim=True)
+
+    def _store_face(
+        self, tenant: TenantRecord, subject: SubjectRecord, descriptor: np.ndarray, quality: Quality,
+        box: dict[str, int], digest: str, faces_in_image: int, *, claim: bool,
+    ) -> FaceView:
+        """Gate and store one template of the engine's model; ``claim`` records that model for a gallery without one."""
+        tenant_id, subject_id = subject.tenant_id, subject.id
         if faces_in_image > 1:
             raise LowQualityFace([f"{faces_in_image} faces in the image; enroll photos showing only the subject"])
         problems = refusals(quality, self.limits)
         if problems:
             raise LowQualityFace(problems)
         for existing in self.store.faces_of(tenant_id, subject_id):
-            if existing.image_sha256 == digest:
+            if existing.image_sha256 == digest and existing.model_id == self.model_id:
                 return FaceView(existing.id, subject_id, existing.quality, box, digest, duplicate=True)
-        if not tenant.settings.get("model_id"):
-            self.store.update_tenant(tenant_id, settings={**tenant.settings, "model_id": self.model_id})
+        if claim and not tenant.settings.get("model_id"):
+            self.store.update_tenant(
+                tenant_id, settings={**tenant.settings, "model_id": self.model_id, "embedding_size": int(len(descriptor))}
+            )
+        elif claim and int(tenant.settings.get("embedding_size", len(descriptor))) != len(descriptor):
+            raise InvalidInput(
+                f"this gallery's templates have {tenant.settings['embedding_size']} values, not {len(descriptor)}"
+            )
         face_id = new_id("f_")
         key = self._subject_key_for(subject)
         self.store.add_face(
@@ -398,23 +526,148 @@ class GalleryService:
         )
         return FaceView(face_id, subject_id, quality.as_dict(), box, digest)
 
+    # -- model migration ------------------------------------------------------------
+    #
+    # Run on a service whose engine makes the *new* model's templates. The new
+    # templates are stored beside the old ones under their own model id, where
+    # nothing searches them (``_open_templates`` serves the gallery's model only);
+    # ``finish_migration`` switches the gallery's model id in one write, then
+    # removes the old templates. Enrollment should pause meanwhile: faces the old
+    # model enrolls during a migration are removed at the switch.
+
+    def begin_migration(self, tenant_id: str) -> str:
+        """Start, or resume, moving the tenant's gallery to this engine's model; returns the gallery's current model."""
+        tenant = self.active_tenant(tenant_id)
+        current = tenant.settings.get("model_id")
+        if not current:
+            raise InvalidInput("this gallery has no templates yet: enroll with the new model directly", code="nothing_to_migrate")
+        if current == self.model_id:
+            raise InvalidInput(f"this gallery already holds {current} templates", code="already_migrated")
+        target = tenant.settings.get(MIGRATION_KEY) or {}
+        if target.get("model_id") != self.model_id:
+            self.store.update_tenant(tenant_id, settings={
+                **tenant.settings,
+                MIGRATION_KEY: {"model_id": self.model_id, "embedding_size": self.embedding_size,
+                                "started_at": self.clock().isoformat()},
+            })
+        return str(current)
+
+    def _migration_target(self, tenant: TenantRecord) -> dict[str, Any]:
+        target = tenant.settings.get(MIGRATION_KEY) or {}
+        if target.get("model_id") != self.model_id:
+            raise ModelMismatch(
+                f"no migration of this gallery to {self.model_id} is under way (its model is "
+                f"{tenant.settings.get('model_id')}); begin the migration first"
+            )
+        return dict(target)
+
+    def admit_migrated(
+        self,
+        tenant_id: str,
+        subject_id: str,
+        descriptor: np.ndarray,
+        quality: Quality,
+        box: dict[str, int],
+        digest: str,
+        faces_in_image: int,
+    ) -> FaceView:
+        """Store the new model's template of an image the subject already has in the gallery (same SHA-256).
+
+        Only images already enrolled for this subject migrate: a migration
+        re-derives templates, it never adds photos. Quality limits and consent
+        apply as at enrollment. Idempotent per (subject, image), so a migration resumes.
+        """
+        tenant = self.active_tenant(tenant_id)
+        target = self._migration_target(tenant)
+        subject = self._consenting(tenant_id, subject_id)
+        if len(descriptor) != int(target["embedding_size"]):
+            raise InvalidInput(f"a {self.model_id} template has {target['embedding_size']} values, not {len(descriptor)}")
+        if not self.store.has_image(tenant_id, subject_id, digest):
+            raise InvalidInput("this image is not enrolled for the subject; a migration never adds photos", code="not_in_gallery")
+        return self._store_face(tenant, subject, descriptor, quality, box, digest, faces_in_image, claim=False)
+
+    def finish_migration(self, tenant_id: str, *, require_all: bool = False) -> MigrationReport:
+        """Switch the gallery to the new model, then remove the old model's templates.
+
+        Subjects left without a template of the new model (no folder, no image
+        that passed, consent expired) are listed in the report; they stay in the
+        gallery, unsearchable until enrolled again. With ``require_all`` the switch
+        happens only when there are none; it never happens when no template of
+        the new model was built at all (nothing is changed then).
+        """
+        tenant = self.active_tenant(tenant_id)
+        target = self._migration_target(tenant)
+        old_model = tenant.settings.get("model_id")
+        new_faces: dict[str, int] = {}
+        stale: list[str] = []
+        after = 0
+        while batch := self.store.faces_since(tenant_id, after, limit=5000):
+            for face in batch:
+                if face.model_id == self.model_id:
+                    new_faces[face.subject_id] = new_faces.get(face.subject_id, 0) + 1
+                else:
+                    stale.append(face.id)
+            after = batch[-1].seq
+        subjects = self._all_subjects(tenant_id)
+        without = [
+            {"subject_id": record.id, "display_name": self._view(record).display_name}
+            for record in subjects
+            if record.id not in new_faces
+        ]
+        report = MigrationReport(
+            tenant_id, str(old_model) if old_model else None, self.model_id, False, len(subjects),
+            len(subjects) - len(without), sum(new_faces.values()), 0, without,
+        )
+        if not new_faces or (require_all and without):
+            return report  # never switch to an empty gallery
+        settings = {k: v for k, v in tenant.settings.items() if k != MIGRATION_KEY}
+        settings.update(model_id=self.model_id, embedding_size=int(target["embedding_size"]))
+        self.store.update_tenant(tenant_id, settings=settings)  # the switch: one write
+        self.indexes.drop_tenant(tenant_id)
+        removed = self._remove_faces(tenant_id, stale)
+        self.indexes.drop_tenant(tenant_id)
+        return replace(report, switched=True, old_faces_removed=removed)
+
+    def _all_subjects(self, tenant_id: str) -> list[SubjectRecord]:
+        out: list[SubjectRecord] = []
+        while page := self.store.list_subjects(tenant_id, limit=500, offset=len(out)):
+            out.extend(page)
+        return out
+
+    def _remove_faces(self, tenant_id: str, face_ids: list[str]) -> int:
+        from faceward.store.integrity import IntegrityStore
+
+        integrity = IntegrityStore(self.store)
+        return sum(integrity.delete_faces(tenant_id, face_ids[i : i + 500]) for i in range(0, len(face_ids), 500))
+
     # -- search and verify ----------------------------------------------------------
 
-    def search(self, tenant_id: str, image: bytes, *, k: int = 10) -> SearchResult:
+    def search(self, tenant_id: str, image: bytes, *, k: int = 10, face: int | None = None) -> SearchResult:
+        """Search with the largest face of the probe, or with its ``face``-th (0 = largest, as :meth:`detect` lists them)."""
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}")
         tenant = self.active_tenant(tenant_id)
         self._check_model(tenant)
-        face, count, digest = self._largest(image, "probe")
-        warnings = [f"probe quality: {p}" for p in refusals(face.quality, self.limits)]
+        if face is None:
+            probe, count, digest = self._largest(image, "probe")
+        else:
+            found, digest = self._faces(image)
+            count = len(found)
+            if not 0 <= face < count:
+                raise InvalidInput(f"the probe shows {count} face(s); face must be 0 to {count - 1}", code="no_such_face")
+            probe = found[face]
+        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.limits)]
         if count > 1:
-            warnings.append(f"{count} faces in the probe; searched the largest")
+            warnings.append(f"{count} faces in the probe; searched the largest" if face is None
+                            else f"{count} faces in the probe; searched face {face + 1}")
         entry = self.indexes.get(tenant_id)
         gallery = len(entry.index)
         calibration = self.calibration
         threshold = calibration.threshold(self.settings.target_fmr)
-        assert face.descriptor is not None
-        labels, scores = entry.index.search(face.descriptor[None, :], min(gallery, k * 8) or 1)
+        if isinstance(calibration, Uncalibrated):
+            warnings.append(calibration.warning)
+        assert probe.descriptor is not None
+        labels, scores = entry.index.search(probe.descriptor[None, :], min(gallery, k * 8) or 1)
         best: dict[str, tuple[float, str]] = {}
         for label, score in zip(labels[0], scores[0]):
             owner = entry.owner.get(int(label))
@@ -425,7 +678,7 @@ class GalleryService:
                 best[subject_id] = (float(score), face_id)
         ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
         records = self.store.subjects_by_id(tenant_id, [s for s, _ in ranked])
-        candidates = []
+        candidates: list[Candidate] = []
         for subject_id, (score, face_id) in ranked:
             record = records.get(subject_id)
             if record is None:  # erased between index and read: never show it
@@ -439,18 +692,23 @@ class GalleryService:
                 )
             )
         return SearchResult(
-            candidates, face.summary(), count, gallery, threshold, self.settings.target_fmr, digest, warnings, self.model_id
+            candidates, probe.summary(), count, gallery, threshold, self.settings.target_fmr, digest, warnings,
+            self.model_id, calibrated=not isinstance(calibration, Uncalibrated),
         )
 
     def gallery_threshold(self, gallery_size: int, target_fpir: float) -> float:
-        """Score threshold that holds the open-set false positive identification rate at ``target_fpir``."""
+        """Score threshold that holds the open-set false positive identification rate at ``target_fpir``.
+
+        An uncalibrated model has one fixed threshold, whatever the gallery size.
+        """
         return self.calibration.threshold(fpir_threshold_fmr(target_fpir, gallery_size))
 
     def _verdict(self, score: float, compared: int) -> VerifyResult:
         calibration = self.calibration
         threshold = calibration.threshold(self.settings.target_fmr)
         decision = Decision.LEAD if score >= threshold else Decision.BELOW_THRESHOLD
-        return VerifyResult(score, calibration.estimated_fmr(score), decision, threshold, compared)
+        warnings = [calibration.warning] if isinstance(calibration, Uncalibrated) else []
+        return VerifyResult(score, calibration.estimated_fmr(score), decision, threshold, compared, warnings)
 
     def verify_images(self, tenant_id: str, image_a: bytes, image_b: bytes) -> VerifyResult:
         self.active_tenant(tenant_id)
@@ -464,7 +722,7 @@ class GalleryService:
         tenant = self.active_tenant(tenant_id)
         self._check_model(tenant)
         subject = self.store.get_subject(tenant_id, subject_id)
-        faces = self.store.faces_of(tenant_id, subject_id)
+        faces = [f for f in self.store.faces_of(tenant_id, subject_id) if f.model_id == self.model_id]
         if not faces:
             raise InvalidInput("this subject has no enrolled face yet", code="no_faces")
         probe, _, _ = self._largest(image, "image")

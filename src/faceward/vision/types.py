@@ -68,7 +68,7 @@ class Face:
     detector_score: float
     detector: str
     landmarks: NDArray[np.float32]  # 5 x 2, dlib's 5-point order
-    chip: NDArray[np.uint8]  # 150 x 150 x 3 RGB, aligned as dlib's descriptor expects
+    chip: NDArray[np.uint8]  # H x W x 3 RGB, aligned as the recognizer expects (150 x 150 for dlib's ResNet)
     quality: Quality
     descriptor: NDArray[np.float32] | None = field(default=None)
 

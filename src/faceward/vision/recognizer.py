@@ -1,0 +1,267 @@
+"""Bring your own recognizer: an ONNX face-embedding model described by a small JSON manifest.
+
+A manifest names the file and its SHA-256, and says how the model wants its
+input (size, colour order, layout, per-channel mean and std), where the face
+must sit in it (5 reference points, ArcFace's 112x112 template being the usual
+one) and what comes out (embedding size; the metric is cosine)::
+
+    {
+      "name": "arcface-r100", "version": "1",
+      "file": "arcface-r100.onnx", "sha256": "<64 hex digits>",
+      "input_size": [112, 112], "colour_order": "RGB", "layout": "NCHW",
+      "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5],
+      "template": [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                   [41.5493, 92.3655], [70.7299, 92.2041]],
+      "embedding_size": 512, "metric": "cosine", "threshold": 0.36
+    }
+
+``file`` is relative to the manifest's folder unless absolute; ``mean`` and
+``std`` are in the model's channel order (after the colour conversion), on the
+0-255 scale: the model sees ``(pixel - mean) / std``. ``threshold`` is the
+cosine score the decision falls back on when faceward ships no calibration
+table for this model (search results are then flagged *uncalibrated*).
+
+Every template records the model it came from: :attr:`RecognizerManifest.model_id`
+is ``name-version-<first 12 hex digits of the SHA-256>``, so a re-exported file
+is a different model even under the same name. A file whose SHA-256 differs
+from the manifest's is refused before ONNX Runtime ever parses it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceward.vision.align import template_chip
+from faceward.vision.decode import RGBImage
+from faceward.vision.errors import ManifestError, ModelIntegrityError
+from faceward.vision.models import sha256_file
+from faceward.vision.types import Box
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+MAX_NAME = 28
+MAX_VERSION = 12  # model ids fit the store's 64 characters with "/flip" appended
+MAX_INPUT_SIDE = 1024
+MAX_EMBEDDING = 4096
+MAX_BATCH = 64
+
+
+class ColourOrder(str, enum.Enum):
+    RGB = "RGB"
+    BGR = "BGR"
+
+
+class Layout(str, enum.Enum):
+    NCHW = "NCHW"
+    NHWC = "NHWC"
+
+
+class Metric(str, enum.Enum):
+    COSINE = "cosine"
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizerManifest:
+    """A validated manifest; ``path`` is the model file, resolved against the manifest's folder."""
+
+    name: str
+    version: str
+    path: Path
+    sha256: str
+    input_size: tuple[int, int]  # width, height
+    colour_order: ColourOrder
+    layout: Layout
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    template: tuple[tuple[float, float], ...]  # 5 reference points in the input frame
+    embedding_size: int
+    metric: Metric
+    threshold: float
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}-{self.version}-{self.sha256[:12]}"
+
+    def verify(self) -> Path:
+        """The model file's path once its SHA-256 matches the manifest; :class:`ModelIntegrityError` otherwise."""
+        if not self.path.is_file():
+            raise ModelIntegrityError(f"model file {self.path} is missing")
+        actual = sha256_file(self.path)
+        if actual != self.sha256:
+            raise ModelIntegrityError(
+                f"model file {self.path} has SHA-256 {actual}, the manifest says {self.sha256}; refusing to load it"
+            )
+        return self.path
+
+
+def _field(data: dict[str, Any], key: str, where: Path) -> Any:
+    if key not in data:
+        raise ManifestError(f"{where}: the manifest lacks {key!r}")
+    return data[key]
+
+
+def _floats(value: Any, count: int, key: str, where: Path) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: {key!r} must be a list of {count} numbers") from None
+    if len(out) != count or not all(np.isfinite(out)):
+        raise ManifestError(f"{where}: {key!r} must be a list of {count} finite numbers")
+    return out
+
+
+def _enum(kind: type[enum.Enum], value: Any, key: str, where: Path) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise ManifestError(f"{where}: {key!r} must be one of {allowed}, not {value!r}") from None
+
+
+def parse_manifest(data: dict[str, Any], where: Path) -> RecognizerManifest:
+    """Validate a manifest's JSON object; ``where`` is the manifest's path (``file`` is relative to its folder)."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: a manifest is a JSON object")
+    known = {
+        "name", "version", "file", "sha256", "input_size", "colour_order", "layout", "mean", "std",
+        "template", "embedding_size", "metric", "threshold", "description",
+    }
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ManifestError(f"{where}: unknown manifest field(s) {', '.join(unknown)}")
+    name, version = str(_field(data, "name", where)), str(_field(data, "version", where))
+    for key, value, limit in (("name", name, MAX_NAME), ("version", version, MAX_VERSION)):
+        if not _NAME.match(value) or len(value) > limit:
+            raise ManifestError(f"{where}: {key!r} must be 1-{limit} of A-Z a-z 0-9 . _ + - (got {value!r})")
+    sha = str(_field(data, "sha256", where)).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise ManifestError(f"{where}: 'sha256' must be 64 hexadecimal digits")
+    file = Path(str(_field(data, "file", where)))
+    path = file if file.is_absolute() else where.parent / file
+    width, height = (int(v) for v in _floats(_field(data, "input_size", where), 2, "input_size", where))
+    if not (8 <= width <= MAX_INPUT_SIDE and 8 <= height <= MAX_INPUT_SIDE):
+        raise ManifestError(f"{where}: 'input_size' must be [width, height], each 8..{MAX_INPUT_SIDE}")
+    mean = _floats(_field(data, "mean", where), 3, "mean", where)
+    std = _floats(_field(data, "std", where), 3, "std", where)
+    if min(std) <= 0:
+        raise ManifestError(f"{where}: 'std' must be positive")
+    raw_template = _field(data, "template", where)
+    if not isinstance(raw_template, list) or len(raw_template) != 5:
+        raise ManifestError(f"{where}: 'template' must be 5 [x, y] points in the input frame")
+    template = tuple(_floats(p, 2, "template", where) for p in raw_template)
+    eyes = np.asarray(template[:2])
+    if np.linalg.norm(eyes[1] - eyes[0]) < 1.0:
+        raise ManifestError(f"{where}: the template's eyes (points 1 and 2) coincide")
+    size = int(_field(data, "embedding_size", where))
+    if not 1 <= size <= MAX_EMBEDDING:
+        raise ManifestError(f"{where}: 'embedding_size' must be 1..{MAX_EMBEDDING}")
+    threshold = _floats([_field(data, "threshold", where)], 1, "threshold", where)[0]
+    if not -1.0 <= threshold <= 1.0:
+        raise ManifestError(f"{where}: 'threshold' is a cosine score, -1..1")
+    return RecognizerManifest(
+        name=name, version=version, path=path, sha256=sha, input_size=(width, height),
+        colour_order=_enum(ColourOrder, data.get("colour_order", "RGB"), "colour_order", where),
+        layout=_enum(Layout, data.get("layout", "NCHW"), "layout", where),
+        mean=(mean[0], mean[1], mean[2]), std=(std[0], std[1], std[2]),
+        template=tuple((p[0], p[1]) for p in template),
+        embedding_size=size, metric=_enum(Metric, data.get("metric", "cosine"), "metric", where),
+        threshold=threshold,
+    )
+
+
+def load_manifest(path: Path) -> RecognizerManifest:
+    """Read and validate a manifest file (the model file is hashed when a runtime opens it)."""
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the recognizer manifest: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: the recognizer manifest is not JSON: {exc}") from None
+    return parse_manifest(data, path)
+
+
+class TemplateAligner:
+    """Cuts the chip a manifest's model expects: its input size, the face on its 5-point template."""
+
+    def __init__(self, manifest: RecognizerManifest) -> None:
+        self.size = manifest.input_size
+        self._template = np.asarray(manifest.template, dtype=np.float64)
+
+    def chip(self, image: RGBImage, box: Box, landmarks: NDArray[np.float32]) -> NDArray[np.uint8]:
+        return template_chip(image, landmarks, self._template, self.size)
+
+
+class OnnxRecognizer:
+    """A manifest's model on ONNX Runtime: ``uint8 [N,H,W,3]`` RGB chips in, raw ``float32 [N,D]`` out.
+
+    The file is hashed and compared with the manifest before the session is created.
+    """
+
+    def __init__(self, manifest: RecognizerManifest, *, threads: int | None = None, providers: list[str] | None = None) -> None:
+        from faceward.vision.onnx.runtime import make_session
+
+        self.manifest = manifest
+        path = manifest.verify()
+        try:
+            self._session = make_session(path, threads=threads, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own classes for unparsable graphs
+            raise ManifestError(f"{path}: ONNX Runtime cannot load the model: {exc}") from None
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1:
+            raise ManifestError(f"{path}: expected a model with one input, it has {len(inputs)}")
+        self._input = inputs[0].name
+        self._output = outputs[0].name
+        batch = inputs[0].shape[0] if inputs[0].shape else None
+        self._fixed = isinstance(batch, int) and batch >= 1  # some exports fix the batch size (often to 1)
+        self._batch = int(batch) if self._fixed else MAX_BATCH  # type: ignore[arg-type]
+        self._mean = np.asarray(manifest.mean, dtype=np.float32)
+        self._scale = (1.0 / np.asarray(manifest.std, dtype=np.float64)).astype(np.float32)
+        self.dim = manifest.embedding_size
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def prepare(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """The model's input tensor: colour order, ``(x - mean) / std``, layout."""
+        width, height = self.manifest.input_size
+        chips = np.asarray(chips)
+        if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != (height, width, 3):
+            raise ValueError(f"expected uint8 [N,{height},{width},3] chips, got {chips.dtype} {chips.shape}")
+        if self.manifest.colour_order is ColourOrder.BGR:
+            chips = chips[..., ::-1]
+        tensor = (chips.astype(np.float32) - self._mean) * self._scale
+        if self.manifest.layout is Layout.NCHW:
+            tensor = tensor.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(tensor, dtype=np.float32)
+
+    def compute(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for start in range(0, len(chips), self._batch):
+            part = self.prepare(chips[start : start + self._batch])
+            if self._fixed and len(part) < self._batch:  # pad the last part to the fixed batch
+                part = np.concatenate([part, np.zeros((self._batch - len(part), *part.shape[1:]), np.float32)])
+            out = self._session.run([self._output], {self._input: part})[0][: min(self._batch, len(chips) - start)]
+            out = np.asarray(out, dtype=np.float32).reshape(len(out), -1)
+            if out.shape[1] != self.dim:
+                raise ManifestError(
+                    f"{self.manifest.path}: the model gives {out.shape[1]}-d embeddings, the manifest says {self.dim}"
+                )
+            parts.append(out)
+        return np.concatenate(parts)
+
+
+__all__ = [
+    "ColourOrder", "Layout", "Metric", "OnnxRecognizer", "RecognizerManifest", "TemplateAligner",
+    "load_manifest", "parse_manifest",
+]

@@ -1,0 +1,44 @@
+"""Bulk analysis: batching images into one descriptor run changes no number, and keeps every result in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from faceward.settings import Engine
+from faceward.vision import decode_image
+from faceward.vision.engine import EngineOptions, FaceEngine
+from faceward.vision.pipeline import analyze_files
+from tests.conftest import jpeg
+
+
+def test_batches_give_the_same_descriptors_as_single_images(tmp_path: Path, astronaut: np.ndarray) -> None:
+    files = {
+        "a.jpg": jpeg(astronaut),
+        "blank.jpg": jpeg(np.full((120, 120, 3), 128, dtype=np.uint8)),
+        "b.jpg": jpeg(np.ascontiguousarray(astronaut[:, ::-1])),
+        "broken.jpg": b"not an image",
+        "c.jpg": jpeg(astronaut, quality=70),
+    }
+    paths = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(tmp_path / name)
+    options = EngineOptions(engine=Engine.ONNX, detector_fallback=False, cache_dir=str(tmp_path / "cache"))
+    single = list(analyze_files(paths, options, workers=1, batch=1))
+    batched = list(analyze_files(paths, options, workers=1, batch=4))
+    assert [r.path for r in single] == [r.path for r in batched] == paths
+    assert [len(r.faces) for r in batched] == [1, 0, 1, 0, 1]
+    assert batched[3].error_code == "unsupported_format" and batched[1].error is None
+    for one, many in zip(single, batched, strict=True):
+        assert one.sha256 == many.sha256
+        for f1, f2 in zip(one.faces, many.faces, strict=True):
+            assert f1.box == f2.box and f1.quality == f2.quality
+            assert np.array_equal(f1.raw, f2.raw) and np.array_equal(f1.raw_flipped, f2.raw_flipped)
+    # ... and the same numbers as the engine's own verbs.
+    engine = FaceEngine(options)
+    [face] = engine.faces(decode_image(files["a.jpg"]))
+    runtime = engine.embedder.runtime
+    assert np.array_equal(runtime.compute(face.chip[None])[0], batched[0].faces[0].raw)
+    assert np.array_equal(runtime.compute(np.ascontiguousarray(face.chip[None, :, ::-1]))[0], batched[0].faces[0].raw_flipped)

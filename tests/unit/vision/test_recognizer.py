@@ -1,0 +1,174 @@
+"""Bring-your-own recognizer: the manifest, the hash check, the template alignment and the runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceward.settings import Engine
+from faceward.vision.align import (
+    ARCFACE_112_TEMPLATE,
+    alignment_residual,
+    eyes_and_nose,
+    similarity_transform,
+    template_chip,
+    template_points,
+    warp_affine,
+)
+from faceward.vision.engine import EngineOptions, FaceEngine
+from faceward.vision.errors import ManifestError, ModelIntegrityError
+from faceward.vision.recognizer import ColourOrder, Layout, OnnxRecognizer, load_manifest
+from tests.unit.vision.tiny_recognizer import DIM, SIZE, THRESHOLD, write_recognizer
+
+TEMPLATE = np.asarray(ARCFACE_112_TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_recognizer(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def engine(manifest_path: Path) -> FaceEngine:
+    return FaceEngine(EngineOptions(engine=Engine.ONNX, recognizer=str(manifest_path), threads=1))
+
+
+# -- the manifest -------------------------------------------------------------------
+
+
+def test_manifest_loads_with_its_model_id(manifest_path: Path) -> None:
+    manifest = load_manifest(manifest_path)
+    sha = json.loads(manifest_path.read_text())["sha256"]
+    assert manifest.path == manifest_path.parent / "tiny-proj.onnx"
+    assert manifest.input_size == (SIZE, SIZE) and manifest.embedding_size == DIM
+    assert manifest.colour_order is ColourOrder.RGB and manifest.layout is Layout.NCHW
+    assert manifest.threshold == THRESHOLD and len(manifest.template) == 5
+    assert manifest.model_id == f"tiny-proj-1-{sha[:12]}"
+    assert len(manifest.model_id + "/flip") <= 64  # the store's model_id column
+    assert manifest.verify() == manifest.path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sha256": "abc"}, "64 hexadecimal"),
+        ({"template": [[1, 2]] * 4}, "5 \\[x, y\\] points"),
+        ({"template": [[40, 50]] * 5}, "coincide"),
+        ({"std": [1, 0, 1]}, "positive"),
+        ({"colour_order": "YUV"}, "RGB, BGR"),
+        ({"metric": "euclidean"}, "cosine"),
+        ({"input_size": [112]}, "input_size"),
+        ({"name": "../etc"}, "'name'"),
+        ({"name": "n" * 40}, "'name'"),
+        ({"threshold": 3}, "cosine score"),
+        ({"extra": 1}, "unknown manifest field"),
+    ],
+)
+def test_bad_manifests_are_refused(tmp_path: Path, manifest_path: Path, change: dict, message: str) -> None:
+    data = json.loads(manifest_path.read_text()) | change
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(bad)
+
+
+def test_missing_field_and_unreadable_manifest(tmp_path: Path, manifest_path: Path) -> None:
+    data = json.loads(manifest_path.read_text())
+    del data["embedding_size"]
+    (tmp_path / "m.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="lacks 'embedding_size'"):
+        load_manifest(tmp_path / "m.json")
+    (tmp_path / "n.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="not JSON"):
+        load_manifest(tmp_path / "n.json")
+    with pytest.raises(ManifestError, match="cannot read"):
+        load_manifest(tmp_path / "absent.json")
+
+
+def test_a_file_whose_hash_differs_is_refused(tmp_path: Path, astronaut: np.ndarray) -> None:
+    path = write_recognizer(tmp_path)
+    model = tmp_path / "tiny-proj.onnx"
+    model.write_bytes(model.read_bytes()[:-1] + b"\x00")  # one byte changed
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        OnnxRecognizer(load_manifest(path))
+    engine = FaceEngine(EngineOptions(recognizer=str(path)))
+    with pytest.raises(ModelIntegrityError, match="refusing to load it"):
+        engine.analyze(astronaut)
+    model.unlink()
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        load_manifest(path).verify()
+
+
+# -- alignment --------------------------------------------------------------------
+
+
+def test_similarity_transform_recovers_a_known_one() -> None:
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    source = np.array([[10.0, 20.0], [40.0, 22.0], [25.0, 45.0]])
+    target = source @ (scale * rotation).T + shift
+    matrix = similarity_transform(source, target)
+    assert np.allclose(matrix[:, :2], scale * rotation) and np.allclose(matrix[:, 2], shift)
+    with pytest.raises(ValueError):
+        similarity_transform(np.zeros((3, 2)), target)
+
+
+def test_warp_affine_identity_and_outside_is_black() -> None:
+    image = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    assert np.array_equal(warp_affine(image, identity, (30, 20)), image)
+    shifted = warp_affine(image, np.array([[1.0, 0, 5], [0, 1.0, 0]]), (30, 20))
+    assert np.array_equal(shifted[:, 5:], image[:, :25]) and not shifted[:, :5].any()
+
+
+def test_dlib_landmarks_map_onto_the_template(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    [face] = engine.faces(astronaut)
+    assert face.chip.shape == (SIZE, SIZE, 3) and face.chip.dtype == np.uint8
+    assert face.landmarks.shape == (5, 2)
+    # dlib's points 2-3 are the eye on the image's left, as ArcFace's first point is.
+    eyes = eyes_and_nose(face.landmarks)
+    assert eyes[0, 0] < eyes[1, 0]
+    # The approximation (nose base for nose tip, no mouth): a few chip pixels of disagreement.
+    residual = alignment_residual(face.landmarks, TEMPLATE)
+    assert residual < 4.0, residual
+    chip = template_chip(astronaut, face.landmarks, TEMPLATE, (SIZE, SIZE))
+    assert np.array_equal(chip, face.chip)
+    assert template_points(TEMPLATE).shape == (3, 2)
+
+
+# -- the runtime and the engine -----------------------------------------------------------
+
+
+def test_runtime_prepares_colour_order_and_layout(tmp_path: Path) -> None:
+    chips = np.random.default_rng(2).integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    rgb = OnnxRecognizer(load_manifest(write_recognizer(tmp_path / "a")), threads=1)
+    bgr = OnnxRecognizer(load_manifest(write_recognizer(tmp_path / "b", colour_order="BGR")), threads=1)
+    tensor = rgb.prepare(chips)
+    assert tensor.shape == (3, 3, SIZE, SIZE) and tensor.dtype == np.float32
+    assert np.allclose(tensor[1, 0], (chips[1, :, :, 0] - 127.5) / 127.5)
+    assert np.allclose(bgr.prepare(chips)[1, 0], tensor[1, 2])
+    out = rgb.compute(chips)
+    assert out.shape == (3, DIM) and out.dtype == np.float32
+    assert np.array_equal(np.concatenate([rgb.compute(chips[i : i + 1]) for i in range(3)]), out)
+    assert rgb.compute(chips[:0]).shape == (0, DIM)
+    assert "CPUExecutionProvider" in rgb.providers
+    with pytest.raises(ValueError):
+        rgb.compute(np.zeros((1, 150, 150, 3), dtype=np.uint8))
+
+
+def test_engine_embeds_with_the_manifest_model(engine: FaceEngine, manifest_path: Path, astronaut: np.ndarray) -> None:
+    manifest = load_manifest(manifest_path)
+    assert engine.model_id == manifest.model_id and engine.template_id == manifest.model_id + "/flip"
+    assert engine.embedding_size == DIM
+    [face] = engine.analyze(astronaut)
+    assert face.descriptor is not None and face.descriptor.shape == (DIM,)
+    assert abs(float(np.linalg.norm(face.descriptor)) - 1) < 1e-5
+    mirrored = engine.analyze(np.ascontiguousarray(astronaut[:, ::-1]))[0].descriptor
+    assert mirrored is not None and float(face.descriptor @ mirrored) > 0.9
+    assert engine.embed([]).shape == (0, DIM)
+    described = engine.describe(load_detector=False)
+    assert described["model_id"] == manifest.model_id and described["embedding_size"] == DIM
+    assert described["recognizer_providers"] == ["CPUExecutionProvider"]
