@@ -49,12 +49,17 @@ def test_compact_drops_dead_rows_and_keeps_answers() -> None:
     vectors = unit(500)
     index.add(np.arange(500), vectors)
     index.remove(range(0, 500, 2))
-    before = index.search(vectors[:20], 5)
+    odd = np.arange(1, 500, 2)
+    truth = odd[np.argsort(-(vectors[:20] @ vectors[odd].T), axis=1)[:, :5]]
+
+    def recall(got: np.ndarray) -> float:
+        return float(np.mean([len(set(g) & set(t)) / 5 for g, t in zip(got.tolist(), truth.tolist())]))
+
+    assert recall(index.search(vectors[:20], 5)[0]) >= 0.97  # approximate: the graph was built on 4 threads
     assert index.graph_bytes() is None  # dead rows' i8 copies must not reach a snapshot
     index.compact()
     assert index.dead_rows == 0 and len(index) == 250 and index.graph_bytes() is not None
-    after = index.search(vectors[:20], 5)
-    np.testing.assert_array_equal(before[0], after[0])
+    assert recall(index.search(vectors[:20], 5)[0]) >= 0.97
 
 
 def test_f16_graph_and_bad_knobs() -> None:
