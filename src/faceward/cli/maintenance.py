@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from faceward.bootstrap import master_keyring, open_gallery
 from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
-from faceward.errors import InvalidInput
+from faceward.errors import FacewardError, InvalidInput
 from faceward.services import backup as backups
+from faceward.services.gallery import GalleryService
 from faceward.services.maintenance import doctor as run_doctor
 from faceward.services.maintenance import purge_due, reconcile_ledger, retention_days, set_retention
+from faceward.store import SqlStore
 
 
 def doctor(
@@ -63,15 +66,21 @@ def backup(
 @friendly
 def _backup(path: Path, as_json: bool) -> None:
     s = settings()
-    gallery = open_gallery(s)
+    keyring = master_keyring(s)
+    # As the login role (on PostgreSQL a backup role with BYPASSRLS, see decision 007), not the app role.
+    gallery = GalleryService(SqlStore.open(s.db_url, role=None), keyring, s)
     try:
         # Erasures the store knows but the ledger lacks (a worker with another ledger path) go in first.
         reconcile_ledger(gallery)
+    except (FacewardError, DBAPIError) as exc:
+        # Worth saying, not worth refusing the backup for: the ledger already holds every erasure made
+        # through a service that shares it.
+        err.print(f"warning: could not compare the store's erasures with the ledger: {str(exc).splitlines()[0]}", markup=False)
     finally:
         gallery.store.close()
     marker = local_tenant_file(s)
     extra = {"local_tenant": marker.read_text().strip()} if marker.is_file() else {}
-    info = backups.backup(s.db_url, master_keyring(s), gallery.ledger, path, scratch=s.home, extra=extra)
+    info = backups.backup(s.db_url, keyring, gallery.ledger, path, scratch=s.home, extra=extra)
     data = info.as_dict()
     if as_json:
         emit_json(data)

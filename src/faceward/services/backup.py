@@ -441,7 +441,10 @@ def restore(
         if ledger.exists():
             ledger.check_extends(recorded, entries)
         _restore_db(str(header["database"]), dump, url)
-    store = SqlStore.open(url)  # migrates an older backup to the current schema
+    # Migrate an older backup to the current schema, then work as the restoring (owning) role: every
+    # query still binds its tenant, which PostgreSQL's forced policies read, and the owner need not
+    # be a member of the application role.
+    store = SqlStore.open(url, role=None)
     try:
         subjects, tenants = apply_ledger(store, ledger, entries)
     finally:
