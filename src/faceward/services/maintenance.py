@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 MAX_PROBLEMS = 200
 """Problems listed in a report; the counts in ``checks`` are always complete."""
 RETENTION_MAX_DAYS = 36_500
+DESCRIPTOR_DIM = 128  # what the in-process indexes hold (SearchIndexes opens templates into N x 128)
 PURGE_ACTOR = "system:retention"
 
 
@@ -265,9 +266,12 @@ def _check_faces(
                     found.checks["templates"]["invalid"] += 1
                     found.add("templates", "invalid", tenant_id, "a template is not a descriptor", face_id=face.id)
                 else:
-                    if not (np.isfinite(vector).all() and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3):
+                    if vector.shape != (DESCRIPTOR_DIM,) or not (
+                        np.isfinite(vector).all() and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
+                    ):
                         found.checks["templates"]["invalid"] += 1
-                        found.add("templates", "invalid", tenant_id, "a template is not a finite unit vector", face_id=face.id)
+                        found.add("templates", "invalid", tenant_id, f"a template is not a finite {DESCRIPTOR_DIM}-d unit vector",
+                                  face_id=face.id)
                         vector = None
             live[face.seq] = (face.id, vector)
         after = batch[-1].seq
@@ -399,11 +403,19 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
     gallery.forget_keys()
     for tenant_id in sorted(rebuild):
         gallery.indexes.drop_tenant(tenant_id)
-        gallery.indexes.get(tenant_id)
+        try:
+            gallery.indexes.get(tenant_id)
+        except (SealError, ValueError) as exc:  # a template that does not open: the index is rebuilt on first search
+            done.append({"repair": "index_rebuild_failed", "tenant_id": tenant_id, "reason": str(exc)})
+            continue
         done.append({"repair": "index_rebuilt", "tenant_id": tenant_id, "source": "store"})
     if snapshots is not None:
         for tenant_id in sorted(found.bad_snapshots | (rebuild & _snapshotted(snapshots, rebuild))):
-            rewrite_snapshot(gallery, tenant_id, snapshots)
+            try:
+                rewrite_snapshot(gallery, tenant_id, snapshots)
+            except (SealError, ValueError) as exc:
+                done.append({"repair": "snapshot_rewrite_failed", "tenant_id": tenant_id, "reason": str(exc)})
+                continue
             done.append({"repair": "snapshot_rewritten", "tenant_id": tenant_id, "source": "store"})
     return done
 

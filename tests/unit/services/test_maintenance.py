@@ -162,11 +162,19 @@ def test_what_cannot_be_repaired_is_reported_not_deleted(gallery: GalleryService
         conn.execute(update(faces).where(faces.c.id == fa).values(template_sealed=sealed_b))
         # C's wrapped key replaced by A's (bound to another subject: must not open).
         conn.execute(update(subjects).where(subjects.c.id == c).values(wrapped_key=key_c))
+    twin = "f_" + "1" * 28  # and one repairable problem, whose repair rebuilds the index
+    first = gallery.store.faces_of(tenant, b)[0]
+    key = gallery._subject_key_for(gallery.store.get_subject(tenant, b))
+    template = open_sealed(key, first.template_sealed, aad(tenant, "faces", first.id))
+    values = {k: getattr(first, k) for k in first.__slots__} | {"id": twin, "template_sealed": seal(key, template, aad(tenant, "faces", twin))}
+    gallery.store.add_face(FaceRecord(**values))
     report = doctor(gallery, repair=True, running_index=False)
     assert not report.ok
     assert report.checks["templates"]["unopenable"] == 1 and report.checks["subject_keys"]["unopenable"] == 1
     assert {"unopenable"} == kinds(report)
-    assert gallery.store.count_faces(tenant) == 3  # nothing was deleted
+    repairs = {r["repair"] for r in report.repairs}
+    assert repairs == {"duplicates_removed", "index_rebuild_failed"}
+    assert gallery.store.count_faces(tenant) == 3  # nothing but the duplicate was deleted
 
 
 def test_orphaned_faces_are_found_and_removed(sqlite_gallery: GalleryService) -> None:
