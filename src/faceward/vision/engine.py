@@ -167,6 +167,14 @@ class FaceEngine:
             "detector": detectors,
         }
 
+    def load(self) -> None:
+        """Load every model this engine may run now instead of on first use (workers call this before timing)."""
+        self._primary()
+        self._landmarks
+        self.embedder
+        if self.options.detector_fallback and self.options.detector is Detector.HOG:
+            self._mmod
+
     def _primary(self) -> FaceDetector:
         return self._mmod if self.options.detector is Detector.MMOD else self._hog
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from faceward.vision.decode import read_image_file
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.types import Face
 
-DEFAULT_BATCH = 8  # images per worker task: descriptor batches of ~16 chips (faces and their mirrors)
+DEFAULT_BATCH = 4  # images per worker task: descriptor runs of ~8 chips (faces and mirrors); small tail
 
 
 @dataclass
@@ -115,6 +116,90 @@ def _task(args: tuple[list[Path], bool]) -> list[FileResult]:
     return analyze_batch(args[0], assume_centre=args[1])
 
 
+def warm() -> int:
+    """Load this process's models now (HOG, landmarks, recognizer, and MMOD when it may run); returns the pid."""
+    assert _engine is not None
+    _engine.load()
+    return os.getpid()
+
+
+def _warm_task(pause: float) -> int:
+    pid = warm()
+    time.sleep(pause)  # keep this worker busy so that the next warm task goes to another one
+    return pid
+
+
+class Analyzer:
+    """Worker processes that analyse image files; :meth:`analyze` yields results in input order.
+
+    Use as a context manager. With one worker everything runs in this process.
+    Files go to the workers ``batch`` at a time (one descriptor run per batch);
+    at most ``2 x workers`` batches are in flight.
+    """
+
+    def __init__(
+        self,
+        options: EngineOptions,
+        *,
+        workers: int | None = None,
+        max_bytes: int = 15 * 1024 * 1024,
+        max_pixels: int = 40_000_000,
+        jitters: int = 0,
+        batch: int = DEFAULT_BATCH,
+    ) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.batch = max(1, batch)
+        self._init_args = (options, {"max_bytes": max_bytes, "max_pixels": max_pixels}, 1, jitters)
+        self._pool: Any = None
+
+    def __enter__(self) -> Analyzer:
+        options, limits, threads, jitters = self._init_args
+        if self.workers == 1:
+            _init(options, limits, None, jitters)
+        else:
+            ctx = mp.get_context("spawn")
+            self._pool = ctx.Pool(self.workers, initializer=_init, initargs=(options, limits, threads, jitters))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids (this process's when it works alone)."""
+        if self._pool is None:
+            return [os.getpid()]
+        return [proc.pid for proc in self._pool._pool]
+
+    def warm(self, *, pause: float = 0.05, attempts: int = 20) -> None:
+        """Load every worker's models before timing anything (model loading is not throughput)."""
+        if self._pool is None:
+            warm()
+            return
+        seen: set[int] = set()
+        for _ in range(attempts):
+            seen.update(self._pool.map(_warm_task, [pause] * self.workers, chunksize=1))
+            if len(seen) >= self.workers:
+                return
+
+    def analyze(self, paths: Iterable[Path], *, assume_centre: bool = False) -> Iterator[FileResult]:
+        chunks = _chunks(paths, self.batch)
+        if self._pool is None:
+            for chunk in chunks:
+                yield from analyze_batch(chunk, assume_centre=assume_centre)
+            return
+        pending: deque[Any] = deque()
+        for chunk in chunks:
+            pending.append(self._pool.apply_async(_task, ((chunk, assume_centre),)))
+            if len(pending) >= 2 * self.workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
 def analyze_files(
     paths: Iterable[Path],
     options: EngineOptions,
@@ -126,29 +211,9 @@ def analyze_files(
     jitters: int = 0,
     batch: int = DEFAULT_BATCH,
 ) -> Iterator[FileResult]:
-    """Yield one result per path, in input order, computed by ``workers`` processes.
-
-    Files go to the workers ``batch`` at a time (one descriptor run per batch);
-    at most ``2 x workers`` batches are in flight.
-    """
-    workers = workers or os.cpu_count() or 1
-    batch = max(1, batch)
-    limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
-    chunks = _chunks(paths, batch)
-    if workers == 1:
-        _init(options, limits, None, jitters)
-        for chunk in chunks:
-            yield from analyze_batch(chunk, assume_centre=assume_centre)
-        return
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init, initargs=(options, limits, 1, jitters)) as pool:
-        pending: deque[Any] = deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(_task, ((chunk, assume_centre),)))
-            if len(pending) >= 2 * workers:
-                yield from pending.popleft().get()
-        while pending:
-            yield from pending.popleft().get()
+    """Yield one result per path, in input order, computed by ``workers`` processes (see :class:`Analyzer`)."""
+    with Analyzer(options, workers=workers, max_bytes=max_bytes, max_pixels=max_pixels, jitters=jitters, batch=batch) as analyzer:
+        yield from analyzer.analyze(paths, assume_centre=assume_centre)
 
 
 def _chunks(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:

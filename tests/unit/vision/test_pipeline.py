@@ -9,7 +9,7 @@ import numpy as np
 from faceward.settings import Engine
 from faceward.vision import decode_image
 from faceward.vision.engine import EngineOptions, FaceEngine
-from faceward.vision.pipeline import analyze_files
+from faceward.vision.pipeline import Analyzer, analyze_files
 from tests.conftest import jpeg
 
 
@@ -42,3 +42,20 @@ def test_batches_give_the_same_descriptors_as_single_images(tmp_path: Path, astr
     runtime = engine.embedder.runtime
     assert np.array_equal(runtime.compute(face.chip[None])[0], batched[0].faces[0].raw)
     assert np.array_equal(runtime.compute(np.ascontiguousarray(face.chip[None, :, ::-1]))[0], batched[0].faces[0].raw_flipped)
+
+
+def test_worker_pool_warms_every_worker_and_gives_the_same_results(tmp_path: Path, astronaut: np.ndarray) -> None:
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"{i}.jpg"
+        path.write_bytes(jpeg(astronaut, quality=60 + 5 * i))
+        paths.append(path)
+    options = EngineOptions(engine=Engine.ONNX, detector_fallback=False, cache_dir=str(tmp_path / "cache"))
+    alone = list(analyze_files(paths, options, workers=1))
+    with Analyzer(options, workers=2, batch=2) as analyzer:
+        analyzer.warm()
+        assert len(set(analyzer.pids)) == 2
+        pooled = list(analyzer.analyze(paths))
+    assert [r.path for r in pooled] == paths
+    for a, b in zip(alone, pooled, strict=True):
+        assert a.sha256 == b.sha256 and np.array_equal(a.faces[0].raw, b.faces[0].raw)
