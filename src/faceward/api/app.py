@@ -28,7 +28,8 @@ from faceward.bootstrap import master_keyring
 from faceward.services.accounts import AccountService
 from faceward.services.audit import AuditLog
 from faceward.services.gallery import GalleryService
-from faceward.services.operations import Limits, Operations
+from faceward.services.operations import Limits
+from faceward.services.review_operations import ReviewOperations
 from faceward.services.usage import UsageService
 from faceward.settings import Settings, load_settings
 from faceward.store import SqlStore
@@ -71,7 +72,8 @@ def build_services(settings: Settings, *, engine: FaceEngine | None = None, limi
     audit = AuditLog(store, gallery.tenant_key)
     usage = UsageService(store, gallery.tenant_key)
     accounts = AccountService(gallery, audit)
-    operations = Operations(gallery, accounts, audit, usage, limits=limits or ApiLimits().limits())
+    operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or ApiLimits().limits())
+    gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
     return Services(settings, gallery, accounts, audit, usage, operations)
 
 
@@ -84,7 +86,7 @@ def body_limit(settings: Settings) -> Any:
         if method == "POST":
             if path.rstrip("/") == "/v1/verify":
                 return 2 * settings.max_image_bytes + MULTIPART_OVERHEAD
-            if path.rstrip("/") == "/v1/search" or faces.match(path):
+            if path.rstrip("/") in ("/v1/search", "/v1/detect") or faces.match(path):
                 return one
         return JSON_BODY_LIMIT
 

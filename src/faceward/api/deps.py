@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from faceward.api.session import console_principal, has_session_cookie
 from faceward.security.errors import Unauthenticated
 from faceward.security.policy import Principal
 from faceward.services.operations import Operations
@@ -62,8 +63,13 @@ def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The authenticated key, or 401 with the same plain message whatever was wrong with it."""
+    """The authenticated key, or 401 with the same plain message whatever was wrong with it.
+
+    Without a bearer token, the web console's session cookie is the other way in
+    (:mod:`faceward.api.session`: CSRF token required on unsafe methods)."""
     if credentials is None:
+        if has_session_cookie(request):
+            return console_principal(request)
         raise Unauthenticated("an API key is required: Authorization: Bearer <key>", reason="no bearer token")
     return get_services(request).accounts.authenticate(credentials.credentials, source=client_source(request))
 

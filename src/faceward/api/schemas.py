@@ -170,6 +170,10 @@ class CandidateOut(BaseModel):
     lead_only: Literal[True] = Field(
         description="Always true: an investigative lead for a trained person to review, never an identification."
     )
+    face_id: str | None = Field(default=None, description="The subject's face that matched best (its thumbnail).")
+    review_token: str | None = Field(
+        default=None, description="For keys that may review: pass it to POST /v1/reviews to review this candidate."
+    )
 
 
 class ProbeFaceOut(BaseModel):
@@ -192,6 +196,8 @@ class SearchOut(BaseModel):
     warnings: list[str]
     model_id: str
     notice: str
+    search_id: str | None = Field(default=None, description="This search's id (in its audit entry); reviews name it.")
+    thumbnails: bool = Field(default=False, description="Whether this key may see the candidates' face thumbnails.")
 
 
 class VerifyOut(BaseModel):

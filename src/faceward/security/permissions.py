@@ -27,6 +27,12 @@ class Permission(str, Enum):
     FACES_WRITE = "gallery:faces:write"
     SEARCH = "gallery:search:run"
     VERIFY = "gallery:verify:run"
+    # The web console's examination steps (#6): see a probe's faces before searching, see enrolled
+    # faces' thumbnails and the reviews of candidates, record a review; the tenant's own settings.
+    DETECT = "gallery:detect:run"
+    REVIEW_READ = "gallery:review:read"
+    REVIEW_WRITE = "gallery:review:write"
+    SETTINGS_MANAGE = "tenant:settings:manage"
 
 
 __all__ = ["Permission", "Role"]

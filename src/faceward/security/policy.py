@@ -4,6 +4,12 @@ Roles are deliberately disjoint (separation of duties): the admin who mints
 keys cannot search the gallery with their own key, the searcher cannot enroll,
 and the auditor reads the audit log and nothing else. An admin who needs to
 search mints a searcher key, and that act is itself audited.
+
+Reviewing candidates (#6) belongs to the searcher: the examiner who ran the
+search is the one who holds the probe, and a confirmation needs a second
+searcher key (:mod:`faceward.services.reviews`). Only reviewers see enrolled
+faces' thumbnails. Detection (boxes and quality of a photo, nothing stored or
+matched) serves the searcher's probe and the enroller's photos alike.
 """
 
 from __future__ import annotations
@@ -17,9 +23,15 @@ from faceward.security.permissions import Permission, Role
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
     {
-        Role.ADMIN: frozenset({Permission.KEYS_MANAGE, Permission.USAGE_READ, Permission.AUDIT_READ}),
-        Role.ENROLLER: frozenset({Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE}),
-        Role.SEARCHER: frozenset({Permission.SEARCH, Permission.VERIFY}),
+        Role.ADMIN: frozenset(
+            {Permission.KEYS_MANAGE, Permission.USAGE_READ, Permission.AUDIT_READ, Permission.SETTINGS_MANAGE}
+        ),
+        Role.ENROLLER: frozenset(
+            {Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE, Permission.DETECT}
+        ),
+        Role.SEARCHER: frozenset(
+            {Permission.SEARCH, Permission.VERIFY, Permission.DETECT, Permission.REVIEW_READ, Permission.REVIEW_WRITE}
+        ),
         Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
     }
 )

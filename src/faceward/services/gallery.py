@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 from collections.abc import Callable
@@ -47,6 +48,7 @@ UNCALIBRATED_WARNING = (
     "uncalibrated model: no calibration table ships for {model}, so the decision uses the threshold in its "
     "manifest ({threshold}) and no false match rate can be estimated"
 )
+log = logging.getLogger(__name__)
 LEAD_NOTICE = "Investigative lead only: a candidate must be reviewed by a trained person; it is not an identification."
 MAX_K = 50
 
@@ -109,6 +111,9 @@ class MigrationReport:
             "without_new_faces": self.without_new_faces,
         }
 
+
+ChipSink = Callable[[TenantRecord, SubjectRecord, str, np.ndarray], None]
+"""Keeps an enrolled face's aligned chip (tenant, subject, face id, 150 x 150 RGB): the console's thumbnails (#6)."""
 
 
 def new_id(prefix: str) -> str:
@@ -234,6 +239,7 @@ class GalleryService:
         )
         self._tenant_key = lru_cache(maxsize=4096)(self._load_tenant_key)
         self._subject_key = lru_cache(maxsize=65536)(self._load_subject_key)
+        self.chip_sink: ChipSink | None = None  # set by the app: see faceward.services.thumbnails
 
     # -- engine and keys ------------------------------------------------------------
 
@@ -437,6 +443,16 @@ class GalleryService:
             faces = self.engine.analyze(pixels)
         return faces, digest
 
+    def detect(self, tenant_id: str, image: bytes) -> tuple[list[Face], tuple[int, int], str]:
+        """The faces in ``image``, largest first (the order :meth:`search`'s ``face`` counts in), with boxes,
+        chips and quality but no descriptors; the upright image's ``(width, height)``; its SHA-256. Stores nothing."""
+        self.active_tenant(tenant_id)
+        digest = hashlib.sha256(image).hexdigest()
+        pixels = decode_image(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
+        with self._vision_lock:
+            faces = self.engine.faces(pixels)
+        return faces, (int(pixels.shape[1]), int(pixels.shape[0])), digest
+
     def _largest(self, image: bytes, what: str) -> tuple[Face, int, str]:
         faces, digest = self._faces(image)
         if not faces:
@@ -472,7 +488,9 @@ class GalleryService:
             raise NoFaceFound("no face was found in the image")
         face = faces[0]
         assert face.descriptor is not None
-        return self.admit(tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, len(faces))
+        return self.admit(
+            tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, len(faces), chip=face.chip
+        )
 
     def admit(
         self,
@@ -483,10 +501,22 @@ class GalleryService:
         box: dict[str, int],
         digest: str,
         faces_in_image: int,
+        *,
+        chip: np.ndarray | None = None,
     ) -> FaceView:
-        """Gate an analysed face on quality and store its sealed template. Idempotent per (subject, image)."""
+        """Gate an analysed face on quality and store its sealed template. Idempotent per (subject, image).
+
+        ``chip``, the face's aligned crop, goes to :attr:`chip_sink` (the thumbnail a reviewer sees);
+        a failure there is logged and never fails the enrollment.
+        """
         tenant, subject = self._admissible(tenant_id, subject_id)
-        return self._store_face(tenant, subject, descriptor, quality, box, digest, faces_in_image, claim=True)
+        view = self._store_face(tenant, subject, descriptor, quality, box, digest, faces_in_image, claim=True)
+        if chip is not None and self.chip_sink is not None and not view.duplicate:
+            try:
+                self.chip_sink(tenant, subject, view.id, chip)
+            except Exception:
+                log.exception("could not keep the thumbnail of face %s", view.id)
+        return view
 
     def _store_face(
         self, tenant: TenantRecord, subject: SubjectRecord, descriptor: np.ndarray, quality: Quality,

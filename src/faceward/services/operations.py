@@ -281,18 +281,24 @@ class Operations:
     # -- search and verify ----------------------------------------------------------
 
     def search(
-        self, principal: Principal, image: bytes, *, purpose: str, case_reference: str, k: int = 10, source: str
+        self, principal: Principal, image: bytes, *, purpose: str, case_reference: str, k: int = 10, source: str,
+        face: int | None = None, search_id: str | None = None,
     ) -> SearchResult:
         """1:N search. ``purpose`` and ``case_reference`` are required and audited with the probe's
-        SHA-256 and the candidates' ids; the probe itself is never stored."""
+        SHA-256 and the candidates' ids; the probe itself is never stored. ``face`` picks a face of the
+        probe (0 = largest; default the largest); ``search_id``, when given, is audited to tie reviews to it."""
         self._admit(principal, Permission.SEARCH, "search", source)
         purpose = _clean(purpose, "a purpose")
         case_reference = _clean(case_reference, "a case reference")
-        result = self.gallery.search(principal.tenant_id, image, k=k)
-        details = {
+        result = self.gallery.search(principal.tenant_id, image, k=k, face=face)
+        details: dict[str, Any] = {
             "purpose": purpose, "case_reference": case_reference, "probe_sha256": result.probe_sha256, "k": k,
             "gallery_faces": result.gallery_size, "candidates": [c.subject_id for c in result.candidates],
         }
+        if search_id is not None:
+            details["search_id"] = search_id
+        if face is not None:
+            details["face"] = face
         self._audit(principal, "search", details, source)
         return result
 

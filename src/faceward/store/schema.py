@@ -135,5 +135,52 @@ usage = Table(
     Column("count_sealed", LargeBinary, nullable=False),
 )
 
-TENANT_TABLES = ("subjects", "faces", "erasures", "api_keys", "audit_log", "audit_heads", "usage")
+# Examiners' reviews of search candidates (#6): append-only steps; the note sealed with the subject's key.
+# Erasing the subject removes them (the audit log keeps the ids of every step).
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("search_id", String(32), nullable=False),
+    Column("subject_id", String(32), ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False),
+    Column("face_id", String(32), nullable=True),
+    Column("reviewer_key_id", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("note_sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reviews_candidate", "tenant_id", "search_id", "subject_id"),
+    Index("ix_reviews_at", "tenant_id", "created_at"),
+)
+
+# Enrolled faces' aligned crops (150 x 150 JPEG), sealed with the subject's key: reviewers' thumbnails (#6).
+face_chips = Table(
+    "face_chips",
+    metadata,
+    Column("face_id", String(32), ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("subject_id", String(32), ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False),
+    Column("chip_sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_face_chips_subject", "tenant_id", "subject_id"),
+)
+
+# Web console sessions (#6): the id is the SHA-256 of the cookie's secret, never the secret; the key's
+# role and validity are read again on every request, so revoking the key ends its sessions.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Index("ix_console_sessions_tenant", "tenant_id", "expires_at"),
+)
+
+TENANT_TABLES = (
+    "subjects", "faces", "erasures", "api_keys", "audit_log", "audit_heads", "usage",
+    "reviews", "face_chips", "console_sessions",
+)
 """Every table whose rows belong to one tenant (a ``tenant_id`` column): PostgreSQL forces RLS on each."""

@@ -8,6 +8,9 @@ key, "foreign" = the second's), and their answers must hold nothing of the other
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,6 +102,46 @@ def image(w: World, name: str) -> tuple[str, bytes, str]:
     return (f"{name}.jpg", w.images[name], "image/jpeg")
 
 
+UNKNOWN_FACE = "f_" + "0" * 28
+UNKNOWN_REVIEW = json.dumps({"search_id": "q_" + "0" * 28, "subject_id": UNKNOWN_SUBJECT, "face_id": UNKNOWN_FACE,
+                             "review_token": "0" * 64, "outcome": "not_a_match", "note": "matrix"})
+
+
+def face_with_thumbnail(w: World, t: Tenant) -> str:
+    face = w.face
+    assert face.descriptor is not None
+    digest = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+    return w.services.gallery.admit(t.id, t.subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, 1,
+                                    chip=face.chip).id
+
+
+def review_of(w: World, t: Tenant) -> str:
+    """A review step's body for a candidate of a (made-up) search of tenant ``t``, with its valid token."""
+    face_id = w.services.gallery.store.faces_of(t.id, t.subject_id)[0].id
+    search_id = "q_" + uuid.uuid4().hex[:28]
+    token = w.services.operations.reviews.token(t.id, search_id, t.subject_id, face_id)  # type: ignore[attr-defined]
+    return json.dumps({"search_id": search_id, "subject_id": t.subject_id, "face_id": face_id, "review_token": token,
+                       "outcome": "not_a_match", "note": "matrix"})
+
+
+def check_review(w: World, caller: Tenant, _t: Tenant, rid: str, r: httpx.Response) -> None:
+    assert r.json()["search_id"] == json.loads(rid)["search_id"] and r.json()["status"] == "not_a_match"
+
+
+def no_review(w: World, t: Tenant, rid: str) -> bool:
+    search_id = json.loads(rid)["search_id"]
+    return w.services.operations.reviews.candidates(t.id, search_id=search_id) == []  # type: ignore[attr-defined]
+
+
+def check_reviews_listed(w: World, caller: Tenant, _t: Tenant, _id: str, r: httpx.Response) -> None:
+    subjects = {c["subject_id"] for c in r.json()["reviews"]}
+    assert _other(w, caller).subject_id not in subjects
+
+
+def check_chain(w: World, caller: Tenant, _t: Tenant, _id: str, r: httpx.Response) -> None:
+    assert r.json()["ok"] is True and r.json()["entries"] > 0
+
+
 ROUTES = [
     Route("keys.create", Permission.KEYS_MANAGE, False,
           lambda w, c, role, _: w.api.post("/v1/keys", headers=c.auth(role), json={"role": "searcher", "label": "matrix"}),
@@ -140,6 +183,23 @@ ROUTES = [
           lambda w, c, role, _: w.api.get("/v1/usage", headers=c.auth(role)), check=check_usage),
     Route("audit", Permission.AUDIT_READ, False,
           lambda w, c, role, _: w.api.get("/v1/audit?limit=1000", headers=c.auth(role)), check=check_audit),
+    # The web console's routes (#6).
+    Route("detect", Permission.DETECT, False,
+          lambda w, c, role, _: w.api.post("/v1/detect", headers=c.auth(role), files={"image": image(w, "probe")})),
+    Route("reviews.create", Permission.REVIEW_WRITE, False,
+          lambda w, c, role, rid: w.api.post("/v1/reviews", headers=c.auth(role), json=json.loads(rid)),
+          prepare=lambda w, t: review_of(w, t), unknown=UNKNOWN_REVIEW, check=check_review, unchanged=no_review),
+    Route("reviews.list", Permission.REVIEW_READ, False,
+          lambda w, c, role, _: w.api.get("/v1/reviews", headers=c.auth(role)), check=check_reviews_listed),
+    Route("faces.thumbnail", Permission.REVIEW_READ, True,
+          lambda w, c, role, rid: w.api.get(f"/v1/faces/{rid}/thumbnail", headers=c.auth(role)),
+          prepare=lambda w, t: face_with_thumbnail(w, t), unknown=UNKNOWN_FACE),
+    Route("settings.read", Permission.SETTINGS_MANAGE, False,
+          lambda w, c, role, _: w.api.get("/v1/tenant/settings", headers=c.auth(role))),
+    Route("settings.update", Permission.SETTINGS_MANAGE, False,
+          lambda w, c, role, _: w.api.request("PATCH", "/v1/tenant/settings", headers=c.auth(role), json={"thumbnails": True})),
+    Route("audit.verify", Permission.AUDIT_READ, False,
+          lambda w, c, role, _: w.api.get("/v1/audit/verify", headers=c.auth(role)), check=check_chain),
 ]
 
 CELLS = [(r, role, side) for r in ROUTES for role in Role for side in ("own", "foreign")]
@@ -153,8 +213,8 @@ def mworld(world: World) -> World:
 def test_the_matrix_covers_every_api_route(mworld: World) -> None:
     paths = mworld.app.openapi()["paths"]
     api_routes = {(method, path) for path, ops in paths.items() for method in ops if path.startswith("/v1/")}
-    assert len(api_routes) == 12  # /v1/verify has two modes: 13 matrix rows
-    assert len(ROUTES) == 13 and len(CELLS) == 104
+    assert len(api_routes) == 19  # /v1/verify has two modes: 20 matrix rows
+    assert len(ROUTES) == 20 and len(CELLS) == 160
 
 
 def test_policy_is_what_the_issue_asks() -> None:

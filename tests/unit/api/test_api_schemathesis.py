@@ -40,7 +40,9 @@ MIN_REQUESTS = 1000
 
 # Who may run each operation (the matrix test checks the policy; here it picks a key).
 ALLOWED = {"keys": Role.ADMIN, "usage": Role.ADMIN, "audit": Role.AUDITOR, "subjects": Role.ENROLLER,
-           "search": Role.SEARCHER, "verify": Role.SEARCHER, "healthz": Role.ADMIN}
+           "search": Role.SEARCHER, "verify": Role.SEARCHER, "healthz": Role.ADMIN,
+           # the web console's routes (#6); /v1/audit/verify goes with "audit"
+           "detect": Role.SEARCHER, "reviews": Role.SEARCHER, "faces": Role.SEARCHER, "tenant": Role.ADMIN}
 DENIED = {Role.ADMIN: Role.SEARCHER, Role.AUDITOR: Role.ENROLLER, Role.ENROLLER: Role.AUDITOR, Role.SEARCHER: Role.ADMIN}
 
 # (who, generation mode, examples per operation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from faceward.services.gallery import GalleryService
 from faceward.services.usage import UsageService
 from faceward.settings import Settings
 from faceward.store import FaceRecord, SqlStore, make_engine, schema
+from faceward.store.reviews import ChipRecord, ReviewRecord, ReviewStore, SessionRecord, SessionStore
 from faceward.store.sql import APP_ROLE
 
 pytestmark = pytest.mark.postgres
@@ -43,6 +44,11 @@ def world(pg_url: str, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str, str
         gallery.delete_subject(tenant_id, gallery.create_subject(
             tenant_id, "gone", Consent(LawfulBasis.EXPLICIT_CONSENT, "ref", gallery.clock())).id)
         usage.record(tenant_id, view.id, "search", day=date(2026, 11, 1))
+        now = gallery.clock()  # the console's tables (#6): a review step, a face chip, a session
+        consoled = ReviewStore(store)
+        consoled.add_review(ReviewRecord(f"r_{name}", tenant_id, "q_1", kept.id, f"f_{name}", view.id, "not_a_match", b"n", now))
+        consoled.add_chip(ChipRecord(f"f_{name}", tenant_id, kept.id, b"sealed", now))
+        SessionStore(store).add(SessionRecord(f"{name:0>64}", tenant_id, view.id, now, now + timedelta(hours=1), now))
         ids.append(tenant_id)
     a_key = accounts.list_keys(ids[0])[0].id
     yield store, ids[0], ids[1], a_key

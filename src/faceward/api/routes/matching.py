@@ -15,6 +15,8 @@ from faceward.services.gallery import MAX_K
 
 router = APIRouter(prefix="/v1", tags=["matching"], responses=errors(*UPLOAD))
 
+MAX_FACES = 999
+
 
 @router.post("/search", response_model=SearchOut, summary="Search the gallery with the largest face in a photo")
 def search(
@@ -25,9 +27,13 @@ def search(
     ops: OperationsDep,
     caller: CallerDep,
     k: Annotated[int, Form(ge=1, le=MAX_K, description="How many candidates to return.")] = 10,
+    face: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Search with this face of the probe "
+                                     "(0 = largest, as /v1/detect numbers them); default the largest.")] = None,
 ) -> SearchOut:
     data = read_image(image, field="image", max_bytes=get_services(request).settings.max_image_bytes)
-    result = ops.search(caller.principal, data, purpose=purpose, case_reference=case_reference, k=k, source=caller.source)
+    result = ops.search(
+        caller.principal, data, purpose=purpose, case_reference=case_reference, k=k, source=caller.source, face=face
+    )
     return SearchOut.model_validate(result.as_dict())
 
 

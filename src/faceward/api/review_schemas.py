@@ -1,0 +1,86 @@
+"""Request and response models of the routes the web console added (#6): detection, reviews, settings, audit check."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from faceward.api.schemas import ProbeFaceOut, Strict, Utc
+from faceward.services.reviews import NOTE_MAX, Outcome
+
+ID_PATTERN = r"^[a-z]_[0-9a-f]{28}$"
+
+
+class DetectedFaceOut(ProbeFaceOut):
+    index: int = Field(description="0 for the largest face; pass it as `face` to /v1/search to search with this face.")
+    refusals: list[str] = Field(description="Every enrollment quality limit this face fails, in words; empty if none.")
+
+
+class DetectOut(BaseModel):
+    width: int = Field(description="Width of the upright image (EXIF orientation applied), in pixels; boxes use it.")
+    height: int
+    image_sha256: str
+    faces: list[DetectedFaceOut] = Field(description="Largest first.")
+    enrollable: bool = Field(description="Exactly one face, passing every quality limit.")
+    verdict: str = Field(description="The enrollment verdict in words.")
+
+
+class ReviewIn(Strict):
+    search_id: str = Field(pattern=r"^q_[0-9a-f]{28}$", description="The search's id, from its result.")
+    subject_id: str = Field(pattern=r"^s_[0-9a-f]{28}$")
+    face_id: str | None = Field(default=None, pattern=r"^f_[0-9a-f]{28}$", description="The candidate's matching face.")
+    review_token: str = Field(pattern=r"^[0-9a-f]{64}$", description="The candidate's token, from the search result.")
+    outcome: Outcome = Field(
+        description="possible_match, not_a_match, or confirmed (needs another key's standing possible_match)."
+    )
+    note: str = Field(min_length=1, max_length=NOTE_MAX, description="Why: required for every step.")
+
+
+class ReviewStepOut(BaseModel):
+    id: str
+    reviewer_key_id: str
+    outcome: Outcome
+    note: str
+    at: Utc
+
+
+class CandidateReviewOut(BaseModel):
+    search_id: str
+    subject_id: str
+    face_id: str | None = None
+    display_name: str
+    review_token: str
+    status: Outcome = Field(description="The latest step's outcome.")
+    reviewers: list[str] = Field(description="Key ids that recorded a step.")
+    steps: list[ReviewStepOut] = Field(description="Oldest first.")
+    lead_only: Literal[True] = Field(
+        default=True, description="Always true: even a confirmed candidate is a lead, not an identification."
+    )
+
+
+class ReviewListOut(BaseModel):
+    reviews: list[CandidateReviewOut]
+
+
+class TenantSettingsIn(Strict):
+    thumbnails: bool = Field(description="Keep and show enrolled faces' thumbnails to reviewers; false deletes them all.")
+
+
+class TenantSettingsOut(BaseModel):
+    thumbnails: bool
+    thumbnails_deleted: int = Field(default=0, description="Thumbnails deleted by this change.")
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    first_bad: int | None = Field(default=None, description="Lowest entry where the chain breaks.")
+    reason: str | None = None
+    head: int | None = None
+
+
+__all__ = [
+    "AuditVerifyOut", "CandidateReviewOut", "DetectOut", "DetectedFaceOut", "ReviewIn", "ReviewListOut",
+    "ReviewStepOut", "TenantSettingsIn", "TenantSettingsOut",
+]

@@ -1,0 +1,247 @@
+"""The acts the web console adds to :class:`~faceward.services.operations.Operations` (#6).
+
+Each runs the same steps as every other act (rate limit, authorize, count, act, audit):
+
+* ``detect`` - the faces in a photo, boxed, with their quality verdict; nothing stored or
+  matched (searchers check a probe, enrollers a photo before saving it);
+* ``search`` - as before, with a ``search_id`` (in the audit entry) and, for each candidate,
+  the face that matched and the token a review of it must carry;
+* ``record_review`` / ``reviews`` - :mod:`faceward.services.reviews`; a step and its audit
+  entry commit in one transaction;
+* ``thumbnail`` - an enrolled face's chip, for reviewers only (:mod:`faceward.services.thumbnails`);
+* ``tenant_settings`` / ``update_tenant_settings`` - the tenant's own switches (thumbnails);
+* ``verify_audit`` - the audit chain check, for the console's status line;
+* ``sign_in`` / ``sign_out`` - console sessions (:mod:`faceward.services.sessions`).
+
+The audit keeps ids only: never a review note, a thumbnail or a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from faceward.errors import NotFound
+from faceward.security.errors import RateLimited
+from faceward.security.permissions import Permission
+from faceward.security.policy import Principal, allowed
+from faceward.services.gallery import GalleryService, SearchResult, new_id, utcnow
+from faceward.services.operations import Limits, Operations
+from faceward.services.ratelimit import retry_after_seconds
+from faceward.services.reviews import CandidateReview, Outcome, ReviewService
+from faceward.services.sessions import ConsoleSessions, Session
+from faceward.services.thumbnails import Thumbnails, enabled
+from faceward.vision import QualityLimits, refusals
+from faceward.vision.types import Face
+
+if TYPE_CHECKING:
+    from faceward.services.accounts import AccountService
+    from faceward.services.audit import AuditLog, AuditReport
+    from faceward.services.usage import UsageService
+
+FACE_ID = re.compile(r"f_[0-9a-f]{28}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What :meth:`ReviewOperations.detect` found: boxes in the upright image's pixels, largest face first."""
+
+    width: int
+    height: int
+    faces: list[Face]
+    limits: QualityLimits
+    image_sha256: str
+
+    @property
+    def enrollable(self) -> bool:
+        return len(self.faces) == 1 and not refusals(self.faces[0].quality, self.limits)
+
+    @property
+    def verdict(self) -> str:
+        if not self.faces:
+            return "no face was found"
+        if len(self.faces) > 1:
+            return f"{len(self.faces)} faces: enrollment needs a photo showing only the subject"
+        problems = refusals(self.faces[0].quality, self.limits)
+        return "ready to enroll" if not problems else "refused: " + "; ".join(problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "width": self.width, "height": self.height, "image_sha256": self.image_sha256,
+            "faces": [
+                {**face.summary(), "index": i, "refusals": refusals(face.quality, self.limits)}
+                for i, face in enumerate(self.faces)
+            ],
+            "enrollable": self.enrollable, "verdict": self.verdict,
+        }
+
+
+@dataclass(frozen=True)
+class ReviewableSearch(SearchResult):
+    """A search result with what review needs: its id, each candidate's face and review token."""
+
+    search_id: str = ""
+    review_tokens: dict[str, str] = field(default_factory=dict)  # subject id -> token
+    thumbnails: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        data = super().as_dict()
+        data["search_id"] = self.search_id
+        data["thumbnails"] = self.thumbnails
+        for candidate, out in zip(self.candidates, data["candidates"]):
+            out["face_id"] = candidate.face_id
+            out["review_token"] = self.review_tokens.get(candidate.subject_id)
+        return data
+
+
+class ReviewOperations(Operations):
+    """:class:`Operations` with the console's acts. ``reviews``, ``thumbnails`` and ``sessions`` are built
+    from the gallery and accounts when not given."""
+
+    def __init__(
+        self,
+        gallery: GalleryService,
+        accounts: AccountService,
+        audit: AuditLog,
+        usage: UsageService,
+        *,
+        limits: Limits | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        reviews: ReviewService | None = None,
+        thumbnails: Thumbnails | None = None,
+        sessions: ConsoleSessions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(gallery, accounts, audit, usage, limits=limits, clock=clock, **kwargs)
+        self.reviews = reviews or ReviewService(gallery)
+        self.thumbnails = thumbnails or Thumbnails(gallery)
+        self.sessions = sessions or ConsoleSessions(accounts)
+
+    # -- detection and search -------------------------------------------------------
+
+    def detect(self, principal: Principal, image: bytes, *, source: str) -> Detection:
+        """The faces in ``image`` with boxes and quality; the image is hashed for the audit log, never kept."""
+        self._admit(principal, Permission.DETECT, "detect", source)
+        faces, (width, height), digest = self.gallery.detect(principal.tenant_id, image)
+        self._audit(principal, "detect", {"image_sha256": digest, "faces": len(faces)}, source)
+        return Detection(width, height, faces, self.gallery.limits, digest)
+
+    def search(
+        self, principal: Principal, image: bytes, *, purpose: str, case_reference: str, k: int = 10, source: str,
+        face: int | None = None, search_id: str | None = None,
+    ) -> ReviewableSearch:
+        search_id = search_id or new_id("q_")
+        result = super().search(
+            principal, image, purpose=purpose, case_reference=case_reference, k=k, source=source, face=face,
+            search_id=search_id,
+        )
+        tenant_id = principal.tenant_id
+        tokens = {}
+        if allowed(principal, Permission.REVIEW_WRITE):
+            tokens = {c.subject_id: self.reviews.token(tenant_id, search_id, c.subject_id, c.face_id) for c in result.candidates}
+        thumbnails = allowed(principal, Permission.REVIEW_READ) and enabled(self.gallery.store.get_tenant(tenant_id))
+        base = {f.name: getattr(result, f.name) for f in fields(result)}
+        return ReviewableSearch(**base, search_id=search_id, review_tokens=tokens, thumbnails=thumbnails)
+
+    # -- reviews --------------------------------------------------------------------
+
+    def record_review(
+        self,
+        principal: Principal,
+        *,
+        search_id: str,
+        subject_id: str,
+        face_id: str | None,
+        token: str,
+        outcome: str,
+        note: str,
+        source: str,
+    ) -> CandidateReview:
+        """One review step on a candidate; the step and its audit entry (ids and outcome, not the note) commit together."""
+        self._admit(principal, Permission.REVIEW_WRITE, "review", source)
+        tenant_id = principal.tenant_id
+        record = self.reviews.prepare(
+            tenant_id, principal.key_id, search_id=search_id, subject_id=subject_id, face_id=face_id, token=token,
+            outcome=outcome, note=note,
+        )
+        details = {"review_id": record.id, "search_id": record.search_id, "subject_id": record.subject_id,
+                   "face_id": record.face_id, "outcome": record.outcome}
+        with self.gallery.store.transaction(tenant_id) as conn:
+            self.reviews.save(record, conn=conn)
+            self.audit.append(tenant_id, actor=principal.actor, action="review", details=details, source=source, conn=conn)
+        return self.reviews.candidate(tenant_id, record.search_id, record.subject_id)
+
+    def list_reviews(
+        self, principal: Principal, *, search_id: str | None = None, status: Outcome | None = None, limit: int = 100,
+        source: str,
+    ) -> list[CandidateReview]:
+        self._admit(principal, Permission.REVIEW_READ, "review.list", source)
+        found = self.reviews.candidates(principal.tenant_id, search_id=search_id, status=status, limit=limit)
+        filters = {"search_id": search_id, "status": status.value if status else None, "count": len(found)}
+        self._audit(principal, "review.list", {k: v for k, v in filters.items() if v is not None}, source)
+        return found
+
+    def thumbnail(self, principal: Principal, face_id: str, *, source: str) -> bytes:
+        """An enrolled face's thumbnail (JPEG). Every view is audited with the face id."""
+        self._admit(principal, Permission.REVIEW_READ, "face.thumbnail", source)
+        if not isinstance(face_id, str) or not FACE_ID.fullmatch(face_id):
+            raise NotFound("no thumbnail for this face")
+        jpeg = self.thumbnails.read(principal.tenant_id, face_id)
+        self._audit(principal, "face.thumbnail", {"face_id": face_id}, source)
+        return jpeg
+
+    # -- the tenant's settings and audit chain ------------------------------------------
+
+    def tenant_settings(self, principal: Principal, *, source: str) -> dict[str, Any]:
+        self._admit(principal, Permission.SETTINGS_MANAGE, "settings.read", source)
+        settings = self.thumbnails.settings(principal.tenant_id)
+        self._audit(principal, "settings.read", {}, source)
+        return settings
+
+    def update_tenant_settings(self, principal: Principal, *, thumbnails: bool, source: str) -> dict[str, Any]:
+        """Turn thumbnails on or off (off deletes every stored one at once); audited with the count deleted."""
+        self._admit(principal, Permission.SETTINGS_MANAGE, "settings.update", source)
+        deleted = self.thumbnails.set_enabled(principal.tenant_id, thumbnails)
+        self._audit(principal, "settings.update", {"thumbnails": thumbnails, "thumbnails_deleted": deleted}, source)
+        return {**self.thumbnails.settings(principal.tenant_id), "thumbnails_deleted": deleted}
+
+    def verify_audit(self, principal: Principal, *, source: str) -> AuditReport:
+        """Walk the tenant's audit chain (before this act's own entry is added)."""
+        self._admit(principal, Permission.AUDIT_READ, "audit.verify", source)
+        report = self.audit.verify(principal.tenant_id)
+        self._audit(principal, "audit.verify", {"ok": report.ok, "entries": report.entries}, source)
+        return report
+
+    # -- console sessions -----------------------------------------------------------
+
+    def sign_in(self, token: str, *, source: str) -> Session:
+        """Exchange an API key for a console session (any role may sign in; its pages follow the role)."""
+        session = self.sessions.start(token, source=source)
+        principal = session.principal
+        wait = self.bucket.take(principal.key_id)
+        if wait > 0:
+            self.sessions.end(session.cookie)
+            raise RateLimited("too many requests for this key; slow down", retry_after=retry_after_seconds(wait))
+        try:
+            self._audit(principal, "console.sign_in", {"session": _session_ref(session.cookie)}, source)
+        except Exception:
+            self.sessions.end(session.cookie)
+            raise
+        return session
+
+    def sign_out(self, principal: Principal, cookie: str, *, source: str) -> None:
+        self.sessions.end(cookie)
+        self._audit(principal, "console.sign_out", {"session": _session_ref(cookie)}, source)
+
+
+def _session_ref(cookie: str) -> str:
+    """A short, non-secret name for a session in the audit log (a hash prefix of the cookie's secret hash)."""
+    secret = cookie.rsplit(".", 1)[-1]
+    return hashlib.sha256(hashlib.sha256(secret.encode()).hexdigest().encode()).hexdigest()[:12]
+
+
+__all__ = ["Detection", "ReviewOperations", "ReviewableSearch"]
