@@ -86,6 +86,13 @@ class Settings(BaseSettings):
 
     target_fmr: float = Field(default=1e-3, gt=0, lt=1, description="False match rate the decision threshold targets.")
 
+    rate_per_minute: float = Field(default=300.0, gt=0, description="Requests per minute per API key (token bucket).")
+    rate_burst: int = Field(default=60, ge=1, description="Burst size of the per-key token bucket.")
+    searches_per_day: int = Field(default=2000, ge=1, description="Daily search quota per API key.")
+    index_options: dict[str, Any] = Field(
+        default_factory=dict, description="Options for the index backend, as JSON (e.g. ANN's expansion_search)."
+    )
+
     host: str = Field(default="127.0.0.1", description="Address `faceward serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `faceward serve` binds.")
 

@@ -13,11 +13,12 @@ import hashlib
 import re
 from typing import Any
 
+import swagger_ui_bundle
+
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from fastapi.staticfiles import StaticFiles
 
 from faceward import __version__
 from faceward.api import errors
@@ -37,7 +38,7 @@ from faceward.vision import FaceEngine
 
 JSON_BODY_LIMIT = 64 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
-CDN = "https://cdn.jsdelivr.net"
+DOCS_ASSETS = "/docs/assets"
 
 DESCRIPTION = """\
 Consent-first face search for one organisation per tenant.
@@ -51,17 +52,9 @@ Consent-first face search for one organisation per tenant.
 """
 
 
-class ApiLimits(BaseSettings):
+def settings_limits(settings: Settings) -> Limits:
     """Per-key limits from ``FACEWARD_RATE_PER_MINUTE``, ``FACEWARD_RATE_BURST``, ``FACEWARD_SEARCHES_PER_DAY``."""
-
-    model_config = SettingsConfigDict(env_prefix="FACEWARD_", extra="ignore")
-
-    rate_per_minute: float = Field(default=Limits.requests_per_minute, gt=0)
-    rate_burst: int = Field(default=Limits.burst, ge=1)
-    searches_per_day: int = Field(default=Limits.searches_per_day, ge=1)
-
-    def limits(self) -> Limits:
-        return Limits(self.rate_per_minute, self.rate_burst, self.searches_per_day)
+    return Limits(settings.rate_per_minute, settings.rate_burst, settings.searches_per_day)
 
 
 def build_services(settings: Settings, *, engine: FaceEngine | None = None, limits: Limits | None = None) -> Services:
@@ -72,7 +65,7 @@ def build_services(settings: Settings, *, engine: FaceEngine | None = None, limi
     audit = AuditLog(store, gallery.tenant_key)
     usage = UsageService(store, gallery.tenant_key)
     accounts = AccountService(gallery, audit)
-    operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or ApiLimits().limits())
+    operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or settings_limits(settings))
     gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
     return Services(settings, gallery, accounts, audit, usage, operations)
 
@@ -94,16 +87,22 @@ def body_limit(settings: Settings) -> Any:
 
 
 def _docs_page(openapi_url: str) -> HTMLResponse:
-    """Swagger UI with a CSP that allows its CDN assets and exactly its own inline script."""
-    page = get_swagger_ui_html(openapi_url=openapi_url, title="faceward API", swagger_favicon_url="data:,")
+    """Swagger UI from assets shipped in a package (no CDN), with a CSP allowing exactly its inline script."""
+    page = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title="faceward API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url="data:,",
+    )
     html = bytes(page.body).decode()
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
         for script in re.findall(r"<script>(.*?)</script>", html, flags=re.S)
     )
     csp = (
-        f"default-src 'none'; script-src {CDN} {hashes}; style-src {CDN} 'unsafe-inline'; "
-        f"img-src data: {CDN}; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     )
     return HTMLResponse(html, headers={"content-security-policy": csp})
 
@@ -136,6 +135,8 @@ def create_app(
     def docs() -> HTMLResponse:
         return _docs_page(app.openapi_url or "/openapi.json")
 
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
     # Added innermost first: the last one added is the outermost.
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
     app.add_middleware(CatchAllMiddleware)
@@ -143,4 +144,4 @@ def create_app(
     return app
 
 
-__all__ = ["ApiLimits", "build_services", "create_app"]
+__all__ = ["build_services", "create_app", "settings_limits"]

@@ -164,7 +164,7 @@ class CandidateOut(BaseModel):
     subject_id: str
     display_name: str
     score: float = Field(description="Cosine similarity of the probe and the subject's best face.")
-    estimated_fmr: float = Field(description="Calibrated false match rate at this score.")
+    estimated_fmr: float | None = Field(description="Calibrated false match rate at this score; null for an uncalibrated custom model.")
     decision: Decision
     rank: int
     lead_only: Literal[True] = Field(
@@ -202,7 +202,7 @@ class SearchOut(BaseModel):
 
 class VerifyOut(BaseModel):
     score: float
-    estimated_fmr: float
+    estimated_fmr: float | None
     decision: Decision
     threshold: float
     compared_faces: int

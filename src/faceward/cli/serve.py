@@ -65,6 +65,7 @@ def _serve(host: str | None, port: int | None, init: bool) -> None:
 
     shown = f"[{s.host}]" if ":" in s.host else s.host
     out.print(f"API docs: http://{shown}:{s.port}/docs   OpenAPI: http://{shown}:{s.port}/openapi.json", markup=False)
+    out.print(f"web console: http://{shown}:{s.port}/console  (sign in with an API key)", markup=False)
     uvicorn.run(app, host=s.host, port=s.port, server_header=False, proxy_headers=False, log_level="info")
 
 

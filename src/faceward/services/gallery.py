@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from faceward.errors import ConfigError, FacewardError, InvalidInput, NotFound
-from faceward.index import ExactIndex
+from faceward.errors import ConfigError, Conflict, FacewardError, InvalidInput, NotFound
+from faceward.index.factory import make_index
 from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, load_calibration
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
 from faceward.services.consent import Consent
@@ -232,7 +232,7 @@ class GalleryService:
         self.clock = clock
         self._engine = engine
         self._vision_lock = threading.Lock()
-        self.index_factory: Callable[[str], Any] = index_factory or (lambda tenant_id: ExactIndex(self.gallery_dim(tenant_id)))
+        self.index_factory: Callable[[str], Any] = index_factory or self._configured_index
         self.indexes = SearchIndexes(store, self._open_templates, self.index_factory)
         self.limits = QualityLimits(
             settings.min_face_px, settings.min_sharpness, settings.min_detector_score, settings.min_frontalness
@@ -240,6 +240,13 @@ class GalleryService:
         self._tenant_key = lru_cache(maxsize=4096)(self._load_tenant_key)
         self._subject_key = lru_cache(maxsize=65536)(self._load_subject_key)
         self.chip_sink: ChipSink | None = None  # set by the app: see faceward.services.thumbnails
+
+    def _configured_index(self, tenant_id: str) -> Any:
+        """A new index of the configured backend (``FACEWARD_INDEX_BACKEND``) sized for this tenant's gallery."""
+        return make_index(
+            self.settings.index_backend, dim=self.gallery_dim(tenant_id), tenant_id=tenant_id,
+            options=self.settings.index_options,
+        )
 
     # -- engine and keys ------------------------------------------------------------
 
@@ -542,18 +549,26 @@ class GalleryService:
             )
         face_id = new_id("f_")
         key = self._subject_key_for(subject)
-        self.store.add_face(
-            FaceRecord(
-                id=face_id,
-                tenant_id=tenant_id,
-                subject_id=subject_id,
-                model_id=self.model_id,
-                template_sealed=seal(key, to_template(descriptor), aad(tenant_id, "faces", face_id)),
-                quality=quality.as_dict(),
-                image_sha256=digest,
-                created_at=self.clock(),
+        try:
+            self.store.add_face(
+                FaceRecord(
+                    id=face_id,
+                    tenant_id=tenant_id,
+                    subject_id=subject_id,
+                    model_id=self.model_id,
+                    template_sealed=seal(key, to_template(descriptor), aad(tenant_id, "faces", face_id)),
+                    quality=quality.as_dict(),
+                    image_sha256=digest,
+                    created_at=self.clock(),
+                )
             )
-        )
+        except Conflict:
+            # The same photo, enrolled concurrently (a retry, another worker), won the unique
+            # (subject, image, model) index: answer with the face it stored.
+            for existing in self.store.faces_of(tenant_id, subject_id):
+                if existing.image_sha256 == digest and existing.model_id == self.model_id:
+                    return FaceView(existing.id, subject_id, existing.quality, box, digest, duplicate=True)
+            raise
         return FaceView(face_id, subject_id, quality.as_dict(), box, digest)
 
     # -- model migration ------------------------------------------------------------

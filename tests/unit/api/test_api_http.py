@@ -59,6 +59,9 @@ def test_openapi_and_docs(sqlite_world: World) -> None:
     assert docs.status_code == 200 and "swagger-ui" in docs.text
     csp = docs.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "'sha256-" in csp and "'unsafe-inline'" not in csp.split("style-src")[0]
+    assert "http" not in csp and "cdn" not in docs.text.lower()  # works offline: assets ship in a package
+    asset = sqlite_world.api.get("/docs/assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.content) > 100_000
     assert sqlite_world.api.get("/redoc").status_code == 404
 
 
