@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 MAX_PROBLEMS = 200
 """Problems listed in a report; the counts in ``checks`` are always complete."""
 RETENTION_MAX_DAYS = 36_500
-DESCRIPTOR_DIM = 128  # what the in-process indexes hold (SearchIndexes opens templates into N x 128)
+DESCRIPTOR_DIM = 128  # dlib's; a gallery of another model records its size in settings["embedding_size"]
 PURGE_ACTOR = "system:retention"
 
 
@@ -81,7 +81,7 @@ class _Findings:
         self.count = 0
         # What a repair needs, gathered while checking.
         self.orphans: dict[str, list[str]] = {}
-        self.duplicates: dict[str, list[tuple[str, str]]] = {}
+        self.duplicates: dict[str, list[tuple[str, str, str]]] = {}
         self.still_present: list[tuple[str, str]] = []
         self.tenants_still_present: list[str] = []
         self.missing_from_ledger: list[tuple[str, str | None, datetime]] = []
@@ -184,7 +184,7 @@ def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | 
             continue
         _check_erasures(gallery, integrity, tenant_id, ledger_pairs, found)
         subject_keys = _check_subject_keys(tenant_key, tenant_id, integrity, found)
-        live = _check_faces(tenant_id, tenant.settings.get("model_id"), gallery, integrity, subject_keys, found)
+        live = _check_faces(tenant_id, tenant.settings, gallery, integrity, subject_keys, found)
         if tenant_id in loaded:
             _check_running_index(gallery, tenant_id, live, found)
         if snapshots is not None:
@@ -224,19 +224,26 @@ def _check_subject_keys(tenant_key: bytes, tenant_id: str, integrity: IntegrityS
 
 
 def _check_faces(
-    tenant_id: str, model_id: str | None, gallery: GalleryService, integrity: IntegrityStore,
+    tenant_id: str, settings: dict[str, Any], gallery: GalleryService, integrity: IntegrityStore,
     subject_keys: dict[str, bytes | None], found: _Findings,
 ) -> dict[int, tuple[str, np.ndarray | None]]:
-    """Every face opened; returns ``seq -> (face id, template or None)`` of the faces that belong to a subject."""
+    """Every face opened; returns ``seq -> (face id, template or None)`` of the faces an index must hold:
+    those of a subject, of the gallery's model.
+
+    Templates of another model (a migration in progress keeps the new model's beside the old) are
+    opened and counted, never searched, so no index should hold them.
+    """
+    model_id = settings.get("model_id")
+    dim = int(settings.get("embedding_size", DESCRIPTOR_DIM)) if model_id else None
     orphans = integrity.orphan_faces(tenant_id)
     if orphans:
         found.checks["faces"]["orphans"] += len(orphans)
         found.orphans[tenant_id] = orphans
         for face_id in orphans:
             found.add("faces", "orphan", tenant_id, "a face whose subject is missing", face_id=face_id)
-    for subject_id, digest, count in integrity.duplicate_faces(tenant_id):
+    for subject_id, digest, model, count in integrity.duplicate_faces(tenant_id):
         found.checks["faces"]["duplicates"] += count - 1
-        found.duplicates.setdefault(tenant_id, []).append((subject_id, digest))
+        found.duplicates.setdefault(tenant_id, []).append((subject_id, digest, model))
         found.add("faces", "duplicate", tenant_id, f"one image enrolled {count} times for one subject", subject_id=subject_id)
     orphan_set = set(orphans)
     live: dict[int, tuple[str, np.ndarray | None]] = {}
@@ -249,12 +256,11 @@ def _check_faces(
             found.checks["faces"]["checked"] += 1
             if face.id in orphan_set:
                 continue
+            ours = not model_id or face.model_id == model_id
+            if not ours:
+                found.checks["templates"]["other_model"] += 1
             vector: np.ndarray | None = None
             key = subject_keys.get(face.subject_id)
-            if model_id and face.model_id != model_id:
-                found.checks["templates"]["other_model"] += 1
-                found.add("templates", "other_model", tenant_id, f"a {face.model_id} template in a {model_id} gallery",
-                          face_id=face.id)
             if key is not None:
                 found.checks["templates"]["checked"] += 1
                 try:
@@ -266,14 +272,14 @@ def _check_faces(
                     found.checks["templates"]["invalid"] += 1
                     found.add("templates", "invalid", tenant_id, "a template is not a descriptor", face_id=face.id)
                 else:
-                    if vector.shape != (DESCRIPTOR_DIM,) or not (
-                        np.isfinite(vector).all() and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
-                    ):
+                    size = dim if ours and dim else len(vector)
+                    if len(vector) != size or not (np.isfinite(vector).all() and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3):
                         found.checks["templates"]["invalid"] += 1
-                        found.add("templates", "invalid", tenant_id, f"a template is not a finite {DESCRIPTOR_DIM}-d unit vector",
+                        found.add("templates", "invalid", tenant_id, f"a template is not a finite {size}-d unit vector",
                                   face_id=face.id)
                         vector = None
-            live[face.seq] = (face.id, vector)
+            if ours:
+                live[face.seq] = (face.id, vector)
         after = batch[-1].seq
 
 
@@ -311,7 +317,12 @@ def _compare(
 
 def _check_running_index(gallery: GalleryService, tenant_id: str, live: dict[int, tuple[str, np.ndarray | None]], found: _Findings) -> None:
     for attempt in range(2):
-        seq, owner, (labels, vectors) = gallery.indexes.inspect(tenant_id, index_items)
+        try:
+            seq, owner, (labels, vectors) = gallery.indexes.inspect(tenant_id, index_items)
+        except (SealError, ValueError) as exc:  # the index cannot be brought up to date from the store
+            found.bad_indexes.add(tenant_id)
+            found.add("index", "unbuildable", tenant_id, f"the running index cannot load the stored faces: {exc}")
+            return
         if vectors is None:  # an index that cannot export (Milvus): check the labels it was given
             labels = np.array(sorted(owner), dtype=np.int64)
         consistent = {int(x) for x in labels} == set(owner)
@@ -394,10 +405,10 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
         removed = integrity.delete_faces(tenant_id, face_ids)
         rebuild.add(tenant_id)
         done.append({"repair": "orphans_removed", "tenant_id": tenant_id, "faces": removed})
-    for tenant_id, pairs in found.duplicates.items():
+    for tenant_id, triples in found.duplicates.items():
         removed = 0
-        for subject_id, digest in pairs:
-            removed += integrity.delete_faces(tenant_id, integrity.face_ids_of_duplicates(tenant_id, subject_id, digest)[1:])
+        for subject_id, digest, model in triples:
+            removed += integrity.delete_faces(tenant_id, integrity.face_ids_of_duplicates(tenant_id, subject_id, digest, model)[1:])
         rebuild.add(tenant_id)
         done.append({"repair": "duplicates_removed", "tenant_id": tenant_id, "faces": removed})
     gallery.forget_keys()

@@ -34,25 +34,27 @@ class IntegrityStore:
             rows = conn.execute(select(f.c.id).where(f.c.tenant_id == tenant_id, ~owned).order_by(f.c.seq)).scalars()
             return [str(r) for r in rows]
 
-    def duplicate_faces(self, tenant_id: str) -> list[tuple[str, str, int]]:
-        """``(subject_id, image_sha256, count)`` for every image enrolled more than once for one subject."""
+    def duplicate_faces(self, tenant_id: str) -> list[tuple[str, str, str, int]]:
+        """``(subject_id, image_sha256, model_id, count)`` for every image stored more than once for one subject
+        and model (a model migration keeps one template per model of the same image, which is no duplicate)."""
         f = schema.faces
         with self.store.transaction(tenant_id) as conn:
             rows = conn.execute(
-                select(f.c.subject_id, f.c.image_sha256, func.count())
+                select(f.c.subject_id, f.c.image_sha256, f.c.model_id, func.count())
                 .where(f.c.tenant_id == tenant_id)
-                .group_by(f.c.subject_id, f.c.image_sha256)
+                .group_by(f.c.subject_id, f.c.image_sha256, f.c.model_id)
                 .having(func.count() > 1)
             ).all()
-        return [(str(a), str(b), int(c)) for a, b, c in rows]
+        return [(str(a), str(b), str(m), int(c)) for a, b, m, c in rows]
 
-    def face_ids_of_duplicates(self, tenant_id: str, subject_id: str, image_sha256: str) -> list[str]:
-        """The ids of one (subject, image)'s faces, oldest first (repair keeps the first)."""
+    def face_ids_of_duplicates(self, tenant_id: str, subject_id: str, image_sha256: str, model_id: str) -> list[str]:
+        """The ids of one (subject, image, model)'s faces, oldest first (repair keeps the first)."""
         f = schema.faces
         with self.store.transaction(tenant_id) as conn:
             rows = conn.execute(
                 select(f.c.id).where(
-                    f.c.tenant_id == tenant_id, f.c.subject_id == subject_id, f.c.image_sha256 == image_sha256
+                    f.c.tenant_id == tenant_id, f.c.subject_id == subject_id, f.c.image_sha256 == image_sha256,
+                    f.c.model_id == model_id,
                 ).order_by(f.c.seq)
             ).scalars()
             return [str(r) for r in rows]

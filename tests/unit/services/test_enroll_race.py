@@ -1,0 +1,59 @@
+"""The same photo enrolled concurrently for one subject (a client retrying after a time-out, two workers) is stored once. Both stores."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from faceward.security.crypto import Keyring
+from faceward.services.consent import Consent
+from faceward.services.gallery import FaceView, GalleryService, utcnow
+from faceward.services.maintenance import doctor
+from faceward.settings import Settings
+from faceward.store import SqlStore
+from faceward.vision.types import Quality
+
+GOOD = Quality(face_px=120, sharpness=80.0, detector_score=1.0, frontalness=0.95)
+
+
+@pytest.fixture()
+def workers(db_url: str, tmp_path: Path) -> Iterator[list[GalleryService]]:
+    """Two services (as two workers would be) on one store: their own connections, one key."""
+    keyring = Keyring(os.urandom(32))
+    engine = SimpleNamespace(model_id="dlib-resnet-v1", options=SimpleNamespace(flip_average=True))
+    services = [GalleryService(SqlStore.open(db_url), keyring, Settings(home=tmp_path), engine=engine) for _ in range(2)]
+    yield services
+    for service in services:
+        service.store.close()
+
+
+def test_concurrent_enrollments_of_one_photo_store_one_face(workers: list[GalleryService]) -> None:
+    a, b = workers
+    tenant = a.create_tenant("Org")
+    subject = a.create_subject(tenant, "Eileen", Consent.build("explicit_consent", "f-1", None, None, now=utcnow())).id
+    vector = np.full(128, 1 / np.sqrt(128), dtype=np.float32)
+    for trial in range(8):
+        digest = f"{trial:064x}"
+        barrier = threading.Barrier(4)
+        views: list[FaceView] = []
+
+        def enroll(service: GalleryService) -> None:
+            barrier.wait()
+            views.append(service.admit(tenant, subject, vector, GOOD, {}, digest, 1))
+
+        threads = [threading.Thread(target=enroll, args=(s,)) for s in (a, b, a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        stored = [f for f in a.store.faces_of(tenant, subject) if f.image_sha256 == digest]
+        assert len(stored) == 1
+        assert len(views) == 4 and {v.id for v in views} == {stored[0].id}  # every caller gets the stored face
+        assert sum(not v.duplicate for v in views) == 1
+    assert doctor(a).ok
