@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from faceward.errors import ConfigError, Conflict, FacewardError, InvalidInput, NotFound
-from faceward.index.factory import make_index
 from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, load_calibration
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
 from faceward.services.consent import Consent
@@ -243,6 +242,11 @@ class GalleryService:
 
     def _configured_index(self, tenant_id: str) -> Any:
         """A new index of the configured backend (``FACEWARD_INDEX_BACKEND``) sized for this tenant's gallery."""
+        # Imported here, not at the top: the factory imports usearch, and loading usearch before
+        # onnxruntime makes onnxruntime's import segfault (usearch 2.26.6, onnxruntime 1.32.0), which
+        # took down `faceward enroll` and `faceward serve` whenever the face engine loaded after this module.
+        from faceward.index.factory import make_index
+
         return make_index(
             self.settings.index_backend, dim=self.gallery_dim(tenant_id), tenant_id=tenant_id,
             options=self.settings.index_options,
