@@ -36,8 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime  # noqa: F401  (load order: see below)
 from numpy.typing import NDArray
-from usearch.index import Index as _UsearchIndex
+
+# usearch's native module loaded before onnxruntime's makes onnxruntime's import segfault
+# (usearch 2.26.6, onnxruntime 1.32.0); loading onnxruntime first is safe, so do it here.
+from usearch.index import Index as _UsearchIndex  # noqa: E402
 
 from faceward.index.base import IndexError_, Labels, Vectors
 

@@ -32,6 +32,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Erased rows are overwritten with zeros, not just unlinked: a subject's wrapped key must not
+    # survive in free pages of the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -250,7 +253,18 @@ class SqlStore:
                 raise NotFound("no such subject")
             seq = self._next_seq(conn)
             conn.execute(insert(schema.erasures).values(seq=seq, tenant_id=tenant_id, subject_id=subject_id, erased_at=at))
+        self._flush_wal()
         return face_ids
+
+    def _flush_wal(self) -> None:
+        """Move the WAL into the main file and truncate it, so erased pages leave the WAL too (SQLite only).
+
+        Best effort: with readers active the checkpoint is partial and the next one completes it.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self._guard(), self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def count_subjects(self, tenant_id: str) -> int:
         with self.transaction(tenant_id) as conn:

@@ -1,0 +1,21 @@
+"""The ANN index module and the ONNX engine load together in either order (a native-library clash once crashed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import faceward.index.ann; import onnxruntime; import faceward.vision.onnx",
+        "import faceward.vision.onnx; import faceward.index.ann",
+        "import faceward.index.factory, faceward.services.gallery, faceward.cli.main",
+    ],
+)
+def test_imports_do_not_crash(code: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
