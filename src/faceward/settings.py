@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     rate_per_minute: float = Field(default=300.0, gt=0, description="Requests per minute per API key (token bucket).")
     rate_burst: int = Field(default=60, ge=1, description="Burst size of the per-key token bucket.")
     searches_per_day: int = Field(default=2000, ge=1, description="Daily search quota per API key.")
+    max_in_flight: int = Field(
+        default=16, ge=1, description="Concurrent API requests per process before fast 503s with Retry-After."
+    )
+    purge_every_s: float = Field(
+        default=3600.0, gt=0, description="Seconds between the server's consent-expiry and retention purges."
+    )
     index_options: dict[str, Any] = Field(
         default_factory=dict, description="Options for the index backend, as JSON (e.g. ANN's expansion_search)."
     )

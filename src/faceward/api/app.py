@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import swagger_ui_bundle
@@ -23,12 +25,18 @@ from fastapi.staticfiles import StaticFiles
 from faceward import __version__
 from faceward.api import errors
 from faceward.api.deps import Services
-from faceward.api.middleware import BodyLimitMiddleware, CatchAllMiddleware, SecurityHeadersMiddleware
+from faceward.api.middleware import (
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    LoadShedMiddleware,
+    SecurityHeadersMiddleware,
+)
 from faceward.api.routes import ROUTERS
 from faceward.bootstrap import master_keyring
 from faceward.services.accounts import AccountService
 from faceward.services.audit import AuditLog
 from faceward.services.gallery import GalleryService
+from faceward.services.maintenance import RetentionScheduler
 from faceward.services.operations import Limits
 from faceward.services.review_operations import ReviewOperations
 from faceward.services.usage import UsageService
@@ -117,7 +125,18 @@ def create_app(
     """The REST API. ``services`` (or ``engine``) lets tests share one face engine between apps."""
     settings = settings or (services.settings if services else load_settings())
     services = services or build_services(settings, engine=engine, limits=limits)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Consent expiry and tenant retention are enforced on a schedule while the server runs.
+        purger = RetentionScheduler(services.gallery, every=settings.purge_every_s, audit=services.audit)
+        purger.start()
+        try:
+            yield
+        finally:
+            purger.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="faceward",
         version=__version__,
         description=DESCRIPTION,
@@ -139,6 +158,7 @@ def create_app(
 
     # Added innermost first: the last one added is the outermost.
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
+    app.add_middleware(LoadShedMiddleware, max_in_flight=settings.max_in_flight)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

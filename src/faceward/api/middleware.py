@@ -133,3 +133,36 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class LoadShedMiddleware:
+    """Refuses work past ``max_in_flight`` concurrent API requests with an immediate 503 and ``Retry-After``.
+
+    Runs on the event loop, ahead of the thread pool where face analysis queues: past
+    saturation a client gets a fast, explicit "come back later" instead of a long wait that
+    ends in its own timeout. ``/healthz`` and the console's static assets are never shed.
+    """
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, retry_after: int = 1) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.retry_after = retry_after
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            response = error_response(
+                503, "overloaded", "the service is at capacity; retry shortly",
+                headers={"retry-after": str(self.retry_after)},
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
