@@ -11,10 +11,12 @@ the same gallery in the same run, so exact is the baseline by construction.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -201,7 +203,7 @@ def build_gallery(real_gallery: NDArray[np.float32], size: int, model: Distracto
     return gallery
 
 
-def exact_top_k(gallery: NDArray[np.float32], queries: NDArray[np.float32], k: int, block: int = 1_048_576
+def exact_top_k(gallery: NDArray[np.float32], queries: NDArray[np.float32], k: int, block: int = 131_072
                 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Brute-force inner-product top-k over ``gallery`` in blocks (the ExactIndex computation, without its copy)."""
     best_labels = np.full((len(queries), k), -1, dtype=np.int64)
@@ -291,6 +293,32 @@ def add_all(index: Any, gallery: NDArray[np.float32], batch: int = 100_000) -> f
     return time.perf_counter() - started
 
 
+def one_at_a_time(index: Any, queries: NDArray[np.float32], k: int
+                  ) -> tuple[NDArray[np.int64], list[float], list[float]]:
+    """Results, wall seconds and thread CPU seconds of each query searched alone.
+
+    A single query runs on one thread, so its thread CPU time is its cost on an
+    idle core; on a shared machine wall time also counts the waits for a core.
+    """
+    latencies, cpu = [], []
+    got = np.full((len(queries), k), -1, dtype=np.int64)
+    for i, query in enumerate(queries):
+        c0, t0 = time.thread_time(), time.perf_counter()
+        labels, _ = index.search(query[None, :], k)
+        latencies.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+        got[i] = labels[0]
+    return got, latencies, cpu
+
+
+def single_thread(index: Any, on: bool) -> None:
+    """Pin an ANN index's searches to one thread (the latency loop) or give it every core (throughput)."""
+    from faceward.index.ann import AnnIndex
+
+    if isinstance(index, AnnIndex):
+        index.params = dataclasses.replace(index.params, threads=1 if on else 0)
+
+
 def index_bytes(index: Any) -> dict[str, int]:
     if hasattr(index, "memory_bytes"):
         return dict(index.memory_bytes())
@@ -328,17 +356,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     heap_after = rss_anon()
 
-    # Warm up caches (and the mapped file) with a few queries, then time one query at a time.
-    index.search(queries[:16], args.k)
-    latencies = []
-    got = np.full((len(queries), args.k), -1, dtype=np.int64)
-    for i, query in enumerate(queries):
-        t0 = time.perf_counter()
-        labels, _ = index.search(query[None, :], args.k)
-        latencies.append(time.perf_counter() - t0)
-        got[i] = labels[0]
+    index.search(queries[:16], args.k)  # warm caches and the mapped file
+    single_thread(index, True)
+    got, latencies, cpu = one_at_a_time(index, queries, args.k)
+    sweep = []
+    for ef in args.sweep or []:
+        index.params = dataclasses.replace(index.params, expansion_search=ef)
+        labels, wall, thread = one_at_a_time(index, queries, args.k)
+        sweep.append({"expansion_search": ef, "recall_at_1": recall(labels, truth_labels, 1),
+                      "recall_at_10": recall(labels, truth_labels, min(10, args.k)),
+                      "p50_ms": float(np.percentile(wall, 50) * 1e3), "p50_cpu_ms": float(np.percentile(thread, 50) * 1e3)})
+        print(json.dumps(sweep[-1]), file=sys.stderr)
+    if sweep:
+        index.params = dataclasses.replace(index.params, expansion_search=args.expansion_search or 1024)
+    single_thread(index, False)
+    # Throughput in batches of 100: ExactIndex scores a whole batch at once (Q x N floats),
+    # which at 1M faces and 1000 queries would be a 4 GB matrix.
     t0 = time.perf_counter()
-    index.search(queries, args.k)
+    for start in range(0, len(queries), 100):
+        index.search(queries[start : start + 100], args.k)
     batch_s = time.perf_counter() - t0
 
     open_set: dict[str, Any] = {}
@@ -361,6 +397,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "recall_at_10": recall(got, truth_labels, min(10, args.k)),
         "p50_ms": float(np.percentile(latencies, 50) * 1e3),
         "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+        "p50_cpu_ms": float(np.percentile(cpu, 50) * 1e3),
+        "p99_cpu_ms": float(np.percentile(cpu, 99) * 1e3),
         "qps": float(len(queries) / batch_s),
         "single_query_qps": float(len(latencies) / sum(latencies)),
         "build_s": build_s,
@@ -375,6 +413,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "params": {k: getattr(args, k) for k in ("connectivity", "expansion_add", "expansion_search",
                                                  "rerank_factor", "quantisation", "vectors_dir", "milvus_index")},
         "open_set": open_set,
+        "sweep": sweep,
         "threads": os.cpu_count(),
         "loadavg_at_end": os.getloadavg()[0],
     }
@@ -399,6 +438,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vectors-dir", dest="vectors_dir", help="ann: memory-map the float32 re-rank rows here")
     parser.add_argument("--milvus-uri", dest="milvus_uri", default=str(CACHE / "milvus-bench.db"))
     parser.add_argument("--milvus-index", dest="milvus_index", default="AUTOINDEX")
+    parser.add_argument("--sweep", type=int, nargs="*", help="ann: also measure these expansion_search values")
     parser.add_argument("--fpir", action="store_true", help="also FNIR at FPIR 0.01/0.001 (lfw-dev probes)")
     parser.add_argument("--tag", help="suffix for the results/ file name")
     parser.add_argument("--prepare", action="store_true", help="only compute and cache the lfw-dev descriptors")
@@ -411,8 +451,9 @@ def main(argv: list[str] | None = None) -> None:
         real = real_descriptors()
         print(json.dumps({"descriptors": len(real.vectors), "identities": len(set(real.identity.tolist()))}))
         return
-    if args.backend == "milvus":
-        Path(args.milvus_uri).unlink(missing_ok=True)
+    if args.backend == "milvus" and Path(args.milvus_uri).exists():  # a fresh collection (lite: a file or a folder)
+        target = Path(args.milvus_uri)
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
     result = run(args)
     RESULTS.mkdir(exist_ok=True)
     suffix = f"-{args.tag}" if getattr(args, "tag", None) else ""

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.index.ann import AnnIndex, AnnParams
+from faceward.index.ann import AnnIndex, AnnParams, GraphCoder, GraphState, Quantisation
 from faceward.index.base import IndexError_, VectorIndex
 from faceward.index.exact import ExactIndex
 from faceward.security.crypto import aad, open_sealed, seal
@@ -63,14 +63,16 @@ def _exact_items(index: ExactIndex) -> tuple[NDArray[np.int64], NDArray[np.float
 def _sections(index: VectorIndex) -> tuple[dict[str, Any], list[tuple[str, bytes | memoryview]]]:
     if isinstance(index, AnnIndex):
         labels, vectors = index.items()
-        graph = index.graph_bytes()
+        state = index.graph_state()
         manifest: dict[str, Any] = {"kind": "ann", "params": index.params.as_dict()}
         parts: list[tuple[str, bytes | memoryview]] = [
             ("labels", memoryview(labels).cast("B")),
             ("vectors", memoryview(vectors).cast("B")),
         ]
-        if graph is not None:
-            parts.append(("graph", graph))
+        if state is not None:
+            manifest["coder"] = {"scale": state.coder.scale, "quantisation": state.coder.quantisation.value}
+            parts.append(("centre", memoryview(np.ascontiguousarray(state.coder.centre, np.float32)).cast("B")))
+            parts.append(("graph", memoryview(state.graph).cast("B")))
     elif isinstance(index, ExactIndex):
         labels, vectors = _exact_items(index)
         manifest = {"kind": "exact"}
@@ -270,10 +272,16 @@ def _rebuild(manifest: dict[str, Any], sections: dict[str, bytearray], vectors_p
         return exact
     if manifest["kind"] == "ann":
         params = AnnParams(**manifest["params"])
-        graph = sections.pop("graph", None)
-        index = AnnIndex.restore(
-            dim, labels, vectors, params, graph, vectors_path
-        )
+        graph, centre = sections.pop("graph", None), sections.pop("centre", None)
+        state = None
+        if graph is not None and centre is not None and "coder" in manifest:
+            coder = GraphCoder(
+                np.frombuffer(centre, dtype=np.float32).copy(),
+                float(manifest["coder"]["scale"]),
+                Quantisation(manifest["coder"]["quantisation"]),
+            )
+            state = GraphState(graph, coder)
+        index = AnnIndex.restore(dim, labels, vectors, params, state, vectors_path)
         if index.dim != dim:
             raise SnapshotError(f"snapshot index is {index.dim}-d, manifest says {dim}-d")
         return index

@@ -55,11 +55,28 @@ def test_compact_drops_dead_rows_and_keeps_answers() -> None:
     def recall(got: np.ndarray) -> float:
         return float(np.mean([len(set(g) & set(t)) / 5 for g, t in zip(got.tolist(), truth.tolist())]))
 
-    assert recall(index.search(vectors[:20], 5)[0]) >= 0.97  # approximate: the graph was built on 4 threads
-    assert index.graph_bytes() is None  # dead rows' i8 copies must not reach a snapshot
+    assert index._coder is not None and index._coder.centre.any()  # 500 rows: a centre was fitted
+    assert recall(index.search(vectors[:20], 5)[0]) >= 0.97  # approximate: the graph was built on 2 threads
+    assert index.graph_state() is None  # dead rows' i8 copies must not reach a snapshot
     index.compact()
-    assert index.dead_rows == 0 and len(index) == 250 and index.graph_bytes() is not None
+    assert index.dead_rows == 0 and len(index) == 250 and index.graph_state() is not None
     assert recall(index.search(vectors[:20], 5)[0]) >= 0.97
+
+
+def test_graph_is_built_when_the_index_reaches_exact_below() -> None:
+    index = AnnIndex(exact_below=300)
+    # A strong common direction, as face descriptors have. (Not one of the rows: a row at the
+    # centre would be every row's nearest neighbour, a hub HNSW's pruning cannot link around.)
+    vectors = unit(400) * 0.3 + unit(1, seed=7)[0]
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    index.add(np.arange(299), vectors[:299])
+    assert index.memory_bytes()["graph"] == 0
+    index.add(np.arange(299, 400), vectors[299:])
+    assert index.memory_bytes()["graph"] > 0
+    truth = np.argsort(-(vectors[:30] @ vectors.T), axis=1)[:, :10]
+    got, scores = index.search(vectors[:30], 10)
+    np.testing.assert_array_equal(got, truth)
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
 
 
 def test_f16_graph_and_bad_knobs() -> None:
