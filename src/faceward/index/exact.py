@@ -32,10 +32,19 @@ class ExactIndex:
         labels[: self._size] = self._labels[: self._size]
         self._vectors, self._labels = vectors, labels
 
+    def _rows(self, vectors: Vectors, what: str) -> NDArray[np.float32]:
+        rows = np.asarray(vectors, dtype=np.float32)
+        rows = rows[None, :] if rows.ndim == 1 else rows
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise IndexError_(f"{what} must be {self.dim}-d vectors, got shape {tuple(rows.shape)}")
+        return rows
+
     def add(self, labels: Labels, vectors: Vectors) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim) if len(labels) else vectors
-        if len(labels) and vectors.shape != (len(labels), self.dim):
-            raise IndexError_(f"expected {len(labels)} x {self.dim} vectors, got {vectors.shape}")
+        if not len(labels):
+            return
+        vectors = self._rows(vectors, "vectors")
+        if len(vectors) != len(labels):
+            raise IndexError_(f"{len(labels)} labels but {len(vectors)} vectors (each {self.dim}-d)")
         self.remove(int(x) for x in labels)
         self._grow(len(labels))
         for label, vector in zip(labels, vectors):
@@ -62,7 +71,7 @@ class ExactIndex:
         self._row_of = {int(label): row for row, label in enumerate(self._labels)}
 
     def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
-        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        queries = self._rows(queries, "queries")
         q = len(queries)
         out_labels = np.full((q, k), -1, dtype=np.int64)
         out_scores = np.full((q, k), -np.inf, dtype=np.float32)
