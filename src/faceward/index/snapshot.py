@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
+from faceward.durability import fsync_dir
 from faceward.index.ann import AnnIndex, AnnParams, GraphCoder, GraphState, Quantisation
 from faceward.index.base import IndexError_, VectorIndex
 from faceward.index.exact import ExactIndex
@@ -207,7 +208,7 @@ def save_snapshot(index: VectorIndex, path: Path | str, key: bytes, tenant_id: s
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise SnapshotError(f"cannot write snapshot {path}: {exc.strerror or exc}") from exc
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load_snapshot(
@@ -286,19 +287,6 @@ def _rebuild(manifest: dict[str, Any], sections: dict[str, bytearray], vectors_p
             raise SnapshotError(f"snapshot index is {index.dim}-d, manifest says {dim}-d")
         return index
     raise SnapshotError(f"snapshot holds an unknown index kind {manifest['kind']!r}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["SnapshotError", "load_snapshot", "save_snapshot"]

@@ -45,6 +45,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from faceward import __version__
+from faceward.durability import fsync_dir
 from faceward.errors import FacewardError
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
 from faceward.security.errors import SealError
@@ -147,7 +148,7 @@ def seal_file(plain: Path, target: Path, keyring: Keyring, header: dict[str, Any
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise BackupError(f"cannot write backup {target}: {exc.strerror or exc}") from exc
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return target.stat().st_size
 
 
@@ -296,7 +297,7 @@ def _restore_db(kind: str, dump: Path, url: str) -> None:
         with staged.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(staged, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return
     if not url.startswith("postgresql"):
         raise BackupError("this backup is of a PostgreSQL store; FACEWARD_DATABASE_URL names another kind")
@@ -505,19 +506,6 @@ def _compact(url: str) -> None:
             conn.execute(text("VACUUM FULL"))  # the database restored into is empty but for this store
     finally:
         engine.dispose()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["BackupError", "BackupInfo", "RestoreReport", "apply_ledger", "backup", "open_file", "read_header", "restore"]

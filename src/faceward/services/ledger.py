@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from faceward.durability import fsync_dir
 from faceward.errors import FacewardError
 
 GENESIS = "0" * 64
@@ -126,7 +127,7 @@ class ErasureLedger:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             yield fd
         finally:
             os.close(fd)  # closing releases the lock
@@ -221,19 +222,6 @@ class ErasureLedger:
     def erased_tenants(self, entries: list[Erasure] | None = None) -> set[str]:
         entries = self.entries() if entries is None else entries
         return {e.tenant_id for e in entries if e.kind == "tenant"}
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["GENESIS", "Erasure", "ErasureLedger", "LedgerError", "LedgerHead"]
