@@ -11,7 +11,7 @@ import typer
 from faceward.cli.progress import progress_bar
 from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.evaluation.datasets import identity_folders, read_pairs
-from faceward.evaluation.reports import ident_report, pairs_report
+from faceward.evaluation.reports import check_pairs_protocol, ident_report, pairs_report
 from faceward.evaluation.runs import BASELINE, JITTER, VARIANTS, ImageAnalysis, Variant, analyse
 from faceward.settings import Engine
 from faceward.vision.engine import EngineOptions
@@ -57,6 +57,7 @@ def _pairs(
     folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, jitters: int, as_json: bool
 ) -> None:
     items = read_pairs(folder)
+    check_pairs_protocol(items)
     images = folder / "images"
     analyses = _analyse([images / p.a for p in items] + [images / p.b for p in items], engine, workers, as_json, jitters)
     if all_variants or jitters:

@@ -7,12 +7,20 @@ from typing import Any
 
 import numpy as np
 
+from faceward.errors import InvalidInput
 from faceward.evaluation.datasets import Pair
 from faceward.evaluation.metrics import fnir_at_fpir, tar_at_far, ten_fold_accuracy
 from faceward.evaluation.runs import ImageAnalysis, Variant
 
 
+def check_pairs_protocol(pairs: list[Pair]) -> None:
+    """The 10-fold protocol needs enough pairs of both kinds; say so before any image is analysed."""
+    if len(pairs) < 10 or all(p.same for p in pairs) or not any(p.same for p in pairs):
+        raise InvalidInput("the 10-fold protocol needs at least 10 pairs, with both same and different pairs")
+
+
 def pairs_report(pairs: list[Pair], images: Path, analyses: dict[Path, ImageAnalysis], variant: Variant) -> dict[str, Any]:
+    check_pairs_protocol(pairs)
     scores = np.zeros(len(pairs))
     same = np.array([p.same for p in pairs])
     for i, pair in enumerate(pairs):

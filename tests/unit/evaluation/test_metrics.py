@@ -41,3 +41,14 @@ def test_malformed_pairs_files(tmp_path: Path, text: str) -> None:
     (tmp_path / "pairs.csv").write_text(text)
     with pytest.raises(InvalidInput):
         read_pairs(tmp_path)
+
+
+def test_too_few_pairs_are_refused_before_any_work() -> None:
+    from faceward.evaluation.datasets import Pair
+    from faceward.evaluation.reports import check_pairs_protocol
+
+    with pytest.raises(InvalidInput, match="10 pairs"):
+        check_pairs_protocol([Pair("a", "b", True)] * 5 + [Pair("a", "c", False)] * 3)
+    with pytest.raises(InvalidInput):
+        check_pairs_protocol([Pair("a", "b", True)] * 20)
+    check_pairs_protocol([Pair("a", "b", True)] * 10 + [Pair("a", "c", False)] * 10)
