@@ -6,7 +6,7 @@ and two photos; a searcher searches with a third photo and finds that subject fi
 possible match; a second searcher (another key) confirms it; the enroller erases the subject and the
 search no longer returns it; an auditor finds every step in the audit timeline, with the chain verified.
 Then the pages and the API refuse what a role may not do. Screenshots of the search and review pages
-go to ``docs/`` (committed).
+go to ``docs/`` (committed) when ``FACEWARD_UPDATE_SCREENSHOTS=1``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,14 @@ import pytest
 CHROMIUM = os.environ.get("FACEWARD_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Screenshots land in docs/ (committed) when FACEWARD_UPDATE_SCREENSHOTS=1, else in a temp folder,
+# so an ordinary test run leaves the working tree clean.
+DOCS = (
+    Path(__file__).resolve().parents[2] / "docs"
+    if os.environ.get("FACEWARD_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "faceward-screenshots"
+)
+DOCS.mkdir(parents=True, exist_ok=True)
 PERSON = "Angela_Bassett"
 OTHERS = ["Abel_Pacheco", "Anders_Fogh_Rasmussen", "Amelia_Vega"]
 TIMEOUT_MS = 30_000
