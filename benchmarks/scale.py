@@ -255,6 +255,18 @@ def mate_labels(parts: Split) -> NDArray[np.int64]:
     return np.array([label_of[n] for n in parts.mated_identity.tolist()], dtype=np.int64)
 
 
+def open_set_of(index: Any, parts: Split, gallery: NDArray[np.float32] | None = None) -> dict[str, Any]:
+    """Open-set figures of ``index`` (or of brute force over ``gallery`` when index is None)."""
+    probes = np.concatenate([parts.mated, parts.non_mated])
+    m = len(parts.mated)
+    if index is None:
+        assert gallery is not None
+        labels, scores = exact_top_k(gallery, probes, 1)
+    else:
+        labels, scores = index.search(probes, 1)
+    return evaluate_open_set(labels[:m, 0], scores[:m, 0], mate_labels(parts), scores[m:, 0])
+
+
 # -- measuring -----------------------------------------------------------------
 
 
@@ -360,15 +372,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     single_thread(index, True)
     got, latencies, cpu = one_at_a_time(index, queries, args.k)
     sweep = []
+    base_params = getattr(index, "params", None)
     for ef in args.sweep or []:
         index.params = dataclasses.replace(index.params, expansion_search=ef)
         labels, wall, thread = one_at_a_time(index, queries, args.k)
         sweep.append({"expansion_search": ef, "recall_at_1": recall(labels, truth_labels, 1),
                       "recall_at_10": recall(labels, truth_labels, min(10, args.k)),
                       "p50_ms": float(np.percentile(wall, 50) * 1e3), "p50_cpu_ms": float(np.percentile(thread, 50) * 1e3)})
+        if args.fpir:
+            sweep[-1]["open_set"] = open_set_of(index, parts)
         print(json.dumps(sweep[-1]), file=sys.stderr)
-    if sweep:
-        index.params = dataclasses.replace(index.params, expansion_search=args.expansion_search or 1024)
+    if base_params is not None:
+        index.params = base_params
     single_thread(index, False)
     # Throughput in batches of 100: ExactIndex scores a whole batch at once (Q x N floats),
     # which at 1M faces and 1000 queries would be a 4 GB matrix.
@@ -379,14 +394,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     open_set: dict[str, Any] = {}
     if args.fpir:
-        probes_all = np.concatenate([parts.mated, parts.non_mated])
-        m = len(parts.mated)
-        mates = mate_labels(parts)
-        labels, scores = index.search(probes_all, 1)
-        open_set[args.backend] = evaluate_open_set(labels[:m, 0], scores[:m, 0], mates, scores[m:, 0])
-        labels, scores = exact_top_k(gallery, probes_all, 1)
-        open_set["exact"] = evaluate_open_set(labels[:m, 0], scores[:m, 0], mates, scores[m:, 0])
-        open_set.update(mated_probes=m, non_mated_probes=len(parts.non_mated))
+        open_set[args.backend] = open_set_of(index, parts)
+        open_set["exact"] = open_set_of(None, parts, gallery)
+        open_set.update(mated_probes=len(parts.mated), non_mated_probes=len(parts.non_mated))
 
     parts_bytes = index_bytes(index)
     resident = sum(v for name, v in parts_bytes.items() if name != "mapped")
