@@ -14,12 +14,17 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from faceward.errors import FacewardError
+
 Labels = NDArray[np.int64]
 Vectors = NDArray[np.float32]
 
 
-class IndexError_(Exception):
-    """Raised for misuse (wrong dimension); named to avoid shadowing the builtin."""
+class IndexError_(FacewardError):
+    """Raised for misuse (wrong dimension) or a backend failure; named to avoid shadowing the builtin."""
+
+    code = "index_error"
+    status = 500
 
 
 class VectorIndex(Protocol):

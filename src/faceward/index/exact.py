@@ -70,6 +70,11 @@ class ExactIndex:
         self._size = len(keep)
         self._row_of = {int(label): row for row, label in enumerate(self._labels)}
 
+    def items(self) -> tuple[Labels, NDArray[np.float32]]:
+        """Every live ``(label, vector)``, for snapshots and rebuilds."""
+        live = np.nonzero(self._labels[: self._size] >= 0)[0]
+        return self._labels[live].astype(np.int64), np.ascontiguousarray(self._vectors[live], dtype=np.float32)
+
     def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
         queries = self._rows(queries, "queries")
         q = len(queries)
@@ -77,6 +82,16 @@ class ExactIndex:
         out_scores = np.full((q, k), -np.inf, dtype=np.float32)
         if self._size == 0 or k <= 0:
             return out_labels, out_scores
+        # Score at most ~64 MB of the Q x N matrix at a time: a probe batch never costs Q x N memory.
+        block = max(1, (1 << 24) // self._size)
+        for start in range(0, q, block):
+            stop = min(q, start + block)
+            labels, scores = self._search_block(queries[start:stop], k)
+            out_labels[start:stop, : labels.shape[1]] = labels
+            out_scores[start:stop, : scores.shape[1]] = scores
+        return out_labels, out_scores
+
+    def _search_block(self, queries: NDArray[np.float32], k: int) -> tuple[Labels, NDArray[np.float32]]:
         scores = queries @ self._vectors[: self._size].T
         scores[:, self._labels[: self._size] < 0] = -np.inf
         take = min(k, self._size)
@@ -87,6 +102,4 @@ class ExactIndex:
         top_scores = np.take_along_axis(top_scores, order, axis=1)
         labels = self._labels[top]
         labels[~np.isfinite(top_scores)] = -1
-        out_labels[:, :take] = labels
-        out_scores[:, :take] = top_scores
-        return out_labels, out_scores
+        return labels, top_scores

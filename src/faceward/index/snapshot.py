@@ -53,14 +53,6 @@ class SnapshotError(IndexError_):
 # -- what goes in -------------------------------------------------------------
 
 
-def _exact_items(index: ExactIndex) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-    # ExactIndex has no export method yet; its live rows are those with a label >= 0.
-    size = index._size
-    labels = index._labels[:size]
-    live = np.nonzero(labels >= 0)[0]
-    return labels[live].astype(np.int64), np.ascontiguousarray(index._vectors[live], dtype=np.float32)
-
-
 def _sections(index: VectorIndex) -> tuple[dict[str, Any], list[tuple[str, bytes | memoryview]]]:
     if isinstance(index, AnnIndex):
         labels, vectors = index.items()
@@ -75,7 +67,7 @@ def _sections(index: VectorIndex) -> tuple[dict[str, Any], list[tuple[str, bytes
             parts.append(("centre", memoryview(np.ascontiguousarray(state.coder.centre, np.float32)).cast("B")))
             parts.append(("graph", memoryview(state.graph).cast("B")))
     elif isinstance(index, ExactIndex):
-        labels, vectors = _exact_items(index)
+        labels, vectors = index.items()
         manifest = {"kind": "exact"}
         parts = [("labels", memoryview(labels).cast("B")), ("vectors", memoryview(vectors).cast("B"))]
     else:

@@ -19,3 +19,4 @@ import pytest
 def test_imports_do_not_crash(code: str) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
