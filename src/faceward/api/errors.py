@@ -63,6 +63,8 @@ async def faceward_error(request: Request, exc: Exception) -> JSONResponse:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, int(retry_after)))
+    if status == 503:
+        headers["Retry-After"] = "2"  # the store is unreachable or full: worth retrying shortly
     if status >= 500:
         log.error("%s %s failed: %s (%s)", request.method, request.url.path, exc.code, exc.message)
         if status != 503:
