@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     rate_per_minute: float = Field(default=300.0, gt=0, description="Requests per minute per API key (token bucket).")
     rate_burst: int = Field(default=60, ge=1, description="Burst size of the per-key token bucket.")
     searches_per_day: int = Field(default=2000, ge=1, description="Daily search quota per API key.")
+    analysis_workers: int = Field(
+        default=1, ge=0, le=64,
+        description="Processes that analyse faces for `faceward serve` (0: in the API process).",
+    )
     max_in_flight: int = Field(
         default=16, ge=1, description="Concurrent API requests per process before fast 503s with Retry-After."
     )

@@ -42,7 +42,8 @@ from faceward.services.review_operations import ReviewOperations
 from faceward.services.usage import UsageService
 from faceward.settings import Settings, load_settings
 from faceward.store import SqlStore
-from faceward.vision import FaceEngine
+from faceward.vision import EngineOptions, FaceEngine
+from faceward.vision.remote import RemoteEngine
 
 JSON_BODY_LIMIT = 64 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
@@ -70,6 +71,11 @@ def build_services(settings: Settings, *, engine: FaceEngine | None = None, limi
     keyring = master_keyring(settings)
     store = SqlStore.open(settings.db_url)
     gallery = GalleryService(store, keyring, settings, engine=engine)
+    if engine is None and settings.analysis_workers:
+        gallery.remote = RemoteEngine(
+            EngineOptions.from_settings(settings), workers=settings.analysis_workers,
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+        )
     audit = AuditLog(store, gallery.tenant_key)
     usage = UsageService(store, gallery.tenant_key)
     accounts = AccountService(gallery, audit)
@@ -134,6 +140,8 @@ def create_app(
             yield
         finally:
             purger.stop()
+            if services.gallery.remote is not None:
+                services.gallery.remote.close()
 
     app = FastAPI(
         lifespan=lifespan,

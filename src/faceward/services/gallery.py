@@ -39,6 +39,7 @@ from faceward.settings import Settings
 from faceward.store import FaceRecord, SqlStore, SubjectRecord, TenantRecord
 from faceward.vision import FaceEngine, LowQualityFace, NoFaceFound, QualityLimits, decode_image, refusals
 from faceward.vision.embed import from_template, to_template
+from faceward.vision.remote import RemoteEngine
 from faceward.vision.types import Face, Quality
 
 MIGRATION_KEY = "migrating_to"  # tenant setting while a gallery moves to another model
@@ -231,6 +232,7 @@ class GalleryService:
         self.clock = clock
         self._engine = engine
         self._vision_lock = threading.Lock()
+        self.remote: RemoteEngine | None = None  # the server analyses in worker processes (see vision.remote)
         self.index_factory: Callable[[str], Any] = index_factory or self._configured_index
         self.indexes = SearchIndexes(store, self._open_templates, self.index_factory)
         self.limits = QualityLimits(
@@ -449,6 +451,8 @@ class GalleryService:
 
     def _faces(self, image: bytes) -> tuple[list[Face], str]:
         digest = hashlib.sha256(image).hexdigest()
+        if self.remote is not None:
+            return self.remote.analyze(image)[0], digest
         pixels = decode_image(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
         with self._vision_lock:
             faces = self.engine.analyze(pixels)
@@ -459,6 +463,9 @@ class GalleryService:
         chips and quality but no descriptors; the upright image's ``(width, height)``; its SHA-256. Stores nothing."""
         self.active_tenant(tenant_id)
         digest = hashlib.sha256(image).hexdigest()
+        if self.remote is not None:
+            faces, size = self.remote.analyze(image, embed=False)
+            return faces, size, digest
         pixels = decode_image(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
         with self._vision_lock:
             faces = self.engine.faces(pixels)
