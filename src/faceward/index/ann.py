@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 # (usearch 2.26.6, onnxruntime 1.32.0); loading onnxruntime first is safe, so do it here.
 from usearch.index import Index as _UsearchIndex  # noqa: E402
 
-from faceward.index.base import IndexError_, Labels, Vectors
+from faceward.index.base import IndexError_, Labels, Vectors, as_rows
 
 # Queries scored per numpy batch in the re-rank; bounds the gathered candidate block
 # (batch x candidates x dim floats) to a few tens of MB.
@@ -332,7 +332,7 @@ class AnnIndex:
 
     def add(self, labels: Labels, vectors: Vectors) -> None:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        vectors = self._check_vectors(vectors, what="vectors")
+        vectors = as_rows(vectors, self.dim, "vectors")
         if len(vectors) != len(labels):
             raise IndexError_(f"expected {len(labels)} x {self.dim} vectors, got {vectors.shape}")
         if len(labels) == 0:
@@ -375,7 +375,7 @@ class AnnIndex:
         self._store.zero(rows)
 
     def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
-        queries = self._check_vectors(queries, what="queries")
+        queries = as_rows(queries, self.dim, "queries")
         out_labels = np.full((len(queries), max(k, 0)), -1, dtype=np.int64)
         out_scores = np.full((len(queries), max(k, 0)), -np.inf, dtype=np.float32)
         if k <= 0 or len(queries) == 0 or len(self) == 0:
@@ -398,16 +398,6 @@ class AnnIndex:
         return out_labels, out_scores
 
     # -- internals ---------------------------------------------------------
-
-    def _check_vectors(self, vectors: Any, *, what: str) -> NDArray[np.float32]:
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim == 1 and array.size == self.dim:
-            array = array.reshape(1, self.dim)
-        if array.ndim == 1 and array.size == 0:
-            array = array.reshape(0, self.dim)
-        if array.ndim != 2 or array.shape[1] != self.dim:
-            raise IndexError_(f"{what} must be N x {self.dim} float32, got shape {array.shape}")
-        return np.ascontiguousarray(array)
 
     def _grow_row_label(self, need: int) -> None:
         if need <= len(self._row_label):
@@ -536,7 +526,7 @@ class AnnIndex:
             raise IndexError_("the stored graph does not match the stored vectors")
         restored.expansion_search = params.expansion_search
         restored.expansion_add = params.expansion_add
-        rows = index._store.append(index._check_vectors(vectors, what="vectors"))
+        rows = index._store.append(as_rows(vectors, index.dim, "vectors"))
         index._grow_row_label(index._store.size)
         index._row_label[rows] = labels
         index._labels.set(labels, rows)

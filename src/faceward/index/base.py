@@ -27,6 +27,18 @@ class IndexError_(FacewardError):
     status = 500
 
 
+def as_rows(vectors: object, dim: int, what: str) -> NDArray[np.float32]:
+    """``vectors`` as a contiguous ``N x dim`` float32 array (one vector or none allowed); else :class:`IndexError_`."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1 and array.size == dim:
+        array = array.reshape(1, dim)
+    if array.ndim == 1 and array.size == 0:
+        array = array.reshape(0, dim)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise IndexError_(f"{what} must be N x {dim} float32, got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
 class VectorIndex(Protocol):
     dim: int
 

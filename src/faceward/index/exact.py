@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.index.base import IndexError_, Labels, Vectors
+from faceward.index.base import IndexError_, Labels, Vectors, as_rows
 
 
 class ExactIndex:
@@ -32,17 +32,10 @@ class ExactIndex:
         labels[: self._size] = self._labels[: self._size]
         self._vectors, self._labels = vectors, labels
 
-    def _rows(self, vectors: Vectors, what: str) -> NDArray[np.float32]:
-        rows = np.asarray(vectors, dtype=np.float32)
-        rows = rows[None, :] if rows.ndim == 1 else rows
-        if rows.ndim != 2 or rows.shape[1] != self.dim:
-            raise IndexError_(f"{what} must be {self.dim}-d vectors, got shape {tuple(rows.shape)}")
-        return rows
-
     def add(self, labels: Labels, vectors: Vectors) -> None:
         if not len(labels):
             return
-        vectors = self._rows(vectors, "vectors")
+        vectors = as_rows(vectors, self.dim, "vectors")
         if len(vectors) != len(labels):
             raise IndexError_(f"{len(labels)} labels but {len(vectors)} vectors (each {self.dim}-d)")
         self.remove(int(x) for x in labels)
@@ -76,7 +69,7 @@ class ExactIndex:
         return self._labels[live].astype(np.int64), np.ascontiguousarray(self._vectors[live], dtype=np.float32)
 
     def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
-        queries = self._rows(queries, "queries")
+        queries = as_rows(queries, self.dim, "queries")
         q = len(queries)
         out_labels = np.full((q, k), -1, dtype=np.int64)
         out_scores = np.full((q, k), -np.inf, dtype=np.float32)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.index.base import IndexError_, Labels, Vectors
+from faceward.index.base import IndexError_, Labels, Vectors, as_rows
 
 # Milvus refuses a top-k above this (its ``quotaAndLimits.limits.topK``).
 MAX_TOP_K = 16384
@@ -131,7 +131,7 @@ class MilvusIndex:
 
     def add(self, labels: Labels, vectors: Vectors) -> None:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        vectors = self._check(vectors, "vectors")
+        vectors = as_rows(vectors, self.dim, "vectors")
         if len(vectors) != len(labels):
             raise IndexError_(f"expected {len(labels)} x {self.dim} vectors, got {vectors.shape}")
         if len(labels) == 0:
@@ -152,7 +152,7 @@ class MilvusIndex:
             self._call("delete", self._client.delete, self.collection, ids=ids[start : start + _INSERT_BATCH])
 
     def search(self, queries: Vectors, k: int) -> tuple[Labels, NDArray[np.float32]]:
-        queries = self._check(queries, "queries")
+        queries = as_rows(queries, self.dim, "queries")
         if k > MAX_TOP_K:
             raise IndexError_(f"Milvus returns at most {MAX_TOP_K} neighbours, asked for {k}")
         out_labels = np.full((len(queries), max(k, 0)), -1, dtype=np.int64)
@@ -178,16 +178,6 @@ class MilvusIndex:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
-
-    def _check(self, vectors: Any, what: str) -> NDArray[np.float32]:
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim == 1 and array.size == self.dim:
-            array = array.reshape(1, self.dim)
-        if array.ndim == 1 and array.size == 0:
-            array = array.reshape(0, self.dim)
-        if array.ndim != 2 or array.shape[1] != self.dim:
-            raise IndexError_(f"{what} must be N x {self.dim} float32, got shape {array.shape}")
-        return np.ascontiguousarray(array)
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:

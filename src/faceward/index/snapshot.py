@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from numpy.typing import NDArray
 
 from faceward.durability import fsync_dir
 from faceward.index.ann import AnnIndex, AnnParams, GraphCoder, GraphState, Quantisation
