@@ -24,6 +24,7 @@ from faceward.errors import FacewardError
 from faceward.vision.decode import read_image_file
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.types import Face
+from faceward.vision.workers import exit_with_parent
 
 DEFAULT_BATCH = 4  # images per worker task: descriptor runs of ~8 chips (faces and mirrors); small tail
 
@@ -55,6 +56,7 @@ _jitters = 0
 
 def _init(options: EngineOptions, limits: dict[str, int], threads: int | None, jitters: int = 0) -> None:
     global _engine, _limits, _jitters
+    exit_with_parent()
     _jitters = jitters
     _engine = FaceEngine(replace(options, threads=threads) if threads else options)
     _limits = limits

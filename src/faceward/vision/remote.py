@@ -17,6 +17,7 @@ from faceward.errors import FacewardError
 from faceward.vision.decode import decode_image
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.types import Face
+from faceward.vision.workers import exit_with_parent
 
 
 class AnalysisUnavailable(FacewardError):
@@ -31,6 +32,7 @@ _engine: FaceEngine | None = None
 
 def _init(options: EngineOptions) -> None:
     global _engine
+    exit_with_parent()
     _engine = FaceEngine(options)
 
 
