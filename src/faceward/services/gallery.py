@@ -267,13 +267,12 @@ class GalleryService:
     @property
     def model_id(self) -> str:
         """The id the engine's templates record: the recognizer's id, with ``/flip`` when mirror-averaged."""
-        base = self.engine.model_id
-        return f"{base}/flip" if self.engine.options.flip_average else base
+        return self.engine.template_id
 
     @property
     def embedding_size(self) -> int:
         """The size of the engine's templates (dlib's 128 unless a recognizer manifest says otherwise)."""
-        return int(getattr(self.engine, "embedding_size", DLIB_EMBEDDING_SIZE))
+        return self.engine.embedding_size
 
     @property
     def calibration(self) -> Scoring:
@@ -281,7 +280,7 @@ class GalleryService:
         try:
             return load_calibration(self.model_id)
         except ConfigError:
-            manifest = getattr(self.engine, "manifest", None)
+            manifest = self.engine.manifest
             if manifest is None:
                 raise
             return Uncalibrated(self.model_id, manifest.threshold)

@@ -26,7 +26,7 @@ GOOD = Quality(face_px=120, sharpness=80.0, detector_score=1.0, frontalness=0.95
 def workers(db_url: str, tmp_path: Path) -> Iterator[list[GalleryService]]:
     """Two services (as two workers would be) on one store: their own connections, one key."""
     keyring = Keyring(os.urandom(32))
-    engine = SimpleNamespace(model_id="dlib-resnet-v1", options=SimpleNamespace(flip_average=True))
+    engine = SimpleNamespace(template_id="dlib-resnet-v1/flip", embedding_size=128, manifest=None)
     services = [GalleryService(SqlStore.open(db_url), keyring, Settings(home=tmp_path), engine=engine) for _ in range(2)]
     yield services
     for service in services:

@@ -46,8 +46,8 @@ class Clock:
 
 
 def fake_engine() -> Any:
-    """Only what enrollment by descriptor asks of an engine: its model id."""
-    return SimpleNamespace(model_id="dlib-resnet-v1", options=SimpleNamespace(flip_average=True))
+    """Only what enrollment by descriptor asks of an engine: the id, size and (no) manifest of its templates."""
+    return SimpleNamespace(template_id="dlib-resnet-v1/flip", embedding_size=128, manifest=None)
 
 
 def unit(seed: int) -> np.ndarray:

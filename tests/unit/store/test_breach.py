@@ -40,7 +40,7 @@ ACTOR_SOURCE = "198.51.100.77"
 def populate(url: str, home: Path) -> tuple[SqlStore, list[bytes]]:
     """Fill a store through the services; return it (open) and every secret an intruder must not find."""
     store = SqlStore.open(url)
-    engine = SimpleNamespace(model_id="fake-model", options=SimpleNamespace(flip_average=False))
+    engine = SimpleNamespace(template_id="fake-model", embedding_size=128, manifest=None)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=home), engine=engine)  # type: ignore[arg-type]
     accounts = AccountService(gallery, AuditLog(store, gallery.tenant_key))
     usage = UsageService(store, gallery.tenant_key)
