@@ -29,6 +29,7 @@ from faceward.api.middleware import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
     LoadShedMiddleware,
+    RateGateMiddleware,
     SecurityHeadersMiddleware,
 )
 from faceward.api.routes import ROUTERS
@@ -167,6 +168,7 @@ def create_app(
     # Added innermost first: the last one added is the outermost.
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
     app.add_middleware(LoadShedMiddleware, max_in_flight=settings.max_in_flight)
+    app.add_middleware(RateGateMiddleware, bucket=services.operations.bucket)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -1,8 +1,10 @@
 """Pure ASGI middleware: security headers, the request body cap, and the last-resort 500.
 
 Order, outermost first: :class:`SecurityHeadersMiddleware` (so every response carries
-the headers, errors included) -> :class:`CatchAllMiddleware` -> :class:`BodyLimitMiddleware`
--> FastAPI's routing and exception handlers.
+the headers, errors included) -> :class:`CatchAllMiddleware` -> :class:`RateGateMiddleware`
+-> :class:`LoadShedMiddleware` -> :class:`BodyLimitMiddleware` -> FastAPI's routing and
+exception handlers. The two refusing gates sit before any body is read or key is checked, so a
+refusal costs microseconds however hard a client pushes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceward.api.errors import INTERNAL_MESSAGE, error_response
+from faceward.security.apikeys import parse_token
+from faceward.services.ratelimit import TokenBucket, retry_after_seconds
 
 log = logging.getLogger("faceward.api")
 
@@ -166,3 +170,32 @@ class LoadShedMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+class RateGateMiddleware:
+    """Answers 429 with ``Retry-After`` at once to a bearer key whose token bucket is already empty.
+
+    The bucket is the one the use cases take from after authentication
+    (:class:`~faceward.services.operations.Operations`); this gate only peeks at it, so a caller
+    who merely names a key id cannot drain another's tokens, and a key past its rate is refused
+    before its upload is parsed, its key checked or an in-flight slot taken.
+    """
+
+    def __init__(self, app: ASGIApp, bucket: TokenBucket) -> None:
+        self.app = app
+        self.bucket = bucket
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith("/v1/"):
+            authorization = Headers(scope=scope).get("authorization", "")
+            scheme, _, credentials = authorization.partition(" ")
+            token = parse_token(credentials) if scheme.lower() == "bearer" else None
+            wait = self.bucket.peek(token.key_id) if token is not None else 0.0
+            if wait > 0:
+                response = error_response(
+                    429, "rate_limited", "too many requests for this key; slow down",
+                    headers={"retry-after": str(retry_after_seconds(wait))},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -56,6 +56,20 @@ class TokenBucket:
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
 
+    def peek(self, key: str) -> float:
+        """The seconds ``key`` must wait before :meth:`take` could grant a token (0.0: it could now).
+
+        Takes nothing, so an unauthenticated caller naming someone else's key id cannot spend its
+        tokens; only :meth:`take`, after authentication, does.
+        """
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _evict_full(self, now: float) -> None:
         # Buckets that have refilled completely carry no state worth keeping.
         full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * self.rate >= self.burst]

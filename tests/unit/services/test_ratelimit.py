@@ -69,3 +69,17 @@ def test_rejects_nonsense_limits() -> None:
         TokenBucket(per_minute=0, burst=1)
     with pytest.raises(ValueError):
         TokenBucket(per_minute=1, burst=0)
+
+
+def test_peek_reports_the_wait_and_spends_nothing() -> None:
+    clock = Clock()
+    bucket = TokenBucket(per_minute=30, burst=2, clock=clock)
+    assert bucket.peek("unknown") == 0.0
+    for _ in range(100):  # peeking, however often, leaves the tokens where they were
+        assert bucket.peek("k") == 0.0
+    assert [bucket.take("k") for _ in range(2)] == [0.0, 0.0]
+    assert bucket.peek("k") == pytest.approx(2.0)
+    clock.now = 1.5
+    assert bucket.peek("k") == pytest.approx(0.5)
+    clock.now = 2.0
+    assert bucket.peek("k") == 0.0 and bucket.take("k") == 0.0
