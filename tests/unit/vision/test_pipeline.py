@@ -9,7 +9,7 @@ import numpy as np
 from faceward.settings import Engine
 from faceward.vision import decode_image
 from faceward.vision.engine import EngineOptions, FaceEngine
-from faceward.vision.pipeline import Analyzer, analyze_files
+from faceward.vision.pipeline import Analyzer, _chunks, analyze_files
 from tests.conftest import jpeg
 
 
@@ -59,3 +59,16 @@ def test_worker_pool_warms_every_worker_and_gives_the_same_results(tmp_path: Pat
     assert [r.path for r in pooled] == paths
     for a, b in zip(alone, pooled, strict=True):
         assert a.sha256 == b.sha256 and np.array_equal(a.faces[0].raw, b.faces[0].raw)
+
+
+def test_batches_shrink_at_the_end_of_a_list_so_workers_finish_together() -> None:
+    paths = [Path(f"{n}.jpg") for n in range(50)]
+    chunks = list(_chunks(paths, 4, workers=2))
+    assert [p for chunk in chunks for p in chunk] == paths  # every path once, in order
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) == 4 and sizes[:5] == [4] * 5 and sizes[-3:] == [1, 1, 1]
+    assert sizes == sorted(sizes, reverse=True)
+    # One worker, or a stream of unknown length: plain batches.
+    assert [len(c) for c in _chunks(paths, 4, workers=1)] == [4] * 12 + [2]
+    assert [len(c) for c in _chunks(iter(paths), 4, workers=2)] == [4] * 12 + [2]
+    assert list(_chunks([], 4, workers=2)) == []
