@@ -34,6 +34,7 @@ from faceward.api.middleware import (
 )
 from faceward.api.routes import ROUTERS
 from faceward.bootstrap import master_keyring
+from faceward.memory import limit_malloc_arenas
 from faceward.services.accounts import AccountService
 from faceward.services.audit import AuditLog
 from faceward.services.gallery import GalleryService
@@ -130,6 +131,7 @@ def create_app(
     limits: Limits | None = None,
 ) -> FastAPI:
     """The REST API. ``services`` (or ``engine``) lets tests share one face engine between apps."""
+    limit_malloc_arenas()  # before the thread pool starts: see faceward.memory
     settings = settings or (services.settings if services else load_settings())
     services = services or build_services(settings, engine=engine, limits=limits)
     @asynccontextmanager
