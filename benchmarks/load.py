@@ -104,6 +104,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` alone, in MiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and all its descendants, in MiB (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -398,14 +407,17 @@ def bench_target(name: str, args: argparse.Namespace, soak: float) -> dict[str, 
         result["capacity_rps"] = capacity
 
         if soak > 0:
-            rss = [(0.0, round(tree_rss_mb(target.proc.pid), 1))]  # type: ignore[union-attr]
+            pid = target.proc.pid  # type: ignore[union-attr]
+            rss = [(0.0, round(tree_rss_mb(pid), 1))]
+            server_rss = [round(rss_mb(pid), 1)]  # the API process alone (without its analysis workers)
             began = time.monotonic()
 
             async def soak_run() -> list[Sample]:
                 task = asyncio.create_task(load.run(args.soak_concurrency, soak, seed=99))
                 while not task.done():
                     await asyncio.sleep(5)
-                    rss.append((round(time.monotonic() - began, 1), round(tree_rss_mb(target.proc.pid), 1)))  # type: ignore[union-attr]
+                    rss.append((round(time.monotonic() - began, 1), round(tree_rss_mb(pid), 1)))
+                    server_rss.append(round(rss_mb(pid), 1))
                 return (await task)[0]
 
             samples = asyncio.run(soak_run())
@@ -417,6 +429,7 @@ def bench_target(name: str, args: argparse.Namespace, soak: float) -> dict[str, 
                            "second_half_slope_mb_per_min": round((half[-1] - half[0]) / max(1e-9, (rss[-1][0] - rss[len(rss) // 2][0]) / 60), 2)
                            if len(half) > 1 else None},
                 "rss_samples": rss,
+                "api_process_rss_samples": server_rss,
             }
             print(f"[{name}] soak {soak:.0f}s: rss {values[0]} -> {values[-1]} MiB (max {max(values)})", flush=True)
 
