@@ -14,6 +14,9 @@ import pytest
         "import faceward.index.ann; import onnxruntime; import faceward.vision.onnx",
         "import faceward.vision.onnx; import faceward.index.ann",
         "import faceward.index.factory, faceward.services.gallery, faceward.cli.main",
+        # faiss (the pq4 table) with ONNX Runtime and USearch, both ways round, actually used.
+        "import faceward.vision.onnx, faceward.index.ann, faiss; faiss.IndexPQFastScan(8, 4, 4)",
+        "import faiss, faceward.index.ann, faceward.vision.onnx; faiss.IndexPQFastScan(8, 4, 4)",
     ],
 )
 def test_imports_do_not_crash(code: str) -> None:
