@@ -380,10 +380,12 @@ class AnnIndex:
         self._grow_row_label(self._store.size)
         self._row_label[rows] = labels
         self._labels.set(labels, rows)
-        if isinstance(self._graph, PqTable) and self._coder is not None:
-            self._graph.add(rows, self._coder.encode(vectors))
-        elif self._graph is not None and self._coder is not None:
-            self._graph.add(rows.astype(np.uint64), self._coder.encode(vectors), threads=self.params.threads)
+        graph, coder = self._graph, self._coder
+        if graph is not None and coder is not None:
+            if isinstance(graph, PqTable):
+                graph.add(rows, coder.encode(vectors))
+            else:
+                graph.add(rows.astype(np.uint64), coder.encode(vectors), threads=self.params.threads)
         elif len(self) >= max(self.params.exact_below, 1, _MIN_FIT if self.params.quantisation is Quantisation.PQ4 else 1):
             # pq4 codebooks need a few hundred rows to train on; below that the exact scan answers.
             self._build_graph()
@@ -560,7 +562,8 @@ class AnnIndex:
         """
         if self._graph is None or self._coder is None or self.dead_rows:
             return None
-        return GraphState(self._graph.save(), self._coder)
+        saved = self._graph.save()
+        return GraphState(saved, self._coder) if saved is not None else None
 
     @classmethod
     def restore(

@@ -32,7 +32,7 @@ _TRAIN_SAMPLE = 200_000
 _LENGTH = struct.Struct("<Q")
 
 
-def _faiss():  # type: ignore[no-untyped-def]
+def _faiss() -> Any:
     try:
         import faiss
     except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
