@@ -40,6 +40,17 @@ def _faiss() -> Any:
     return faiss
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool per width: starting threads per query cost more than a small shard scan."""
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = _POOLS.setdefault(workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pq4-scan"))
+    return pool
+
+
 class PqTable:
     """Codes of centred vectors; :meth:`search` gives the rows whose codes are nearest (L2).
 
@@ -110,20 +121,25 @@ class PqTable:
             faiss.omp_set_num_threads(workers)
             return np.asarray(self._shards[0].search(queries, count)[1], dtype=np.int64)
         faiss.omp_set_num_threads(1)  # the parallelism is across shards
+        # Each shard's share of the global short list, with room to spare: rows are spread over shards
+        # by arrival, so a shard holding 2.5x its share of the best codes is vanishingly rare.
+        each = min(count, max(64, -(-5 * count // (2 * len(self._shards)))))
 
         def one(shard_at: tuple[int, Any]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
             offset, shard = shard_at
-            distances, found = shard.search(queries, count)
+            distances, found = shard.search(queries, each)
             return distances, np.where(found >= 0, found + offset, -1)
 
         offsets = np.cumsum([0] + [int(s.ntotal) for s in self._shards[:-1]])
-        with ThreadPoolExecutor(max_workers=min(workers, len(self._shards))) as pool:
-            parts = list(pool.map(one, zip(offsets.tolist(), self._shards)))
+        parts = list(_pool(workers).map(one, zip(offsets.tolist(), self._shards)))
         distances = np.concatenate([d for d, _ in parts], axis=1)
         found = np.concatenate([f for _, f in parts], axis=1)
         distances = np.where(found >= 0, distances, np.inf)
         best = np.argsort(distances, axis=1, kind="stable")[:, :count]
-        return np.take_along_axis(found, best, axis=1)
+        rows = np.take_along_axis(found, best, axis=1)
+        if rows.shape[1] < count:  # small shards: pad to the width asked for
+            rows = np.concatenate([rows, np.full((len(rows), count - rows.shape[1]), -1, np.int64)], axis=1)
+        return rows
 
     def save(self) -> bytes:
         faiss = _faiss()

@@ -40,7 +40,7 @@ from faceward.index.base import VectorIndex
 from faceward.security.crypto import Keyring, aad, open_sealed
 from faceward.security.errors import SealError
 from faceward.services.gallery import GalleryService
-from faceward.services.ledger import ErasureLedger, LedgerError
+from faceward.services.ledger import LedgerError
 from faceward.store.integrity import IntegrityStore
 from faceward.vision.embed import from_template
 
