@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceward.api.errors import INTERNAL_MESSAGE, error_response
 from faceward.security.apikeys import parse_token
-from faceward.services.ratelimit import TokenBucket, retry_after_seconds
+from faceward.services.ratelimit import TokenBucket, key_rate_limited
 
 log = logging.getLogger("faceward.api")
 
@@ -192,10 +192,8 @@ class RateGateMiddleware:
             token = parse_token(credentials) if scheme.lower() == "bearer" else None
             wait = self.bucket.peek(token.key_id) if token is not None else 0.0
             if wait > 0:
-                response = error_response(
-                    429, "rate_limited", "too many requests for this key; slow down",
-                    headers={"retry-after": str(retry_after_seconds(wait))},
-                )
-                await response(scope, receive, send)
+                refusal = key_rate_limited(wait)  # the same refusal the use cases raise
+                headers = {"retry-after": str(refusal.retry_after)}
+                await error_response(refusal.status, refusal.code, refusal.message, headers)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

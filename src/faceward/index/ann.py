@@ -75,6 +75,13 @@ _GRAPH_BATCH = 100_000
 _NARROW = 4
 
 
+def _scores_of(matrix: NDArray[Any], rows: NDArray[np.int64], queries: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Q x C inner products of each query with its own candidate ``rows`` of ``matrix`` (float32 or float16)."""
+    gathered = matrix[rows.reshape(-1)].astype(np.float32, copy=False).reshape(rows.shape[0], rows.shape[1], -1)
+    scores: NDArray[np.float32] = np.einsum("qcd,qd->qc", gathered, queries)
+    return scores
+
+
 class Quantisation(str, enum.Enum):
     """Scalar type of the vectors inside the graph (the re-rank is always float32)."""
 
@@ -386,9 +393,14 @@ class AnnIndex:
                 graph.add(rows, coder.encode(vectors))
             else:
                 graph.add(rows.astype(np.uint64), coder.encode(vectors), threads=self.params.threads)
-        elif len(self) >= max(self.params.exact_below, 1, _MIN_FIT if self.params.quantisation is Quantisation.PQ4 else 1):
-            # pq4 codebooks need a few hundred rows to train on; below that the exact scan answers.
+        elif len(self) >= self._build_at:
             self._build_graph()
+
+    @property
+    def _build_at(self) -> int:
+        """Live faces at which the graph (or pq4 table) is built; below it the exact scan answers."""
+        pq_floor = _MIN_FIT if self.params.quantisation is Quantisation.PQ4 else 1  # codebooks need rows to train on
+        return max(self.params.exact_below, 1, pq_floor)
 
     def _build_graph(self) -> None:
         """Fit the coder on (a sample of) the live rows, then insert every live row."""
@@ -491,8 +503,7 @@ class AnnIndex:
         scores = np.empty(rows.shape, dtype=np.float32)
         for start in range(0, len(queries), _RERANK_BATCH):
             stop = start + _RERANK_BATCH
-            block = half[safe[start:stop].reshape(-1)].astype(np.float32).reshape(-1, rows.shape[1], self.dim)
-            scores[start:stop] = np.einsum("qcd,qd->qc", block, queries[start:stop])
+            scores[start:stop] = _scores_of(half, safe[start:stop], queries[start:stop])
         scores[~valid] = -np.inf
         best = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
         return np.take_along_axis(rows, best, axis=1)
@@ -511,8 +522,7 @@ class AnnIndex:
             safe = np.where(valid, rows, 0)
             labels = self._row_label[safe]
             valid &= labels >= 0  # a dead row is never returned, whatever the graph says
-            vectors = store[safe.reshape(-1)].reshape(rows.shape[0], rows.shape[1], self.dim)
-            scores = np.einsum("qcd,qd->qc", vectors, queries)
+            scores = _scores_of(store, safe, queries)
         scores = np.where(valid, scores, -np.inf).astype(np.float32)
         width = scores.shape[1]
         take = min(k, width)
@@ -584,7 +594,7 @@ class AnnIndex:
         graph = state.graph
         restored: _UsearchIndex | PqTable | None
         if state.coder.quantisation is Quantisation.PQ4:
-            restored = PqTable.restore(graph, index.dim)
+            restored = PqTable.restore(graph, index.dim)  # checks the dimension itself
         else:
             restored = _UsearchIndex.restore(
                 graph if isinstance(graph, bytearray) else bytearray(graph),
@@ -593,11 +603,11 @@ class AnnIndex:
                 expansion_search=params.expansion_search,
                 enable_key_lookups=False,
             )
-            if restored is not None and restored.ndim == index.dim:
+            if restored is not None and restored.ndim != index.dim:
+                restored = None
+            if restored is not None:
                 restored.expansion_search = params.expansion_search
                 restored.expansion_add = params.expansion_add
-            elif restored is not None:
-                restored = None
         if restored is None or len(restored) != len(labels):
             raise IndexError_("the stored graph does not match the stored vectors")
         rows = index._store.append(as_rows(vectors, index.dim, "vectors"))

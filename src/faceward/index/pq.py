@@ -28,7 +28,6 @@ from faceward.index.base import IndexError_
 SUBQUANTIZERS = 64  # 2 dimensions each at 128-d
 BITS = 4  # the fast-scan kernels' code width
 SHARD_ROWS = 1 << 20  # codes per shard: one query scans the shards of a big table in parallel
-_TRAIN_SAMPLE = 200_000
 _LENGTH = struct.Struct("<Q")
 
 
@@ -63,12 +62,11 @@ class PqTable:
 
     @classmethod
     def train(cls, dim: int, sample: NDArray[np.float32]) -> PqTable:
+        """A table with a codebook trained on ``sample`` (the caller's sample of the gallery) and no codes."""
         faiss = _faiss()
         if dim % 2:
             raise IndexError_(f"the pq4 index needs an even dimension, got {dim}")
         index = faiss.IndexPQFastScan(dim, min(SUBQUANTIZERS, dim // 2), BITS, faiss.METRIC_L2)
-        if len(sample) > _TRAIN_SAMPLE:
-            sample = sample[np.random.default_rng(0).choice(len(sample), _TRAIN_SAMPLE, replace=False)]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         return cls([index])
 
@@ -136,10 +134,7 @@ class PqTable:
         found = np.concatenate([f for _, f in parts], axis=1)
         distances = np.where(found >= 0, distances, np.inf)
         best = np.argsort(distances, axis=1, kind="stable")[:, :count]
-        rows = np.take_along_axis(found, best, axis=1)
-        if rows.shape[1] < count:  # small shards: pad to the width asked for
-            rows = np.concatenate([rows, np.full((len(rows), count - rows.shape[1]), -1, np.int64)], axis=1)
-        return rows
+        return np.take_along_axis(found, best, axis=1)  # shards x each >= count columns, -1 where empty
 
     def save(self) -> bytes:
         faiss = _faiss()

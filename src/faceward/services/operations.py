@@ -35,7 +35,7 @@ from faceward.security.permissions import Permission, Role
 from faceward.security.policy import Principal, authorize
 from faceward.services.consent import Consent
 from faceward.services.gallery import FaceView, GalleryService, SearchResult, SubjectView, VerifyResult, utcnow
-from faceward.services.ratelimit import TokenBucket, retry_after_seconds
+from faceward.services.ratelimit import TokenBucket, key_rate_limited, retry_after_seconds
 
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService, KeyView
@@ -96,7 +96,7 @@ class Operations:
     def _admit(self, principal: Principal, permission: Permission, act: str, source: str) -> None:
         wait = self.bucket.take(principal.key_id)
         if wait > 0:
-            raise RateLimited("too many requests for this key; slow down", retry_after=retry_after_seconds(wait))
+            raise key_rate_limited(wait)
         try:
             authorize(principal, permission)
         except Forbidden as exc:

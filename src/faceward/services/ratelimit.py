@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from faceward.security.errors import RateLimited
+
 
 @dataclass
 class _Bucket:
@@ -49,12 +51,12 @@ class TokenBucket:
                 if len(self._buckets) >= self._max_keys:
                     self._evict_full(now)
                 bucket = self._buckets[key] = _Bucket(self.burst, now)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.tokens = self._refilled(bucket, now)
             bucket.updated = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
                 return 0.0
-            return (1.0 - bucket.tokens) / self.rate
+            return self._wait(bucket.tokens)
 
     def peek(self, key: str) -> float:
         """The seconds ``key`` must wait before :meth:`take` could grant a token (0.0: it could now).
@@ -65,14 +67,18 @@ class TokenBucket:
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get(key)
-            if bucket is None:
-                return 0.0
-            tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+            return 0.0 if bucket is None else self._wait(self._refilled(bucket, now))
+
+    def _refilled(self, bucket: _Bucket, now: float) -> float:
+        return min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+
+    def _wait(self, tokens: float) -> float:
+        """Seconds until ``tokens`` reaches one (0.0 when it has)."""
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def _evict_full(self, now: float) -> None:
         # Buckets that have refilled completely carry no state worth keeping.
-        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * self.rate >= self.burst]
+        full = [k for k, b in self._buckets.items() if self._refilled(b, now) >= self.burst]
         for k in full:
             del self._buckets[k]
         if len(self._buckets) >= self._max_keys:  # still full: forget the stalest half
@@ -84,3 +90,8 @@ class TokenBucket:
 def retry_after_seconds(wait: float) -> int:
     """A ``Retry-After`` value: whole seconds, at least 1."""
     return max(1, math.ceil(wait))
+
+
+def key_rate_limited(wait: float) -> RateLimited:
+    """The refusal of a key past its rate, ``wait`` seconds before its next token."""
+    return RateLimited("too many requests for this key; slow down", retry_after=retry_after_seconds(wait))

@@ -26,12 +26,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from faceward.errors import NotFound
-from faceward.security.errors import RateLimited
 from faceward.security.permissions import Permission
 from faceward.security.policy import Principal, allowed
 from faceward.services.gallery import GalleryService, SearchResult, new_id, utcnow
 from faceward.services.operations import Limits, Operations
-from faceward.services.ratelimit import retry_after_seconds
+from faceward.services.ratelimit import key_rate_limited
 from faceward.services.reviews import CandidateReview, Outcome, ReviewService
 from faceward.services.sessions import ConsoleSessions, Session
 from faceward.services.thumbnails import Thumbnails, enabled
@@ -225,7 +224,7 @@ class ReviewOperations(Operations):
         wait = self.bucket.take(principal.key_id)
         if wait > 0:
             self.sessions.end(session.cookie)
-            raise RateLimited("too many requests for this key; slow down", retry_after=retry_after_seconds(wait))
+            raise key_rate_limited(wait)
         try:
             self._audit(principal, "console.sign_in", {"session": _session_ref(session.cookie)}, source)
         except Exception:
