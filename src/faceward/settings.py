@@ -37,6 +37,11 @@ class IndexBackend(str, enum.Enum):
     MILVUS = "milvus"
 
 
+class LogFormat(str, enum.Enum):
+    JSON = "json"
+    TEXT = "text"
+
+
 def default_home() -> Path:
     return Path(platformdirs.user_data_dir("faceward", appauthor=False))
 
@@ -101,6 +106,22 @@ class Settings(BaseSettings):
     )
     index_options: dict[str, Any] = Field(
         default_factory=dict, description="Options for the index backend, as JSON (e.g. ANN's expansion_search)."
+    )
+
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that opens `GET /metrics` on the API's bind; unset, /metrics there answers 404.",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Serve /metrics (no token) on a bind of its own at FACEWARD_METRICS_HOST:this port.",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Address the metrics bind (FACEWARD_METRICS_PORT) uses.")
+    metrics_tenant_series: bool = Field(
+        default=False, description="Add a request counter by opaque tenant id to the metrics (off: no tenant in any series).",
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.JSON, description="`faceward serve` logs: json (one object per line, for shippers) or text.",
     )
 
     host: str = Field(default="127.0.0.1", description="Address `faceward serve` binds.")

@@ -32,6 +32,7 @@ from faceward.api.middleware import (
     RateGateMiddleware,
     SecurityHeadersMiddleware,
 )
+from faceward.api.observe import RequestTelemetryMiddleware
 from faceward.api.routes import ROUTERS
 from faceward.bootstrap import master_keyring
 from faceward.memory import limit_malloc_arenas
@@ -44,6 +45,7 @@ from faceward.services.review_operations import ReviewOperations
 from faceward.services.usage import UsageService
 from faceward.settings import Settings, load_settings
 from faceward.store import SqlStore
+from faceward.telemetry import Telemetry
 from faceward.vision import EngineOptions, FaceEngine
 from faceward.vision.remote import RemoteEngine
 
@@ -157,6 +159,8 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.services = services
+    telemetry = Telemetry(services.gallery, services.audit, tenant_series=settings.metrics_tenant_series)
+    app.state.telemetry = telemetry
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -172,6 +176,7 @@ def create_app(
     app.add_middleware(LoadShedMiddleware, max_in_flight=settings.max_in_flight)
     app.add_middleware(RateGateMiddleware, bucket=services.operations.bucket)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)  # sees every refusal above
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

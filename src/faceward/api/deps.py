@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from faceward.api.observe import PRINCIPAL_SCOPE_KEY
 from faceward.api.session import console_principal, has_session_cookie
 from faceward.security.errors import Unauthenticated
 from faceward.security.policy import Principal
@@ -68,10 +69,13 @@ def get_principal(
     Without a bearer token, the web console's session cookie is the other way in
     (:mod:`faceward.api.session`: CSRF token required on unsafe methods)."""
     if credentials is None:
-        if has_session_cookie(request):
-            return console_principal(request)
-        raise Unauthenticated("an API key is required: Authorization: Bearer <key>", reason="no bearer token")
-    return get_services(request).accounts.authenticate(credentials.credentials, source=client_source(request))
+        if not has_session_cookie(request):
+            raise Unauthenticated("an API key is required: Authorization: Bearer <key>", reason="no bearer token")
+        principal = console_principal(request)
+    else:
+        principal = get_services(request).accounts.authenticate(credentials.credentials, source=client_source(request))
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal  # the request's log line and metrics name the caller by id
+    return principal
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,6 +13,7 @@ from faceward.bootstrap import master_keyring, open_gallery
 from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
 from faceward.errors import FacewardError, InvalidInput
 from faceward.services import backup as backups
+from faceward.services.backup_prune import prune_backups
 from faceward.services.gallery import GalleryService
 from faceward.services.maintenance import doctor as run_doctor
 from faceward.services.maintenance import purge_due, reconcile_ledger, retention_days, set_retention
@@ -57,14 +59,28 @@ def _doctor(repair: bool, snapshots: Path | None, as_json: bool) -> bool:
 
 def backup(
     path: Annotated[Path, typer.Argument(help="The backup file to write (sealed with a key only the master key opens).")],
+    keep: Annotated[
+        Optional[int], typer.Option("--keep", help="Then delete all but the newest N backups in the same folder.")
+    ] = None,
+    max_age: Annotated[
+        Optional[float], typer.Option("--max-age", help="Then delete backups in the same folder older than DAYS.")
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Back up the store, consistent and online, to one encrypted file. The erasure ledger is not in it: keep that beside the master key."""
-    _backup(path, as_json)
+    """Back up the store, consistent and online, to one encrypted file. The erasure ledger is not in it: keep that beside the master key.
+
+    With --keep / --max-age, older backups in the same folder are deleted afterwards, so a subject erased
+    today is in no backup once the newest backup from before the erasure has aged out.
+    """
+    _backup(path, keep, max_age, as_json)
 
 
 @friendly
-def _backup(path: Path, as_json: bool) -> None:
+def _backup(path: Path, keep: int | None, max_age: float | None, as_json: bool) -> None:
+    if keep is not None and keep < 1:
+        raise InvalidInput("--keep must be at least 1")
+    if max_age is not None and max_age <= 0:
+        raise InvalidInput("--max-age must be a positive number of days")
     s = settings()
     keyring = master_keyring(s)
     # As the login role (on PostgreSQL a backup role with BYPASSRLS, see decision 007), not the app role.
@@ -81,10 +97,14 @@ def _backup(path: Path, as_json: bool) -> None:
     marker = local_tenant_file(s)
     extra = {"local_tenant": marker.read_text().strip()} if marker.is_file() else {}
     info = backups.backup(s.db_url, keyring, gallery.ledger, path, scratch=s.home, extra=extra)
-    data = info.as_dict()
+    age = timedelta(days=max_age) if max_age is not None else None
+    pruned = prune_backups(path.parent, keep=keep, max_age=age, now=info.created_at, protect=path)
+    data = {**info.as_dict(), "pruned": [p.as_dict() for p in pruned]}
     if as_json:
         emit_json(data)
         return
+    for item in pruned:
+        out.print(f"pruned backup {item.backup_id} of {item.created_at.isoformat()}: {item.path}", markup=False)
     out.print(f"backup {info.backup_id} of the {info.database} store: {path} ({info.bytes} bytes)", markup=False)
     out.print(f"erasure ledger at backup time: {info.ledger.count} entries; keep {gallery.ledger.path} beside the master key",
               markup=False)

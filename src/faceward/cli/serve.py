@@ -63,10 +63,24 @@ def _serve(host: str | None, port: int | None, init: bool) -> None:
         err.print("no tenant yet: run `faceward serve --init` once to create one and its admin key", markup=False)
     import uvicorn
 
+    from faceward.settings import LogFormat
+    from faceward.telemetry import configure_logging
+
+    json_logs = s.log_format is LogFormat.JSON
+    configure_logging(json_logs)
+    if s.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        # A bind of its own for the scraper (no token there): keep it on a private address.
+        start_http_server(s.metrics_port, addr=s.metrics_host, registry=app.state.telemetry.registry)
+        out.print(f"metrics: http://{s.metrics_host}:{s.metrics_port}/metrics", markup=False)
     shown = f"[{s.host}]" if ":" in s.host else s.host
     out.print(f"API docs: http://{shown}:{s.port}/docs   OpenAPI: http://{shown}:{s.port}/openapi.json", markup=False)
     out.print(f"web console: http://{shown}:{s.port}/console  (sign in with an API key)", markup=False)
-    uvicorn.run(app, host=s.host, port=s.port, server_header=False, proxy_headers=False, log_level="info")
+    # faceward.access writes one line per request (JSON: request id, route, status, latency, refusal),
+    # so uvicorn's own access log, which prints raw paths, stays off.
+    uvicorn.run(app, host=s.host, port=s.port, server_header=False, proxy_headers=False, log_level="info",
+                access_log=False, log_config=None)
 
 
 def _no_tenant(app: FastAPI) -> bool:

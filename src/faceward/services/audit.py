@@ -114,6 +114,7 @@ class AuditLog:
         self._keys = keys
         self._repo = AccountStore(store)
         self._clock = clock
+        self.failures = 0  # appends that raised (the metrics read it: an act that failed its audit)
 
     def append(
         self,
@@ -149,7 +150,11 @@ class AuditLog:
                 mac=chain_mac(mac_key, tenant_id, seq, at, previous or GENESIS, payload),
             )
 
-        record = self._repo.append_audit(tenant_id, build, conn=conn)
+        try:
+            record = self._repo.append_audit(tenant_id, build, conn=conn)
+        except Exception:
+            self.failures += 1
+            raise
         return _entry(record.seq, at, json.loads(payload))
 
     def _open(self, tenant_key: bytes, record: AuditRecord) -> AuditEntry:

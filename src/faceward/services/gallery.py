@@ -265,6 +265,11 @@ class GalleryService:
         return self._engine
 
     @property
+    def loaded_engine(self) -> FaceEngine | None:
+        """The in-process engine if one was made (never creates it: the metrics and readiness peek)."""
+        return self._engine
+
+    @property
     def model_id(self) -> str:
         """The id the engine's templates record: the recognizer's id, with ``/flip`` when mirror-averaged."""
         return self.engine.template_id

@@ -84,6 +84,20 @@ class SearchIndexes:
         with self._lock:
             return list(self._tenants)
 
+    def status(self) -> tuple[int, int, int]:
+        """``(vectors held, faces in the store not yet taken in, tenant indexes held)`` for the metrics."""
+        with self._lock:
+            held = [(tenant_id, len(entry.index), entry.seq) for tenant_id, entry in self._tenants.items()]
+        behind = sum(self._store.count_faces_since(tenant_id, seq) for tenant_id, _, seq in held)
+        return sum(size for _, size, _ in held), behind, len(held)
+
+    def sync_loaded(self) -> int:
+        """Bring every index this process holds up to date with the store; returns how many (readiness)."""
+        tenants = self.loaded()
+        for tenant_id in tenants:
+            self.get(tenant_id)
+        return len(tenants)
+
     def forget_subject(self, tenant_id: str, subject_id: str) -> None:
         with self._lock:
             entry = self._tenants.get(tenant_id)

@@ -327,6 +327,14 @@ class SqlStore:
         with self.transaction() as conn:
             return int(conn.execute(select(schema.sequence.c.value).where(schema.sequence.c.name == "change")).scalar_one())
 
+    def count_faces_since(self, tenant_id: str, after_seq: int) -> int:
+        """Faces of the tenant newer than ``after_seq`` (an index's sync lag)."""
+        with self.transaction(tenant_id) as conn:
+            return int(conn.execute(
+                select(func.count()).select_from(schema.faces)
+                .where(schema.faces.c.tenant_id == tenant_id, schema.faces.c.seq > after_seq)
+            ).scalar_one())
+
     def count_faces(self, tenant_id: str) -> int:
         with self.transaction(tenant_id) as conn:
             return int(

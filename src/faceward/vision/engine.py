@@ -18,10 +18,12 @@ What runs where:
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -82,9 +84,19 @@ def central_box(image: RGBImage, fraction: float = 0.44) -> Box:
     return Box(left, top, left + side, top + side)
 
 
+M = TypeVar("M")
+
+
 class FaceEngine:
     def __init__(self, options: EngineOptions | None = None) -> None:
         self.options = options or EngineOptions()
+        self.load_seconds: float | None = None  # models read, SHA-256 checked and sessions built, summed
+
+    def _timed(self, build: Callable[[], M]) -> M:
+        started = time.perf_counter()
+        model = build()
+        self.load_seconds = (self.load_seconds or 0.0) + time.perf_counter() - started
+        return model
 
     @property
     def _cache(self) -> Path:
@@ -93,17 +105,17 @@ class FaceEngine:
 
     @cached_property
     def _hog(self) -> HogDetector:
-        return HogDetector()
+        return self._timed(HogDetector)
 
     @cached_property
     def _mmod(self) -> FaceDetector:
         if self.options.engine is Engine.ONNX:
-            return OnnxMmodFaceDetector(self._cache, threads=self.options.threads)
-        return MmodDetector()
+            return self._timed(lambda: OnnxMmodFaceDetector(self._cache, threads=self.options.threads))
+        return self._timed(MmodDetector)
 
     @cached_property
     def _landmarks(self) -> LandmarkPredictor:
-        return LandmarkPredictor()
+        return self._timed(LandmarkPredictor)
 
     @cached_property
     def manifest(self) -> RecognizerManifest | None:
@@ -116,7 +128,7 @@ class FaceEngine:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self._runtime(), flip_average=self.options.flip_average, model_id=self.model_id)
+        return self._timed(lambda: Embedder(self._runtime(), flip_average=self.options.flip_average, model_id=self.model_id))
 
     def _runtime(self) -> DescriptorRuntime:
         if self.manifest is not None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-from concurrent.futures import ProcessPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from faceward.errors import FacewardError
@@ -36,10 +38,11 @@ def _init(options: EngineOptions) -> None:
     _engine = FaceEngine(options)
 
 
-def _warm() -> bool:
+def _warm() -> float:
+    """Load the worker's models; returns the seconds it took (the metrics' model load time)."""
     assert _engine is not None
     _engine.load()
-    return True
+    return _engine.load_seconds or 0.0
 
 
 def _analyze(data: bytes, max_bytes: int, max_pixels: int, embed: bool) -> tuple[list[Face], tuple[int, int]]:
@@ -47,6 +50,11 @@ def _analyze(data: bytes, max_bytes: int, max_pixels: int, embed: bool) -> tuple
     pixels = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     faces = _engine.analyze(pixels) if embed else _engine.faces(pixels)
     return faces, (int(pixels.shape[1]), int(pixels.shape[0]))
+
+
+def _analyze_timed(data: bytes, max_bytes: int, max_pixels: int, embed: bool) -> tuple[float, tuple[list[Face], tuple[int, int]]]:
+    """:func:`_analyze`, with the wall-clock moment the worker took the image (its queue wait ends there)."""
+    return time.time(), _analyze(data, max_bytes, max_pixels, embed)
 
 
 class RemoteEngine:
@@ -58,24 +66,49 @@ class RemoteEngine:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self._lock = threading.Lock()
+        self._count = threading.Lock()
+        self.pending = 0  # images submitted and not answered yet: the analysis queue's depth
+        self.load_seconds: list[float] = []  # each worker's model load time, as workers report it
+        self.on_wait: Callable[[float], None] | None = None  # told each image's wait for a free worker
+        self._warming: list[Future[float]] = []
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(self.options,))
-        for _ in range(self.workers):
-            pool.submit(_warm)  # models load now, not on the first request
+        # Models load now, not on the first request.
+        self._warming = [pool.submit(_warm) for _ in range(self.workers)]
+        for future in self._warming:
+            future.add_done_callback(self._loaded)
         return pool
+
+    def _loaded(self, future: Future[float]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.load_seconds.append(future.result())
+
+    def ready(self) -> bool:
+        """Every worker has loaded and verified its models."""
+        warming = self._warming
+        return all(f.done() and not f.cancelled() and f.exception() is None for f in warming)
 
     def analyze(self, data: bytes, *, embed: bool = True) -> tuple[list[Face], tuple[int, int]]:
         """Decode and analyse ``data``; raises the same domain errors as doing it in-process."""
         pool = self._pool
+        submitted = time.time()  # wall clock: the worker stamps its start with the same machine's clock
+        with self._count:
+            self.pending += 1
         try:
-            return pool.submit(_analyze, data, self.max_bytes, self.max_pixels, embed).result()
+            started, result = pool.submit(_analyze_timed, data, self.max_bytes, self.max_pixels, embed).result()
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:
                     self._pool = self._start()
             raise AnalysisUnavailable("face analysis restarted; retry the request") from None
+        finally:
+            with self._count:
+                self.pending -= 1
+        if self.on_wait is not None:
+            self.on_wait(max(0.0, started - submitted))
+        return result
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
