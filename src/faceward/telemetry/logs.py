@@ -16,7 +16,7 @@ from typing import Any
 ACCESS_LOGGER = "faceward.access"
 # The only fields a request line may carry (what a log shipper can index on).
 ACCESS_FIELDS = ("request_id", "method", "route", "status", "latency_ms", "tenant_id", "actor", "refusal")
-_RESERVED = set(vars(logging.makeLogRecord({})))
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"color_message"}  # uvicorn's ANSI copy of msg
 
 
 class JsonFormatter(logging.Formatter):
