@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,6 +114,30 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'faceward.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Milvus standalone server on loopback for the whole session (one, to keep CI's memory and time small).
+
+    Tests share it: each gives its collections a prefix of its own and drops them.
+    """
+    from faceward.index.milvus_server import MilvusStandalone, milvus_server_available
+
+    if not milvus_server_available():
+        pytest.skip("the Milvus standalone server is not installed: pip install milvus (part of the test extra)")
+    server = MilvusStandalone(tmp_path_factory.mktemp("milvus-server"))
+    server.stop_timeout_s = 5.0  # a throw-away server: no need to wait for its flush on exit
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(milvus_server: Any) -> str:
+    return str(milvus_server.uri)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

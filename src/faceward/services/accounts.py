@@ -137,7 +137,7 @@ class AccountService:
             ledger.record_tenant(tenant_id, at=self._now())
         self.store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
         self.gallery.forget_keys()
-        self.gallery.indexes.drop_tenant(tenant_id)
+        self.gallery.indexes.erase_tenant(tenant_id)
         self.store.delete_tenant(tenant_id)
         log.info("tenant %s crypto-shredded and deleted by the operator", tenant_id)
 

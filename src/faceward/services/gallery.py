@@ -32,10 +32,11 @@ import numpy as np
 from faceward.errors import ConfigError, Conflict, FacewardError, InvalidInput, NotFound
 from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, load_calibration
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
+from faceward.security.templates import template_transform
 from faceward.services.consent import Consent
 from faceward.services.ledger import ErasureLedger
 from faceward.services.search_index import SearchIndexes
-from faceward.settings import Settings
+from faceward.settings import IndexBackend, Settings
 from faceward.store import FaceRecord, SqlStore, SubjectRecord, TenantRecord
 from faceward.vision import FaceEngine, LowQualityFace, NoFaceFound, QualityLimits, decode_image, refusals
 from faceward.vision.embed import from_template, to_template
@@ -213,6 +214,10 @@ class VerifyResult:
         }
 
 
+TRANSFORM_GENERATION = "template_transform_generation"
+"""Tenant setting: which generation of the tenant's template transform the engine holds (decision 016)."""
+
+
 class GalleryService:
     def __init__(
         self,
@@ -234,7 +239,7 @@ class GalleryService:
         self._vision_lock = threading.Lock()
         self.remote: RemoteEngine | None = None  # the server analyses in worker processes (see vision.remote)
         self.index_factory: Callable[[str], Any] = index_factory or self._configured_index
-        self.indexes = SearchIndexes(store, self._open_templates, self.index_factory)
+        self.indexes = SearchIndexes(store, self._open_templates, self.index_factory, self._purge_engine)
         self.limits = QualityLimits(
             settings.min_face_px, settings.min_sharpness, settings.min_detector_score, settings.min_frontalness
         )
@@ -248,11 +253,25 @@ class GalleryService:
         # onnxruntime makes onnxruntime's import segfault (usearch 2.26.6, onnxruntime 1.32.0), which
         # took down `faceward enroll` and `faceward serve` whenever the face engine loaded after this module.
         from faceward.index.factory import make_index
+        from faceward.index.protected import ProtectedIndex
 
-        return make_index(
-            self.settings.index_backend, dim=self.gallery_dim(tenant_id), tenant_id=tenant_id,
-            options=self.settings.index_options,
-        )
+        dim = self.gallery_dim(tenant_id)
+        index = make_index(self.settings.index_backend, dim=dim, tenant_id=tenant_id, options=self.settings.index_options)
+        if self.settings.index_backend is not IndexBackend.MILVUS:
+            return index
+        # What leaves the process is a protected template (decision 016): rotated by the tenant's secret matrix.
+        generation = int(self.store.get_tenant(tenant_id).settings.get(TRANSFORM_GENERATION, 0))
+        return ProtectedIndex(index, template_transform(self.tenant_key(tenant_id), tenant_id, dim, generation))
+
+    def _purge_engine(self, tenant_id: str) -> None:
+        """Delete a tenant's vectors from a persistent engine (Milvus) this process has not opened."""
+        if self.settings.index_backend is not IndexBackend.MILVUS:
+            return
+        from faceward.index.factory import make_index
+
+        index: Any = make_index(IndexBackend.MILVUS, tenant_id=tenant_id, options=self.settings.index_options)
+        index.drop()
+        index.close()
 
     # -- engine and keys ------------------------------------------------------------
 
@@ -446,8 +465,9 @@ class GalleryService:
         self.store.get_subject(tenant_id, subject_id)  # NotFound before anything is written
         moment = self.clock()
         self.ledger.record_subject(tenant_id, subject_id, at=moment)
+        seqs = [face.seq for face in self.store.faces_of(tenant_id, subject_id)]
         face_ids = self.store.delete_subject(tenant_id, subject_id, at=moment)
-        self.indexes.forget_subject(tenant_id, subject_id)
+        self.indexes.forget_subject(tenant_id, subject_id, seqs)
         self._subject_key.cache_clear()
         return face_ids
 
@@ -683,7 +703,7 @@ class GalleryService:
         settings = {k: v for k, v in tenant.settings.items() if k != MIGRATION_KEY}
         settings.update(model_id=self.model_id, embedding_size=int(target["embedding_size"]))
         self.store.update_tenant(tenant_id, settings=settings)  # the switch: one write
-        self.indexes.drop_tenant(tenant_id)
+        self.indexes.erase_tenant(tenant_id)  # a persistent engine's collection holds the old model's size
         removed = self._remove_faces(tenant_id, stale)
         self.indexes.drop_tenant(tenant_id)
         return replace(report, switched=True, old_faces_removed=removed)

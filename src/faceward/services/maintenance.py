@@ -8,8 +8,10 @@
   of the tenant's model;
 * **erasures** - the erasure ledger's hash chain holds, no subject or tenant it lists is still
   stored, and every erasure the store recorded is in the ledger;
-* **index** - with a running index (the server's :class:`GalleryService`) or index snapshot files,
-  the index holds exactly the stored faces: none missing, none erased, the same vectors.
+* **index** - with a running index (the server's :class:`GalleryService`), index snapshot files
+  or a persistent engine (Milvus: every tenant's collection, protected templates turned back with
+  the tenant's transform), the index holds exactly the stored faces: none missing, none erased,
+  the same vectors.
 
 ``repair=True`` then rebuilds every checked index from the store (the store is the
 truth), finishes erasures the ledger lists, copies the store's erasures into the
@@ -41,6 +43,7 @@ from faceward.security.crypto import Keyring, aad, open_sealed
 from faceward.security.errors import SealError
 from faceward.services.gallery import GalleryService
 from faceward.services.ledger import LedgerError
+from faceward.settings import IndexBackend
 from faceward.store.integrity import IntegrityStore
 from faceward.vision.embed import from_template
 
@@ -86,6 +89,7 @@ class _Findings:
         self.tenants_still_present: list[str] = []
         self.missing_from_ledger: list[tuple[str, str | None, datetime]] = []
         self.bad_indexes: set[str] = set()
+        self.bad_engines: set[str] = set()
         self.bad_snapshots: set[str] = set()
 
     def add(self, check: str, problem: str, tenant_id: str | None, message: str, **ids: Any) -> None:
@@ -155,7 +159,9 @@ def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | 
     erased_tenants = gallery.ledger.erased_tenants(entries)
     ledger_pairs = erased_subjects
     loaded = set(gallery.indexes.loaded()) if running_index else set()
-    index_source = [s for s, on in (("running", running_index and bool(loaded)), ("snapshots", snapshots is not None)) if on]
+    engine = gallery.settings.index_backend is IndexBackend.MILVUS
+    index_source = [s for s, on in (("running", running_index and bool(loaded)), ("snapshots", snapshots is not None),
+                                    ("engine", engine)) if on]
     found.checks["index"]["source"] = "+".join(index_source) or "none"
 
     for tenant in store.list_tenants():
@@ -187,6 +193,8 @@ def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | 
         live = _check_faces(tenant_id, tenant.settings, gallery, integrity, subject_keys, found)
         if tenant_id in loaded:
             _check_running_index(gallery, tenant_id, live, found)
+        if engine:
+            _check_engine(gallery, tenant_id, live, found)
         if snapshots is not None:
             _check_snapshot(snapshots, tenant_id, tenant_key, live, found)
     return found
@@ -339,6 +347,19 @@ def _check_running_index(gallery: GalleryService, tenant_id: str, live: dict[int
         found.bad_indexes.add(tenant_id)
 
 
+def _check_engine(gallery: GalleryService, tenant_id: str, live: dict[int, tuple[str, np.ndarray | None]], found: _Findings) -> None:
+    """A persistent engine (Milvus) against the store: every row it holds, with the tenant's transform undone."""
+    index = gallery.index_factory(tenant_id)  # a handle of its own: no sync from the store first
+    try:
+        labels, vectors = index_items(index)
+    finally:
+        close = getattr(index, "close", None)
+        if close is not None:
+            close()
+    if not _compare("engine", tenant_id, labels, vectors, max(live, default=0), live, found):
+        found.bad_engines.add(tenant_id)
+
+
 def _refresh(gallery: GalleryService, tenant_id: str, live: dict[int, tuple[str, np.ndarray | None]]) -> None:
     """Bring ``live`` to the store's current faces (new ones without a template to compare)."""
     stored = {face.seq: face.id for face in _all_faces(gallery, tenant_id)}
@@ -398,7 +419,7 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
     for tenant_id in found.tenants_still_present:
         store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
         store.delete_tenant(tenant_id)
-        gallery.indexes.drop_tenant(tenant_id)
+        gallery.indexes.erase_tenant(tenant_id)
         done.append({"repair": "tenant_erasure_finished", "tenant_id": tenant_id})
     rebuild = set(found.bad_indexes)
     for tenant_id, face_ids in found.orphans.items():
@@ -412,6 +433,10 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
         rebuild.add(tenant_id)
         done.append({"repair": "duplicates_removed", "tenant_id": tenant_id, "faces": removed})
     gallery.forget_keys()
+    for tenant_id in sorted(found.bad_engines):
+        gallery.indexes.erase_tenant(tenant_id)  # the store's sealed originals are the truth: rebuild from them
+        rebuild.add(tenant_id)
+        done.append({"repair": "engine_rebuilt", "tenant_id": tenant_id})
     for tenant_id in sorted(rebuild):
         gallery.indexes.drop_tenant(tenant_id)
         try:

@@ -8,7 +8,7 @@ enrolled through another worker is found, and an erased subject vanishes.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -26,8 +26,8 @@ class TenantIndex:
     owner: dict[int, tuple[str, str]] = field(default_factory=dict)  # label -> (face_id, subject_id)
     by_subject: dict[str, set[int]] = field(default_factory=dict)
 
-    def remove_subject(self, subject_id: str) -> None:
-        labels = self.by_subject.pop(subject_id, set())
+    def remove_subject(self, subject_id: str, labels: Iterable[int] = ()) -> None:
+        labels = self.by_subject.pop(subject_id, set()) | {int(x) for x in labels}
         self.index.remove(labels)
         for label in labels:
             self.owner.pop(label, None)
@@ -38,10 +38,15 @@ Opener = Callable[[list[FaceRecord]], np.ndarray]  # sealed faces -> N x d templ
 
 
 class SearchIndexes:
-    def __init__(self, store: SqlStore, opener: Opener, factory: Callable[[str], VectorIndex] | None = None) -> None:
+    def __init__(
+        self, store: SqlStore, opener: Opener, factory: Callable[[str], VectorIndex] | None = None,
+        purge: Callable[[str], None] | None = None,
+    ) -> None:
+        """``purge(tenant_id)`` deletes a persistent engine's data of a tenant this process has not loaded."""
         self._store = store
         self._open = opener
         self._factory = factory or (lambda _tenant: ExactIndex())
+        self._purge = purge
         self._tenants: dict[str, TenantIndex] = {}
         self._lock = threading.RLock()
 
@@ -55,12 +60,18 @@ class SearchIndexes:
             return entry
 
     def _sync(self, tenant_id: str, entry: TenantIndex) -> None:
+        first = entry.seq == 0 and getattr(entry.index, "persistent", False)
         for seq, subject_id in self._store.erasures_since(tenant_id, entry.erasure_seq):
             entry.remove_subject(subject_id)
             entry.erasure_seq = seq
         while True:
             batch = self._store.faces_since(tenant_id, entry.seq)
             if not batch:
+                if first:
+                    # A persistent engine (Milvus) keeps what earlier processes left: the store is the
+                    # truth, so labels it no longer has (erased while no one had this tenant loaded) go.
+                    stale = set(entry.index.labels().tolist()) - set(entry.owner)  # type: ignore[attr-defined]
+                    entry.index.remove(sorted(stale))
                 return
             vectors = self._open(batch)
             # A subject erased between the two reads yields NaN rows: skip them.
@@ -98,12 +109,27 @@ class SearchIndexes:
             self.get(tenant_id)
         return len(tenants)
 
-    def forget_subject(self, tenant_id: str, subject_id: str) -> None:
+    def forget_subject(self, tenant_id: str, subject_id: str, labels: Iterable[int] = ()) -> None:
+        """Remove a subject's vectors now; ``labels`` (its faces' seqs) reach a persistent engine not loaded here."""
+        labels = list(labels)
         with self._lock:
             entry = self._tenants.get(tenant_id)
+            if entry is None and labels and self._purge is not None:
+                entry = self._tenants[tenant_id] = TenantIndex(self._factory(tenant_id))  # synced on first get()
             if entry is not None:
-                entry.remove_subject(subject_id)
+                entry.remove_subject(subject_id, labels)
 
     def drop_tenant(self, tenant_id: str) -> None:
+        """Forget the tenant's index; the next search builds it again from the store."""
         with self._lock:
             self._tenants.pop(tenant_id, None)
+
+    def erase_tenant(self, tenant_id: str) -> None:
+        """Forget the tenant's index and delete its data in a persistent engine (tenant erasure, new model)."""
+        with self._lock:
+            entry = self._tenants.pop(tenant_id, None)
+            drop = getattr(entry.index, "drop", None) if entry is not None else None
+            if drop is not None:
+                drop()
+            elif self._purge is not None:
+                self._purge(tenant_id)

@@ -1,4 +1,5 @@
-"""One contract suite for every VectorIndex backend: exact (the reference), ann (pq4 scan or USearch HNSW, + re-rank), milvus(-lite).
+"""One contract suite for every VectorIndex backend: exact (the reference), protected (exact behind a tenant's rotation), ann (pq4 scan or USearch HNSW, + re-rank),
+milvus (a real standalone server, started once per session) and milvus-lite.
 
 The ANN index is built with ``exact_below=0`` so these small galleries go
 through the HNSW graph and the re-rank, not the exact fallback, and with its
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +20,9 @@ from numpy.typing import NDArray
 
 from faceward.index.base import IndexError_, VectorIndex
 from faceward.index.factory import make_index
+from faceward.index.protected import ProtectedIndex
 from faceward.index.snapshot import SnapshotError, load_snapshot, save_snapshot
+from faceward.security.templates import template_transform
 from faceward.settings import IndexBackend
 
 DIM = 128
@@ -38,33 +42,43 @@ def brute_force(labels: NDArray[np.int64], vectors: NDArray[np.float32], queries
     return labels[order], np.take_along_axis(scores, order, axis=1)
 
 
-@pytest.fixture(params=["exact", "ann", "ann-hnsw", "milvus"])
+@pytest.fixture(params=["exact", "protected", "ann", "ann-hnsw", "milvus", "milvus-lite"])
 def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "milvus" and not MILVUS_LITE:
+    if request.param == "milvus-lite" and not MILVUS_LITE:
         pytest.skip("milvus-lite is not importable: pip install 'pymilvus[milvus-lite]>=2.4'")
     return str(request.param)
 
 
 @pytest.fixture
-def factory(backend: str, tmp_path: Path) -> Factory:
+def factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Factory:
     """Builds the backend's index for a tenant; every tenant shares one Milvus file / one vectors dir."""
     made: list[VectorIndex] = []
 
     def make(tenant: str) -> VectorIndex:
         if backend == "exact":
             index = make_index(IndexBackend.EXACT, tenant_id=tenant)
+        elif backend == "protected":  # the tenant's secret rotation in front of an index: same labels and scores
+            transform = template_transform(bytes(range(32)), tenant, DIM)
+            index = ProtectedIndex(make_index(IndexBackend.EXACT, tenant_id=tenant), transform)
         elif backend.startswith("ann"):
             options = {"exact_below": 0, "vectors_dir": str(tmp_path / "vectors"), "threads": 1}
             if backend == "ann-hnsw":
                 options["quantisation"] = "i8"
             index = make_index(IndexBackend.ANN, tenant_id=tenant, options=options)
+        elif backend == "milvus":
+            # The session's server is shared: this test's collections get a prefix of their own.
+            options = {"uri": request.getfixturevalue("milvus_uri"), "prefix": prefix}  # its default: SCANN
+            index = make_index(IndexBackend.MILVUS, tenant_id=tenant, options=options)
         else:
             index = make_index(IndexBackend.MILVUS, tenant_id=tenant, options={"uri": str(tmp_path / "milvus.db")})
         made.append(index)
         return index
 
+    prefix = f"t{uuid.uuid4().hex[:12]}"
     yield make  # type: ignore[misc]
     for index in made:
+        if backend == "milvus":
+            index.drop()  # type: ignore[attr-defined]
         close = getattr(index, "close", None)
         if close is not None:
             close()
@@ -193,7 +207,7 @@ def test_snapshot_round_trip(
     if removed:
         index.remove(labels[:30].tolist())
     key, path = os.urandom(32), tmp_path / "acme.fwix"
-    if backend == "milvus":
+    if backend.startswith("milvus") or backend == "protected":  # only an engine outside the process is protected
         with pytest.raises(SnapshotError, match="Milvus"):
             save_snapshot(index, path, key, "acme", last_seq=1)
         return
@@ -219,7 +233,7 @@ def test_snapshot_refuses_wrong_key_tenant_or_tampering(
 ) -> None:
     import faceward.index.snapshot as snapshot
 
-    if backend == "milvus":  # Milvus persists itself: a snapshot is refused with a clear error
+    if backend.startswith("milvus") or backend == "protected":  # Milvus persists itself: a snapshot is refused with a clear error
         with pytest.raises(snapshot.SnapshotError, match="Milvus"):
             snapshot.save_snapshot(factory("acme"), tmp_path / "m.snap", bytes(range(32)), "acme", 0)
         return

@@ -1,0 +1,150 @@
+"""Protected templates in a real Milvus server (decision 016).
+
+The same face enrolled in two tenants lands in Milvus as two unrelated
+vectors, neither like the template the store seals; every search score is the
+exact backend's; the server's files hold no raw template; erasing a subject
+deletes its vectors; ``faceward doctor`` finds and repairs an engine that
+disagrees with the store.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from faceward.security.crypto import Keyring
+from faceward.services.consent import Consent
+from faceward.services.gallery import GalleryService
+from faceward.services.maintenance import doctor
+from faceward.settings import IndexBackend, Settings
+from faceward.store import SqlStore
+from faceward.vision import FaceEngine
+from faceward.vision.types import Quality
+
+NOW = datetime.now(timezone.utc)
+GOOD = Quality(face_px=200, sharpness=500.0, detector_score=1.0, frontalness=1.0)
+BOX = {"left": 0, "top": 0, "right": 200, "bottom": 200}
+
+
+def consent() -> Consent:
+    return Consent.build("explicit_consent", "form-1", NOW - timedelta(days=1), None, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine()
+
+
+@pytest.fixture()
+def services(tmp_path: Path, engine: FaceEngine, milvus_uri: str) -> Any:
+    """One store and keyring seen through two gallery services: Milvus-backed and exact."""
+    store, keyring = SqlStore.open(f"sqlite:///{tmp_path / 'fw.db'}"), Keyring(os.urandom(32))
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    milvus = GalleryService(store, keyring, Settings(
+        home=tmp_path, index_backend=IndexBackend.MILVUS, index_options={"uri": milvus_uri, "prefix": prefix},
+    ), engine=engine)
+    exact = GalleryService(store, keyring, Settings(home=tmp_path), engine=engine)
+    yield milvus, exact
+    for tenant in store.list_tenants():
+        milvus.indexes.erase_tenant(tenant.id)
+
+
+def engine_rows(service: GalleryService, tenant_id: str) -> dict[int, np.ndarray]:
+    """What the Milvus collection itself holds, label -> stored vector (no transform undone)."""
+    inner = service.indexes.get(tenant_id).index.inner
+    labels, vectors = inner.items()
+    return dict(zip(labels.tolist(), vectors))
+
+
+def test_same_face_in_two_tenants_is_unlinkable_and_scores_unchanged(
+    services: Any, milvus_server: Any, astronaut_jpeg: bytes, astronaut_probe: bytes,
+) -> None:
+    milvus, exact = services
+    rng = np.random.default_rng(3)
+    tenants, faces = [], {}
+    for name in ("acme", "globex"):
+        tenant = milvus.create_tenant(name)
+        subject = milvus.create_subject(tenant, "Eileen Collins", consent())
+        faces[tenant] = milvus.enroll(tenant, subject.id, astronaut_jpeg)
+        for i in range(30):  # other people, so a search ranks a real list
+            other = milvus.create_subject(tenant, f"person {i}", consent())
+            vector = rng.standard_normal(128).astype(np.float32)
+            milvus.admit(tenant, other.id, vector / np.linalg.norm(vector), GOOD, BOX, f"{name}-{i}", 1)
+        tenants.append(tenant)
+
+    for tenant in tenants:
+        got, want = milvus.search(tenant, astronaut_probe, k=10), exact.search(tenant, astronaut_probe, k=10)
+        assert [c.subject_id for c in got.candidates] == [c.subject_id for c in want.candidates]
+        np.testing.assert_allclose([c.score for c in got.candidates], [c.score for c in want.candidates], atol=1e-5)
+        assert [c.decision for c in got.candidates] == [c.decision for c in want.candidates]
+        assert got.candidates[0].score > 0.9
+
+    seq = {t: milvus.store.faces_of(t, faces[t].subject_id)[0].seq for t in tenants}
+    plain = {t: dict(zip(*_exact_items(exact, t)))[seq[t]] for t in tenants}
+    stored = {t: engine_rows(milvus, t)[seq[t]] for t in tenants}
+    np.testing.assert_allclose(plain[tenants[0]], plain[tenants[1]], atol=1e-6)  # one image, one template
+    assert abs(float(stored[tenants[0]] @ stored[tenants[1]])) < 0.2  # unlinkable across tenants
+    for t in tenants:
+        assert abs(float(stored[t] @ plain[t])) < 0.2  # not the template itself
+        assert float(np.linalg.norm(stored[t])) == pytest.approx(1.0, abs=1e-5)
+
+    # On disk: the server's files hold the protected rows (the positive control) and no raw template.
+    for t in tenants:
+        milvus.indexes.get(t).index.flush()
+    blobs = b"".join(p.read_bytes() for p in Path(milvus_server.data_dir).rglob("*") if p.is_file() and p.stat().st_size < 1 << 28
+                     and "bin" not in p.relative_to(milvus_server.data_dir).parts[:1])
+    assert stored[tenants[0]].astype(np.float32).tobytes()[:64] in blobs
+    for t in tenants:
+        assert plain[t].astype(np.float32).tobytes()[:32] not in blobs
+
+
+def _exact_items(service: GalleryService, tenant_id: str) -> tuple[np.ndarray, np.ndarray]:
+    from faceward.services.maintenance import index_items
+
+    labels, vectors = index_items(service.indexes.get(tenant_id).index)
+    assert vectors is not None
+    return labels, vectors
+
+
+def test_erasure_deletes_vectors_even_where_no_process_had_the_tenant_loaded(
+    services: Any, astronaut_jpeg: bytes
+) -> None:
+    milvus, _ = services
+    tenant = milvus.create_tenant("acme")
+    kept = milvus.create_subject(tenant, "kept", consent())
+    gone = milvus.create_subject(tenant, "gone", consent())
+    milvus.enroll(tenant, gone.id, astronaut_jpeg)
+    milvus.admit(tenant, kept.id, np.eye(128, dtype=np.float32)[0], GOOD, BOX, "kept", 1)
+    assert len(engine_rows(milvus, tenant)) == 2
+    gone_seq = milvus.store.faces_of(tenant, gone.id)[0].seq
+    milvus.indexes.drop_tenant(tenant)  # as in a fresh process: nothing loaded
+    milvus.delete_subject(tenant, gone.id)
+    inner = milvus.indexes.get(tenant).index.inner
+    assert gone_seq not in inner.labels().tolist() and len(inner) == 1
+
+
+def test_doctor_checks_the_engine_against_the_store_and_repairs_it(services: Any, astronaut_jpeg: bytes) -> None:
+    milvus, _ = services
+    tenant = milvus.create_tenant("acme")
+    subject = milvus.create_subject(tenant, "someone", consent())
+    milvus.enroll(tenant, subject.id, astronaut_jpeg)
+    milvus.indexes.get(tenant)
+    assert doctor(milvus).ok
+    inner = milvus.indexes.get(tenant).index.inner
+    inner.add(np.array([987654321]), np.eye(128, dtype=np.float32)[:1])  # a face the store never had
+    seq = milvus.store.faces_of(tenant, subject.id)[0].seq
+    inner.add(np.array([seq]), np.eye(128, dtype=np.float32)[1:2])  # a vector unlike the store's
+    milvus.indexes.drop_tenant(tenant)  # checked as `faceward doctor` does: from a process with nothing loaded
+    report = doctor(milvus, running_index=False)
+    assert not report.ok
+    problems = {p["problem"] for p in report.problems if p["check"] == "index"}
+    assert {"erased_or_unknown", "vector_mismatch"} <= problems
+    repaired = doctor(milvus, running_index=False, repair=True)
+    assert repaired.ok, repaired.problems
+    assert sorted(engine_rows(milvus, tenant)) == [seq]
