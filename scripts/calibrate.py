@@ -15,9 +15,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from faceward.evaluation.datasets import identity_folders, read_pairs
+from faceward.evaluation.calibration import calibration_identities, check_enough, pair_scores
 from faceward.evaluation.runs import Variant, analyse
 from faceward.scoring.calibration import Calibration, calibration_path
 from faceward.settings import Engine, load_settings
@@ -32,33 +30,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
     settings = load_settings()
-    in_pairs = {p.a.split("/")[0] for p in read_pairs(args.folder)} | {p.b.split("/")[0] for p in read_pairs(args.folder)}
-    identities = {k: v for k, v in identity_folders(args.folder).items() if k not in in_pairs}
+    identities, _ = calibration_identities(args.folder)  # the protocol of faceward.evaluation.calibration
     paths = [f for files in identities.values() for f in files]
-    options = replace(EngineOptions.from_settings(settings), engine=Engine(args.engine))
+    options = replace(EngineOptions.from_settings(settings), engine=Engine(args.engine), recognizer=None)
     analyses = analyse(paths, options, cache_dir=settings.cache_dir, workers=args.workers or None)
     for flip, model_id in ((True, f"{DLIB_DESCRIPTOR_ID}/flip"), (False, DLIB_DESCRIPTOR_ID)):
-        variant = Variant(model_id, flip_average=flip, mmod_fallback=True)
-        owners, vectors = [], []
-        for owner, files in enumerate(identities.values()):
-            for f in files:
-                analysis = analyses[f]
-                if analysis.hog_found or analysis.mmod is not None:  # calibrate on detected faces only
-                    vector = variant.descriptor(analysis)
-                    if vector is not None:
-                        owners.append(owner)
-                        vectors.append(vector)
-        v = np.stack(vectors)
-        o = np.array(owners)
-        scores = v @ v.T
-        upper = np.triu(np.ones_like(scores, dtype=bool), k=1)
-        same = o[:, None] == o[None, :]
-        genuine = scores[upper & same]
-        impostor = scores[upper & ~same]
+        scores = pair_scores(identities, analyses, Variant(model_id, flip_average=flip, mmod_fallback=True))
+        check_enough(scores)
+        genuine, impostor = scores.genuine, scores.impostor
         meta = {
             "source": "lfw-dev identities absent from pairs.csv",
             "identities": len(identities),
-            "images": len(vectors),
+            "images": scores.images,
             "engine": args.engine,
         }
         table = Calibration.from_scores(model_id, genuine, impostor, meta)

@@ -67,9 +67,33 @@ class TenantSettingsIn(Strict):
     thumbnails: bool = Field(description="Keep and show enrolled faces' thumbnails to reviewers; false deletes them all.")
 
 
+class ModelCalibrationOut(BaseModel):
+    impostor_pairs: int
+    genuine_pairs: int
+    fmr_resolution: float = Field(description="1 / impostor pairs: no false match rate below it is claimed.")
+    source: str | None = None
+    measured_at: str | None = None
+
+
+class ModelOut(BaseModel):
+    """The recognizer searches run on, with its provenance as its manifest records it."""
+
+    template_id: str
+    model_id: str
+    sha256: str
+    licence: str
+    training_data: str | None
+    intended_use: str | None
+    manifest: str | None = Field(default=None, description="The manifest file, for a model of your own.")
+    calibrated: bool
+    calibration: ModelCalibrationOut | None
+    gallery_model_id: str | None = Field(description="The model this organisation's templates were made with.")
+
+
 class TenantSettingsOut(BaseModel):
     thumbnails: bool
     thumbnails_deleted: int = Field(default=0, description="Thumbnails deleted by this change.")
+    model: ModelOut
 
 
 class AuditVerifyOut(BaseModel):
@@ -81,6 +105,7 @@ class AuditVerifyOut(BaseModel):
 
 
 __all__ = [
-    "AuditVerifyOut", "CandidateReviewOut", "DetectOut", "DetectedFaceOut", "ReviewIn", "ReviewListOut",
+    "AuditVerifyOut", "CandidateReviewOut", "DetectOut", "DetectedFaceOut", "ModelCalibrationOut", "ModelOut",
+    "ReviewIn", "ReviewListOut",
     "ReviewStepOut", "TenantSettingsIn", "TenantSettingsOut",
 ]

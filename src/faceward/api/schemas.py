@@ -185,6 +185,11 @@ class ProbeFaceOut(BaseModel):
 class ThresholdOut(BaseModel):
     score: float
     target_fmr: float
+    fmr_resolution: float | None = Field(
+        default=None,
+        description="The calibration's resolution, 1 / impostor pairs measured: no FMR below it is claimed; "
+        "null for an uncalibrated model.",
+    )
 
 
 class SearchOut(BaseModel):
@@ -195,6 +200,9 @@ class SearchOut(BaseModel):
     threshold: ThresholdOut
     warnings: list[str]
     model_id: str
+    calibrated: bool = Field(
+        description="True when the model's scores were calibrated (shipped table, or `faceward models calibrate`)."
+    )
     notice: str
     search_id: str | None = Field(default=None, description="This search's id (in its audit entry); reviews name it.")
     thumbnails: bool = Field(default=False, description="Whether this key may see the candidates' face thumbnails.")
@@ -206,6 +214,10 @@ class VerifyOut(BaseModel):
     decision: Decision
     threshold: float
     compared_faces: int
+    calibrated: bool
+    fmr_resolution: float | None = Field(
+        default=None, description="The calibration's resolution, 1 / impostor pairs measured; null when uncalibrated."
+    )
     notice: str
 
 

@@ -13,23 +13,47 @@ from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.evaluation.datasets import identity_folders, read_pairs
 from faceward.evaluation.reports import check_pairs_protocol, ident_report, pairs_report
 from faceward.evaluation.runs import BASELINE, JITTER, VARIANTS, ImageAnalysis, Variant, analyse
+from faceward.scoring import Calibration
 from faceward.settings import Engine
-from faceward.vision.engine import EngineOptions
+from faceward.vision.engine import EngineOptions, FaceEngine
 
 eval_app = typer.Typer(help="Measure accuracy on labelled face folders.", no_args_is_help=True)
 EngineOpt = typer.Option("--engine", help="Descriptor runtime (default from FACEWARD_ENGINE).")
 BaselineOpt = typer.Option("--baseline", help="Score the face_recognition-style pipeline instead.")
 AllOpt = typer.Option("--all-variants", help="Report every pipeline variant.")
+ModelOpt = typer.Option("--model", help="Recognizer manifest (JSON) of your own model (default: FACEWARD_RECOGNIZER_MANIFEST).")
 
 
-def _variant(baseline: bool) -> Variant:
-    s = settings()
-    return BASELINE if baseline else Variant("faceward", s.flip_average, s.detector_fallback)
+def _engine(engine: Engine | None = None, model: Path | None = None) -> FaceEngine:
+    """The engine the settings describe, on ``model`` when given (models load on first use only)."""
+    s = settings(engine=engine, recognizer_manifest=model.resolve() if model else None)
+    return FaceEngine(EngineOptions.from_settings(s))
 
 
-def _analyse(paths: list[Path], engine: Engine | None, workers: int, quiet: bool, jitters: int = 0) -> dict[Path, ImageAnalysis]:
+def _variant(baseline: bool, model: Path | None = None) -> Variant:
+    if baseline:
+        return BASELINE
+    face = _engine(model=model)
+    return Variant(face.template_id if face.manifest else "faceward", face.flip_average, face.options.detector_fallback)
+
+
+def _scoring(model: Path | None) -> Calibration | None:
+    """The calibration table searches would use with this model (``None`` when it has none)."""
+    from faceward.errors import ConfigError
+    from faceward.scoring.calibration import lookup
+
+    face = _engine(model=model)
+    try:
+        return lookup(face.template_id, face.manifest)
+    except ConfigError:
+        return None
+
+
+def _analyse(
+    paths: list[Path], engine: Engine | None, workers: int, quiet: bool, jitters: int = 0, model: Path | None = None
+) -> dict[Path, ImageAnalysis]:
     s = settings(engine=engine)
-    options = EngineOptions.from_settings(s)
+    options = _engine(engine, model).options
     with progress_bar("analysing", quiet=quiet) as progress:
         task = progress.add_task("", total=len(set(paths)))
         return analyse(
@@ -46,20 +70,23 @@ def pairs(
     baseline: Annotated[bool, BaselineOpt] = False,
     all_variants: Annotated[bool, AllOpt] = False,
     jitters: Annotated[int, typer.Option(help="Also score dlib's jittering with this many copies (slow).")] = 0,
+    model: Annotated[Optional[Path], ModelOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """10-fold verification accuracy, TAR at FAR 1e-2 / 1e-3, and the no-face rate."""
-    _pairs(folder, workers, engine, baseline, all_variants, jitters, as_json)
+    """10-fold verification accuracy, TAR at FAR 1e-2 / 1e-3, the no-face rate, and the calibration's held-out check."""
+    _pairs(folder, workers, engine, baseline, all_variants, jitters, model, as_json)
 
 
 @friendly
 def _pairs(
-    folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, jitters: int, as_json: bool
+    folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, jitters: int,
+    model: Path | None, as_json: bool,
 ) -> None:
     items = read_pairs(folder)
     check_pairs_protocol(items)
     images = folder / "images"
-    analyses = _analyse([images / p.a for p in items] + [images / p.b for p in items], engine, workers, as_json, jitters)
+    paths = [images / p.a for p in items] + [images / p.b for p in items]
+    analyses = _analyse(paths, engine, workers, as_json, jitters, model)
     if all_variants or jitters:
         variants = VARIANTS + ((replace(JITTER, name=f"dlib jitter ({jitters} copies) + MMOD fallback"),) if jitters else ())
         reports = [pairs_report(items, images, analyses, v) for v in variants]
@@ -69,7 +96,7 @@ def _pairs(
             for r in reports:
                 out.print(r, markup=False)
         return
-    report = pairs_report(items, images, analyses, _variant(baseline))
+    report = pairs_report(items, images, analyses, _variant(baseline, model), None if baseline else _scoring(model))
     if as_json:
         emit_json(report)
     else:
@@ -84,17 +111,21 @@ def ident(
     engine: Annotated[Optional[Engine], EngineOpt] = None,
     baseline: Annotated[bool, BaselineOpt] = False,
     all_variants: Annotated[bool, AllOpt] = False,
+    model: Annotated[Optional[Path], ModelOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Closed-set rank-1 and open-set FNIR at FPIR 0.01 / 0.001 (single-image identities as non-mated probes)."""
-    _ident(folder, workers, engine, baseline, all_variants, as_json)
+    _ident(folder, workers, engine, baseline, all_variants, model, as_json)
 
 
 @friendly
-def _ident(folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, as_json: bool) -> None:
+def _ident(
+    folder: Path, workers: int, engine: Engine | None, baseline: bool, all_variants: bool, model: Path | None,
+    as_json: bool,
+) -> None:
     identities = identity_folders(folder)
-    analyses = _analyse([f for files in identities.values() for f in files], engine, workers, as_json)
-    variants = VARIANTS if all_variants else (_variant(baseline),)
+    analyses = _analyse([f for files in identities.values() for f in files], engine, workers, as_json, model=model)
+    variants = VARIANTS if all_variants else (_variant(baseline, model),)
     reports = [ident_report(identities, analyses, v) for v in variants]
     if as_json:
         emit_json(reports[0] if len(reports) == 1 else {"variants": reports})

@@ -114,7 +114,7 @@ def run_enroll(
     summary: dict[str, Any] = {"subjects": 0, "enrolled": 0, "already_enrolled": 0, "refused": [], "invalid": []}
     subject_ids: dict[str, str] = {}
     options = EngineOptions.from_settings(service.settings)
-    flip = options.flip_average
+    flip = service.engine.flip_average  # the manifest may override the settings
     with progress_bar("enrolling", quiet=as_json) as progress:
         task = progress.add_task("", total=len(files))
         paths = [f for _, f in files]
@@ -239,7 +239,7 @@ def run_reenroll(
                 summary["refused"].append({"image": str(result.path), "reason": "no face found"})
                 continue
             face = result.faces[0]
-            raw = face.raw + face.raw_flipped if options.flip_average else face.raw
+            raw = face.raw + face.raw_flipped if service.engine.flip_average else face.raw
             descriptor = normalise(raw[None, :].astype(np.float32))[0]
             try:
                 view = service.admit_migrated(

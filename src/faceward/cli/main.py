@@ -12,6 +12,7 @@ from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.cli.evaluate import eval_app
 from faceward.cli.gallery import enroll, reenroll, search, subjects_app, verify
 from faceward.cli.maintenance import backup, doctor, purge, restore, retention
+from faceward.cli.models import models_app
 from faceward.cli.operator import audit_app, keys_app, tenant_app
 from faceward.cli.serve import serve
 
@@ -33,6 +34,7 @@ app.command()(retention)
 app.command()(serve)
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(eval_app, name="eval")
+app.add_typer(models_app, name="models")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
@@ -71,6 +73,7 @@ def _info(as_json: bool) -> None:
     import onnxruntime
 
     from faceward.errors import FacewardError
+    from faceward.scoring import model_card
     from faceward.vision.engine import EngineOptions, FaceEngine
 
     s = settings()
@@ -81,7 +84,9 @@ def _info(as_json: bool) -> None:
     }
     try:
         # Loads the models, so that the providers are those the sessions actually use (CUDA when present).
-        data["face_engine"] = FaceEngine(EngineOptions.from_settings(s)).describe()
+        engine = FaceEngine(EngineOptions.from_settings(s))
+        data["face_engine"] = engine.describe()
+        data["face_engine"]["calibration"] = model_card(engine.template_id, engine.provenance, engine.manifest)["calibration"]
     except FacewardError as exc:
         data["face_engine"] = {"error": exc.message}
     if as_json:

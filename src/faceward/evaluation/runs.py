@@ -86,6 +86,12 @@ def _cache_file(cache_dir: Path, options: EngineOptions, jitters: int = 0) -> Pa
     fields: dict[str, Any] = {"engine": options.engine.value, "upsample": options.upsample, "v": 1}
     if jitters:
         fields["jitters"] = jitters
+    if options.recognizer:  # a model of one's own: its descriptors, keyed by its file's hash
+        from faceward.vision.recognizer import load_manifest
+
+        manifest = load_manifest(Path(options.recognizer))
+        fields["recognizer"] = manifest.model_id
+        fields["template"] = manifest.template
     signature = json.dumps(fields, sort_keys=True)
     return cache_dir / f"eval-{hashlib.sha1(signature.encode()).hexdigest()[:12]}.json"
 

@@ -1,5 +1,18 @@
 """Calibrated scores and decisions."""
 
-from faceward.scoring.calibration import Calibration, Decision, fpir_threshold_fmr, load_calibration
+from faceward.scoring.calibration import (
+    Calibration,
+    Decision,
+    find_model_calibration,
+    fpir_threshold_fmr,
+    load_calibration,
+    lookup,
+    model_card,
+    model_table_path,
+    write_model_calibration,
+)
 
-__all__ = ["Calibration", "Decision", "fpir_threshold_fmr", "load_calibration"]
+__all__ = [
+    "Calibration", "Decision", "find_model_calibration", "fpir_threshold_fmr", "load_calibration", "lookup",
+    "model_card", "model_table_path", "write_model_calibration",
+]

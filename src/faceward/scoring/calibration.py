@@ -7,19 +7,31 @@ maps it to the false match rate (FMR) for one comparison at that score.
 The decision threshold is the lowest score whose measured FMR is at most the
 target (default 1e-3). Beyond the last impostor seen, the FMR is reported as
 the resolution floor ``1 / impostor_pairs``: an upper bound, not a zero.
+
+Two places hold tables: package data for the bundled dlib ResNet
+(:func:`load_calibration`), and, for a model of your own, a file beside its
+manifest named by the model file's full SHA-256 (:func:`model_table_path`),
+written by ``faceward models calibrate``. That file holds one table for plain
+and one for mirror-averaged descriptors, so switching ``flip_average`` needs no
+new measurement; a re-exported model (another SHA-256) finds no table and runs
+uncalibrated until it is measured.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import os
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from faceward.vision.recognizer import RecognizerManifest
 
 
 class Decision(str, enum.Enum):
@@ -101,6 +113,100 @@ def load_calibration(model_id: str) -> Calibration:
 
         raise ConfigError(f"no calibration table for model {model_id}; run scripts/calibrate.py")
     return Calibration.from_json(json.loads(path.read_text()))
+
+
+MODEL_TABLE_FORMAT = 1
+
+
+def model_table_path(folder: Path, sha256: str) -> Path:
+    """Where the calibration table of the model with this SHA-256 lies: beside its manifest."""
+    return Path(folder) / f"calibration-{sha256}.json"
+
+
+def flip_key(flip_average: bool) -> str:
+    return "flip" if flip_average else "plain"
+
+
+def write_model_calibration(folder: Path, sha256: str, tables: dict[bool, Calibration]) -> Path:
+    """Write the plain and mirror-averaged tables of one model beside its manifest (atomically); returns the path."""
+    path = model_table_path(folder, sha256)
+    data = {
+        "format": MODEL_TABLE_FORMAT,
+        "model_sha256": sha256,
+        "tables": {flip_key(flip): table.to_json() for flip, table in tables.items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=0) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def find_model_calibration(folder: Path, sha256: str, *, flip_average: bool) -> Calibration | None:
+    """The table measured for this model file (``None`` when it was never calibrated).
+
+    Read again whenever the file changes, so a server picks up a new measurement
+    without a restart. A file that names another SHA-256 is refused, not trusted.
+    """
+    path = model_table_path(folder, sha256)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _read_model_table(path, stamp, sha256).get(flip_key(flip_average))
+
+
+@lru_cache(maxsize=16)
+def _read_model_table(path: Path, stamp: int, sha256: str) -> dict[str, Calibration]:
+    from faceward.errors import ConfigError
+
+    try:
+        data = json.loads(path.read_text())
+        if data.get("model_sha256") != sha256:
+            raise ConfigError(f"{path} is the calibration of another model file; run `faceward models calibrate` again")
+        return {key: Calibration.from_json(table) for key, table in data["tables"].items()}
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ConfigError(f"{path}: unreadable calibration table ({exc}); run `faceward models calibrate` again") from None
+
+
+def lookup(template_id: str, manifest: RecognizerManifest | None) -> Calibration:
+    """The table for templates of ``template_id``: shipped (dlib's ResNet) or measured beside ``manifest``.
+
+    Raises :class:`~faceward.errors.ConfigError` when neither exists; the caller
+    decides what an uncalibrated model may still do.
+    """
+    from faceward.errors import ConfigError
+
+    try:
+        return load_calibration(template_id)
+    except ConfigError:
+        if manifest is None or manifest.source is None:
+            raise
+    table = find_model_calibration(
+        manifest.source.parent, manifest.sha256, flip_average=template_id.endswith("/flip")
+    )
+    if table is None:
+        raise ConfigError(
+            f"no calibration table for model {template_id}; run `faceward models calibrate {manifest.source} DIR`"
+        )
+    return table
+
+
+def model_card(template_id: str, provenance: dict[str, Any], manifest: RecognizerManifest | None) -> dict[str, Any]:
+    """What a tenant and an operator are shown of a model: its provenance and how its scores are calibrated."""
+    from faceward.errors import ConfigError
+
+    try:
+        table: Calibration | None = lookup(template_id, manifest)
+    except ConfigError:
+        table = None
+    calibration = None
+    if table is not None:
+        calibration = {
+            "impostor_pairs": table.impostor_pairs, "genuine_pairs": table.genuine_pairs,
+            "fmr_resolution": table.fmr_floor, "source": table.meta.get("source"),
+            "measured_at": table.meta.get("measured_at"),
+        }
+    return {"template_id": template_id, **provenance, "calibrated": table is not None, "calibration": calibration}
 
 
 def fpir_threshold_fmr(target_fpir: float, gallery_size: int) -> float:

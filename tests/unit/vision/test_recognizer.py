@@ -172,3 +172,68 @@ def test_engine_embeds_with_the_manifest_model(engine: FaceEngine, manifest_path
     described = engine.describe(load_detector=False)
     assert described["model_id"] == manifest.model_id and described["embedding_size"] == DIM
     assert described["recognizer_providers"] == ["CPUExecutionProvider"]
+
+
+# -- provenance, built-in templates, flip per manifest ----------------------------------------
+
+
+@pytest.mark.parametrize("licence", [None, "", "   "])
+def test_a_manifest_without_a_licence_is_refused_in_one_line(tmp_path: Path, manifest_path: Path, licence: str | None) -> None:
+    data = json.loads(manifest_path.read_text())
+    if licence is None:
+        del data["licence"]
+    else:
+        data["licence"] = licence
+    bad = tmp_path / "nolicence.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="states no 'licence'") as caught:
+        load_manifest(bad)
+    assert "\n" not in caught.value.message
+
+
+def test_provenance_is_on_record(manifest_path: Path) -> None:
+    manifest = load_manifest(manifest_path)
+    record = manifest.provenance()
+    assert record["licence"].startswith("test fixture") and record["training_data"] and record["intended_use"]
+    assert record["sha256"] == manifest.sha256 and record["manifest"] == str(manifest_path)
+    engine = FaceEngine(EngineOptions(recognizer=str(manifest_path)))
+    assert engine.provenance == record
+    bundled = FaceEngine(EngineOptions()).provenance
+    assert bundled["model_id"] == "dlib-resnet-v1" and bundled["licence"].startswith("CC0")
+
+
+def test_optional_statements_may_be_absent_but_not_malformed(tmp_path: Path, manifest_path: Path) -> None:
+    data = json.loads(manifest_path.read_text())
+    del data["training_data"], data["intended_use"]
+    path = tmp_path / "terse.json"
+    path.write_text(json.dumps(data))
+    assert load_manifest(path).provenance()["training_data"] is None
+    path.write_text(json.dumps(data | {"intended_use": ["not", "text"]}))
+    with pytest.raises(ManifestError, match="'intended_use' must be a statement"):
+        load_manifest(path)
+
+
+def test_builtin_template_by_name(tmp_path: Path, manifest_path: Path) -> None:
+    data = json.loads(manifest_path.read_text())
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(data | {"template": "arcface-112"}))
+    assert load_manifest(path).template == load_manifest(manifest_path).template == ARCFACE_112_TEMPLATE
+    path.write_text(json.dumps(data | {"template": "sphereface-96"}))
+    with pytest.raises(ManifestError, match="names no built-in template \\(arcface-112\\)"):
+        load_manifest(path)
+
+
+def test_flip_averaging_per_manifest(tmp_path: Path, manifest_path: Path, astronaut: np.ndarray) -> None:
+    data = json.loads(manifest_path.read_text())
+    data["file"] = str(manifest_path.parent / data["file"])
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps(data | {"flip_average": False}))
+    manifest = load_manifest(path)
+    plain = FaceEngine(EngineOptions(engine=Engine.ONNX, recognizer=str(path), threads=1, flip_average=True))
+    assert plain.flip_average is False and plain.template_id == manifest.model_id
+    [face] = plain.analyze(astronaut)
+    raw = plain.embedder.runtime.compute(face.chip[None])[0]
+    assert np.allclose(face.descriptor, raw / np.linalg.norm(raw), atol=1e-6)  # no mirror averaged in
+    path.write_text(json.dumps(data | {"flip_average": "yes"}))
+    with pytest.raises(ManifestError, match="'flip_average' must be true or false"):
+        load_manifest(path)

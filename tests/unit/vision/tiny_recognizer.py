@@ -53,6 +53,8 @@ def manifest_data(file: str, sha256: str, **changes: Any) -> dict[str, Any]:
         "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5],
         "template": [list(p) for p in ARCFACE_112_TEMPLATE],
         "embedding_size": DIM, "metric": "cosine", "threshold": THRESHOLD,
+        "licence": "test fixture: a random projection, no terms", "training_data": "none (random weights)",
+        "intended_use": "faceward's tests",
     }
     data.update(changes)
     return data

@@ -65,10 +65,35 @@ async function create(event) {
   }
 }
 
+function showModel(model) {
+  const card = $("#model-card");
+  const cal = model.calibration;
+  const rows = [
+    ["Model", model.model_id],
+    ["SHA-256", model.sha256],
+    ["Licence", model.licence],
+    ["Training data", model.training_data ?? "not stated"],
+    ["Intended use", model.intended_use ?? "not stated"],
+    ["Calibration", cal
+      ? `calibrated on ${cal.impostor_pairs} impostor / ${cal.genuine_pairs} genuine pairs (FMR resolution ${cal.fmr_resolution.toExponential(1)})`
+      : "uncalibrated: no false match rate is estimated"],
+    ["Gallery made with", model.gallery_model_id ?? "no enrollment yet"],
+  ];
+  card.replaceChildren(...rows.flatMap(([term, value]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    dd.dataset.field = term;
+    return [dt, dd];
+  }));
+}
+
 async function settings() {
   try {
     const current = await api("GET", "/v1/tenant/settings");
     $("#thumbnails").checked = current.thumbnails;
+    showModel(current.model);
   } catch (error) {
     sayError($("#settings-message"), error);
   }

@@ -1,0 +1,115 @@
+"""``faceward models``: a recognizer of your own, its provenance and its calibration."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from faceward.cli.common import JsonOpt, emit_json, friendly, out
+from faceward.cli.evaluate import EngineOpt, _analyse, _engine
+from faceward.errors import InvalidInput
+from faceward.evaluation.calibration import (
+    MIN_IDENTITIES,
+    calibration_identities,
+    check_enough,
+    check_images,
+    pair_scores,
+)
+from faceward.evaluation.runs import Variant
+from faceward.scoring import Calibration, model_card, write_model_calibration
+from faceward.settings import Engine
+from faceward.vision.engine import FLIP_SUFFIX
+
+models_app = typer.Typer(help="Your own recognizer: its provenance and calibration.", no_args_is_help=True)
+ManifestArg = typer.Argument(help="The model's manifest (JSON): file, SHA-256, template, licence.")
+TARGETS = (1e-2, 1e-3, 1e-4)
+
+
+@models_app.command("show")
+def show(manifest: Annotated[Path, ManifestArg], as_json: Annotated[bool, JsonOpt] = False) -> None:
+    """The model's provenance (licence, training data, intended use) and whether faceward calibrated it."""
+    _show(manifest, as_json)
+
+
+@friendly
+def _show(manifest: Path, as_json: bool) -> None:
+    engine = _engine(model=manifest)
+    card = model_card(engine.template_id, engine.provenance, engine.manifest)
+    if as_json:
+        emit_json(card)
+        return
+    for key, value in card.items():
+        out.print(f"{key}: {value}", markup=False)
+
+
+@models_app.command("calibrate")
+def calibrate(
+    manifest: Annotated[Path, ManifestArg],
+    folder: Annotated[Path, typer.Argument(help="A folder per identity (or a folder with images/); "
+                                                "identities its pairs.csv names are held out.")],
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 0,
+    engine: Annotated[Optional[Engine], EngineOpt] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Measure the model's genuine and impostor scores on your own labelled photos; write its calibration table.
+
+    From then on searches and verifies with this model report calibrated: true, an
+    estimated FMR and decisions by FACEWARD_TARGET_FMR. The table lies beside the
+    manifest, named by the model file's SHA-256.
+    """
+    _calibrate(manifest, folder, workers, engine, as_json)
+
+
+@friendly
+def _calibrate(manifest: Path, folder: Path, workers: int, engine: Engine | None, as_json: bool) -> None:
+    face = _engine(engine, manifest)
+    model = face.manifest
+    if model is None or model.source is None:  # unreachable: a path was given
+        raise InvalidInput("a manifest is required")
+    model.verify()  # the file's SHA-256 before any image is read
+    identities, held_out = calibration_identities(folder)
+    if len(identities) < MIN_IDENTITIES:
+        raise InvalidInput(
+            f"{folder} holds {len(identities)} identities (held out by pairs.csv: {held_out}); calibration needs "
+            f"at least {MIN_IDENTITIES}, a folder each"
+        )
+    paths = [f for files in identities.values() for f in files]
+    check_images(len(paths))
+    analyses = _analyse(paths, engine, workers, as_json, model=manifest)
+    meta: dict[str, Any] = {
+        "source": str(folder.resolve()), "identities": len(identities), "held_out_identities": held_out,
+        "engine": face.options.engine.value, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    tables: dict[bool, Calibration] = {}
+    for flip in (False, True):
+        template_id = model.model_id + (FLIP_SUFFIX if flip else "")
+        scores = pair_scores(identities, analyses, Variant(template_id, flip_average=flip, mmod_fallback=True))
+        check_enough(scores)
+        tables[flip] = Calibration.from_scores(
+            template_id, scores.genuine, scores.impostor, {**meta, "images": scores.images}
+        )
+    path = write_model_calibration(model.source.parent, model.sha256, tables)
+    used = tables[face.flip_average]
+    report = {
+        "table": str(path), "model_id": model.model_id, "template_id": face.template_id,
+        "identities": len(identities), "held_out_identities": held_out, "images": used.meta["images"],
+        "genuine_pairs": used.genuine_pairs, "impostor_pairs": used.impostor_pairs, "fmr_resolution": used.fmr_floor,
+        "thresholds": [
+            {"target_fmr": t, "score": used.threshold(t), "fnmr": round(used.fnmr_at(used.threshold(t)), 4)}
+            for t in TARGETS
+        ],
+    }
+    if as_json:
+        emit_json(report)
+        return
+    out.print(
+        f"{model.model_id}: {used.impostor_pairs:,} impostor / {used.genuine_pairs:,} genuine pairs from "
+        f"{report['images']} images of {len(identities)} identities ({held_out} held out by pairs.csv); "
+        f"FMR resolution {used.fmr_floor:.1e}", markup=False,
+    )
+    for row in report["thresholds"]:
+        out.print(f"  target FMR {row['target_fmr']:g}: score {row['score']:.3f}, FNMR {row['fnmr']:.3f}", markup=False)
+    out.print(f"calibration table: {path}", markup=False)
