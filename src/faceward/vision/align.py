@@ -10,7 +10,13 @@ Two alignments, both pure functions of the image and the landmarks:
   onto the matching three of the manifest's 5 reference points (eye centres and
   nose tip of ArcFace's 112x112 template, for instance).
 
-The second is an approximation of the 5-point alignment such models were
+- :func:`keypoint_chip`: the same chip from a detector's own 5 points (YuNet's
+  eye centres, nose tip and mouth corners), all five fitted to the template:
+  the alignment such models were trained with, used whenever the detector
+  gives points.
+
+The second, used only when the detector gives no points (HOG, MMOD, the
+central stand-in), is an approximation of the 5-point alignment such models were
 trained with: dlib's detector gives eye *corners* (we use their midpoints for
 the eye centres, close to the pupils on a frontal face) and the *base* of the
 nose, not its tip, and no mouth corners. The nose base lies about 0.74
@@ -172,3 +178,23 @@ def template_chip(
 ) -> NDArray[np.uint8]:
     """The ``width x height`` RGB chip a template-aligned recognizer expects (pure, like :func:`face_chip`)."""
     return warp_affine(image, template_transform(landmarks, template), size)
+
+
+def keypoint_transform(keypoints: NDArray[np.float32], template: Points) -> Affine:
+    """Image-to-chip similarity taking a detector's 5 points onto the template's 5, in the template's order.
+
+    The alignment such models were trained with (insightface's ``norm_crop``):
+    eye centres, nose tip and mouth corners, all five in the least-squares fit.
+    """
+    points = np.asarray(keypoints, dtype=np.float64)
+    reference = np.asarray(template, dtype=np.float64)
+    if points.shape != (5, 2) or reference.shape != (5, 2):
+        raise ValueError(f"expected 5 x 2 keypoints and template, got {points.shape} and {reference.shape}")
+    return similarity_transform(points, reference)
+
+
+def keypoint_chip(
+    image: RGBImage, keypoints: NDArray[np.float32], template: Points, size: tuple[int, int]
+) -> NDArray[np.uint8]:
+    """The chip cut from a detector's own 5 points (pure): what a template-aligned recognizer was trained on."""
+    return warp_affine(image, keypoint_transform(keypoints, template), size)

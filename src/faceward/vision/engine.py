@@ -66,14 +66,20 @@ class EngineOptions:
 class ChipAligner(Protocol):
     """Cuts, from an image and a face's 5 landmarks, the chip the recognizer was trained on."""
 
-    def chip(self, image: RGBImage, box: Box, landmarks: NDArray[np.float32]) -> NDArray[np.uint8]: ...
+    def chip(
+        self, image: RGBImage, box: Box, landmarks: NDArray[np.float32], keypoints: NDArray[np.float32] | None = None
+    ) -> NDArray[np.uint8]:
+        """``landmarks``: dlib's 5 points; ``keypoints``: the detector's own 5 (template order), when it gives them."""
+        ...
 
 
 class DlibChipAligner:
     """dlib's 150x150 chip (``get_face_chip``, padding 0.25), for dlib's ResNet."""
 
-    def chip(self, image: RGBImage, box: Box, landmarks: NDArray[np.float32]) -> NDArray[np.uint8]:
-        return face_chip(image, box, landmarks)
+    def chip(
+        self, image: RGBImage, box: Box, landmarks: NDArray[np.float32], keypoints: NDArray[np.float32] | None = None
+    ) -> NDArray[np.uint8]:
+        return face_chip(image, box, landmarks)  # dlib's ResNet was trained on dlib's own points
 
 
 def central_box(image: RGBImage, fraction: float = 0.44) -> Box:

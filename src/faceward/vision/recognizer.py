@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.vision.align import ARCFACE_112_TEMPLATE, template_chip
+from faceward.vision.align import ARCFACE_112_TEMPLATE, keypoint_chip, template_chip
 from faceward.vision.decode import RGBImage
 from faceward.vision.errors import ManifestError, ModelIntegrityError
 from faceward.vision.models import sha256_file
@@ -263,13 +263,22 @@ def load_manifest(path: Path) -> RecognizerManifest:
 
 
 class TemplateAligner:
-    """Cuts the chip a manifest's model expects: its input size, the face on its 5-point template."""
+    """Cuts the chip a manifest's model expects: its input size, the face on its 5-point template.
+
+    From the detector's own 5 points when it gives them (YuNet), by a similarity
+    transform of all five onto the template; otherwise from dlib's eyes and nose
+    base (an approximation, see :mod:`faceward.vision.align`).
+    """
 
     def __init__(self, manifest: RecognizerManifest) -> None:
         self.size = manifest.input_size
         self._template = np.asarray(manifest.template, dtype=np.float64)
 
-    def chip(self, image: RGBImage, box: Box, landmarks: NDArray[np.float32]) -> NDArray[np.uint8]:
+    def chip(
+        self, image: RGBImage, box: Box, landmarks: NDArray[np.float32], keypoints: NDArray[np.float32] | None = None
+    ) -> NDArray[np.uint8]:
+        if keypoints is not None:
+            return keypoint_chip(image, keypoints, self._template, self.size)
         return template_chip(image, landmarks, self._template, self.size)
 
 

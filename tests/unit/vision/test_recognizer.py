@@ -237,3 +237,30 @@ def test_flip_averaging_per_manifest(tmp_path: Path, manifest_path: Path, astron
     path.write_text(json.dumps(data | {"flip_average": "yes"}))
     with pytest.raises(ManifestError, match="'flip_average' must be true or false"):
         load_manifest(path)
+
+
+# -- alignment from the detector's own 5 points ------------------------------------------
+
+
+def test_keypoints_land_on_the_template(manifest_path: Path) -> None:
+    from faceward.vision.align import keypoint_chip, keypoint_transform
+    from faceward.vision.recognizer import TemplateAligner
+    from faceward.vision.types import Box
+
+    angle, scale, shift = 0.25, 2.2, np.array([60.0, 40.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    keypoints = (TEMPLATE @ (scale * rotation).T + shift).astype(np.float32)  # a face 2.2x larger, turned 14 degrees
+    matrix = keypoint_transform(keypoints, TEMPLATE)
+    assert np.allclose(keypoints @ matrix[:, :2].T + matrix[:, 2], TEMPLATE, atol=1e-4)
+
+    image = np.zeros((400, 400, 3), dtype=np.uint8)
+    for x, y in np.rint(keypoints).astype(int):
+        image[y - 3 : y + 4, x - 3 : x + 4] = 255  # a bright mark on each of the five points
+    chip = keypoint_chip(image, keypoints, TEMPLATE, (SIZE, SIZE))
+    for x, y in np.rint(TEMPLATE).astype(int):
+        assert chip[y, x].min() > 200, (x, y)
+    aligner = TemplateAligner(load_manifest(manifest_path))
+    dlib_points = np.zeros((5, 2), np.float32) + 1  # ignored once the detector gives points
+    assert np.array_equal(aligner.chip(image, Box(0, 0, 400, 400), dlib_points, keypoints), chip)
+    with pytest.raises(ValueError, match="5 x 2"):
+        keypoint_transform(keypoints[:3], TEMPLATE)
