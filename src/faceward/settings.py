@@ -101,6 +101,22 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         default=16, ge=1, description="Concurrent API requests per process before fast 503s with Retry-After."
     )
+    uploads_per_key: int = Field(
+        default=4, ge=1, description="Request bodies one API key may be sending at once; past it, an immediate 503.",
+    )
+    max_unauthenticated: int = Field(
+        default=4, ge=1,
+        description="Request bodies read at once from callers not yet authenticated (console sign-in); past it, 503.",
+    )
+    body_min_rate: float = Field(
+        default=8192.0, gt=0,
+        description="Bytes per second a request body must average after FACEWARD_BODY_GRACE_S, or it is cut off (408).",
+    )
+    body_grace_s: float = Field(default=5.0, gt=0, description="Seconds a request body may take before its rate counts.")
+    auth_failures_per_minute: float = Field(
+        default=10.0, gt=0,
+        description="Failed authentications per key id (three times as many per client address) before 429s.",
+    )
     purge_every_s: float = Field(
         default=3600.0, gt=0, description="Seconds between the server's consent-expiry and retention purges."
     )

@@ -8,13 +8,16 @@ when there is no master key or it is a placeholder.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import swagger_ui_bundle
 
 from fastapi import FastAPI
@@ -24,18 +27,20 @@ from fastapi.staticfiles import StaticFiles
 
 from faceward import __version__
 from faceward.api import errors
-from faceward.api.deps import Services
+from faceward.api.deps import Services, identifier
 from faceward.api.middleware import (
-    BodyLimitMiddleware,
+    AuthGateMiddleware,
+    BodyIntakeMiddleware,
     CatchAllMiddleware,
+    IntakeBudget,
     LoadShedMiddleware,
-    RateGateMiddleware,
     SecurityHeadersMiddleware,
 )
 from faceward.api.observe import RequestTelemetryMiddleware
 from faceward.api.routes import ROUTERS
 from faceward.bootstrap import master_keyring
 from faceward.memory import limit_malloc_arenas
+from faceward.security.throttle import FailureThrottle
 from faceward.services.accounts import AccountService
 from faceward.services.audit import AuditLog
 from faceward.services.gallery import GalleryService
@@ -49,6 +54,9 @@ from faceward.telemetry import Telemetry
 from faceward.vision import EngineOptions, FaceEngine
 from faceward.vision.remote import RemoteEngine
 
+log = logging.getLogger("faceward.api")
+
+FLUSH_EVERY_S = 10.0
 JSON_BODY_LIMIT = 64 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 DOCS_ASSETS = "/docs/assets"
@@ -82,7 +90,7 @@ def build_services(settings: Settings, *, engine: FaceEngine | None = None, limi
         )
     audit = AuditLog(store, gallery.tenant_key)
     usage = UsageService(store, gallery.tenant_key)
-    accounts = AccountService(gallery, audit)
+    accounts = AccountService(gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute))
     operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or settings_limits(settings))
     gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
     return Services(settings, gallery, accounts, audit, usage, operations)
@@ -102,6 +110,15 @@ def body_limit(settings: Settings) -> Any:
         return JSON_BODY_LIMIT
 
     return limit_for
+
+
+def intake_budget(settings: Settings) -> IntakeBudget:
+    """Bodies read at once: twice the in-flight slots for keys, ``FACEWARD_UPLOADS_PER_KEY`` each,
+    ``FACEWARD_MAX_UNAUTHENTICATED`` for everyone else; ``FACEWARD_BODY_MIN_RATE`` after ``FACEWARD_BODY_GRACE_S``."""
+    return IntakeBudget(
+        uploads=2 * settings.max_in_flight, uploads_per_key=settings.uploads_per_key,
+        unauthenticated=settings.max_unauthenticated, min_rate=settings.body_min_rate, grace=settings.body_grace_s,
+    )
 
 
 def _docs_page(openapi_url: str) -> HTMLResponse:
@@ -125,6 +142,15 @@ def _docs_page(openapi_url: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"content-security-policy": csp})
 
 
+async def _flush_failures(services: Services) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        try:
+            await anyio.to_thread.run_sync(services.accounts.flush_failures)
+        except Exception:  # the next round tries again; the server keeps serving
+            log.exception("could not record failed authentications")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -141,10 +167,14 @@ def create_app(
         # Consent expiry and tenant retention are enforced on a schedule while the server runs.
         purger = RetentionScheduler(services.gallery, every=settings.purge_every_s, audit=services.audit)
         purger.start()
+        # Windows of failed authentications are recorded as they close, and what is open at shutdown.
+        digest = asyncio.create_task(_flush_failures(services))
         try:
             yield
         finally:
+            digest.cancel()
             purger.stop()
+            await anyio.to_thread.run_sync(lambda: services.accounts.flush_failures(everything=True))
             if services.gallery.remote is not None:
                 services.gallery.remote.close()
 
@@ -172,13 +202,13 @@ def create_app(
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
 
     # Added innermost first: the last one added is the outermost.
-    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
     app.add_middleware(LoadShedMiddleware, max_in_flight=settings.max_in_flight)
-    app.add_middleware(RateGateMiddleware, bucket=services.operations.bucket)
+    app.add_middleware(BodyIntakeMiddleware, limit_for=body_limit(settings), budget=intake_budget(settings))
+    app.add_middleware(AuthGateMiddleware, identify=identifier(services), bucket=services.operations.bucket)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)  # sees every refusal above
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
-__all__ = ["build_services", "create_app", "settings_limits"]
+__all__ = ["build_services", "create_app", "intake_budget", "settings_limits"]

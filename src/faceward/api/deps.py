@@ -6,14 +6,18 @@ through :func:`faceward.security.policy.authorize`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 
+from faceward.api.middleware import PRINCIPAL
 from faceward.api.observe import PRINCIPAL_SCOPE_KEY
-from faceward.api.session import console_principal, has_session_cookie
+from faceward.api.session import SESSION_COOKIE, console_principal, has_session_cookie
 from faceward.security.errors import Unauthenticated
 from faceward.security.policy import Principal
 from faceward.services.operations import Operations
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
     from faceward.services.accounts import AccountService
     from faceward.services.audit import AuditLog
     from faceward.services.gallery import GalleryService
+    from faceward.services.sessions import Session
     from faceward.services.usage import UsageService
 
 
@@ -60,20 +65,45 @@ bearer = HTTPBearer(
 )
 
 
+NO_KEY = "an API key is required: Authorization: Bearer <key>"
+
+
+def identifier(services: Services) -> Callable[[Headers, str | None], Principal | Session]:
+    """What :class:`~faceward.api.middleware.AuthGateMiddleware` runs on a request's headers: the bearer
+    key's principal, else the console cookie's session (its CSRF token is checked later, by the route's
+    dependency), else 401."""
+
+    def identify(headers: Headers, host: str | None) -> Principal | Session:
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            return services.accounts.authenticate(credentials, source=f"api:{host}" if host else "api", address=host)
+        cookie = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
+        sessions = getattr(services.operations, "sessions", None)
+        if cookie and sessions is not None:
+            session: Session = sessions.resolve(cookie)
+            return session
+        raise Unauthenticated(NO_KEY, reason="no bearer token")
+
+    return identify
+
+
 def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The authenticated key, or 401 with the same plain message whatever was wrong with it.
 
-    Without a bearer token, the web console's session cookie is the other way in
-    (:mod:`faceward.api.session`: CSRF token required on unsafe methods)."""
+    The gate in front of the API has usually authenticated the request already, from its headers;
+    then its principal is taken as it is. Without a bearer token, the web console's session
+    cookie is the other way in (:mod:`faceward.api.session`: CSRF token required on unsafe methods)."""
     if credentials is None:
         if not has_session_cookie(request):
-            raise Unauthenticated("an API key is required: Authorization: Bearer <key>", reason="no bearer token")
+            raise Unauthenticated(NO_KEY, reason="no bearer token")
         principal = console_principal(request)
     else:
-        principal = get_services(request).accounts.authenticate(credentials.credentials, source=client_source(request))
+        gated: Principal | None = request.scope.get("state", {}).get(PRINCIPAL)
+        principal = gated or get_services(request).accounts.authenticate(
+            credentials.credentials, source=client_source(request))
     request.scope[PRINCIPAL_SCOPE_KEY] = principal  # the request's log line and metrics name the caller by id
     return principal
 

@@ -52,8 +52,8 @@ def status_code_name(status: int) -> str:
         return "error"
 
 
-async def faceward_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FacewardError)
+def exception_response(exc: FacewardError, what: str) -> JSONResponse:
+    """The response to a domain error raised while handling ``what`` (method and path, for the log)."""
     status = exc.status
     headers: dict[str, str] = {}
     message = exc.message
@@ -66,10 +66,15 @@ async def faceward_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 503:
         headers["Retry-After"] = "2"  # the store is unreachable or full: worth retrying shortly
     if status >= 500:
-        log.error("%s %s failed: %s (%s)", request.method, request.url.path, exc.code, exc.message)
+        log.error("%s failed: %s (%s)", what, exc.code, exc.message)
         if status != 503:
             message = INTERNAL_MESSAGE
     return error_response(status, exc.code, message, headers or None)
+
+
+async def faceward_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FacewardError)
+    return exception_response(exc, f"{request.method} {request.url.path}")
 
 
 def _field(loc: Any) -> str:

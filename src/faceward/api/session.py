@@ -46,7 +46,8 @@ def console_session(request: Request) -> Session:
     sessions = getattr(operations, "sessions", None)
     if sessions is None:
         raise Unauthenticated("an API key is required: Authorization: Bearer <key>", reason="console disabled")
-    session: Session = sessions.resolve(request.cookies.get(SESSION_COOKIE))
+    gated: Session | None = request.scope.get("state", {}).get("console_session")  # resolved by the API's gate
+    session: Session = gated or sessions.resolve(request.cookies.get(SESSION_COOKIE))
     if request.method not in SAFE_METHODS and not sessions.csrf_ok(session, request.headers.get(CSRF_HEADER)):
         principal = session.principal
         details = {"act": f"{request.method} {request.url.path}"[:200], "reason": "missing or wrong CSRF token"}

@@ -2,7 +2,10 @@
 
 Every change to keys is audited in the same transaction as the change itself.
 Authentication failures are audited when the key id names a known tenant (an
-unknown key id has no tenant to log under). Tenants are created, suspended and
+unknown key id has no tenant to log under), as a digest: the first failure of a
+key id in a window at once, the rest of the window as one entry with a count; past
+a budget of failures per key id and per client address they are answered 429
+(:mod:`faceward.security.throttle`, decision 014). Tenants are created, suspended and
 deleted only by the operator (the CLI); no API key can do it.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import update
 
@@ -28,12 +31,14 @@ from faceward.security.apikeys import (
     seal_label,
     seal_role,
 )
-from faceward.security.errors import SealError, Unauthenticated
+from faceward.security.errors import RateLimited, SealError, Unauthenticated
 from faceward.security.kms import TenantKeyWrapper
 from faceward.security.permissions import Role
 from faceward.security.policy import Principal
+from faceward.security.throttle import FailureDigest, FailureThrottle
 from faceward.services.audit import AuditLog
 from faceward.services.gallery import GalleryService
+from faceward.services.ratelimit import retry_after_seconds
 from faceward.store import schema
 from faceward.store.accounts import AccountStore, utc
 from faceward.store.records import ApiKeyRecord
@@ -68,11 +73,13 @@ class KeyView:
 
 
 class AccountService:
-    def __init__(self, gallery: GalleryService, audit: AuditLog) -> None:
+    def __init__(self, gallery: GalleryService, audit: AuditLog, *, throttle: FailureThrottle | None = None) -> None:
         self.gallery = gallery
         self.audit = audit
         self.store = gallery.store
         self._repo = AccountStore(gallery.store)
+        self.throttle = throttle or FailureThrottle()
+        self.failures = FailureDigest()
 
     def _now(self) -> datetime:
         return utc(self.gallery.clock())
@@ -259,14 +266,21 @@ class AccountService:
 
     # -- authentication -------------------------------------------------------------
 
-    def authenticate(self, token: str | None, *, source: str | None) -> Principal:
-        """The principal behind ``token``, or :class:`Unauthenticated` (one message for every cause)."""
+    def authenticate(self, token: str | None, *, source: str | None, address: str | None = None) -> Principal:
+        """The principal behind ``token``, or :class:`Unauthenticated` (one message for every cause).
+
+        ``address`` (by default the host part of ``source``, ``api:<host>``) is the client whose
+        failures are throttled: past its budget, or its key id's, a failure is :class:`RateLimited`.
+        A correct key is never throttled.
+        """
+        if address is None and source:
+            address = source.partition(":")[2] or source
         if not token:
             raise Unauthenticated("an API key is required", reason="missing")
         parsed = parse_token(token)
         if parsed is None:
             matches(None, _DUMMY, None)
-            raise Unauthenticated(reason="malformed")
+            self._refuse(None, None, "malformed", source, address)
         record = self._repo.key_for_authentication(parsed.key_id)
         tenant_key: bytes | None = None
         status = None
@@ -280,7 +294,7 @@ class AccountService:
                 pass
         ok = matches(pepper(tenant_key) if tenant_key is not None else None, parsed, record.secret_hash if record else None)
         if record is None or tenant_key is None:
-            raise Unauthenticated(reason="unknown key")
+            self._refuse(None, parsed.key_id, "unknown key", source, address)
         now = self._now()
         reason = None
         if not ok:
@@ -292,15 +306,42 @@ class AccountService:
         elif status != "active":
             reason = f"tenant {status}"
         if reason is not None:
-            self.audit.append(
-                record.tenant_id, actor=f"key:{record.id}", action="auth.failure",
-                details={"key_id": record.id, "reason": reason}, source=source,
-            )
-            raise Unauthenticated(reason=reason)
+            self._refuse(record.tenant_id, record.id, reason, source, address)
         role = open_role(tenant_key, record)
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
             self._repo.touch_key(record.tenant_id, record.id, at=now)
         return Principal(record.tenant_id, record.id, role)
+
+    def _refuse(self, tenant_id: str | None, key_id: str | None, reason: str, source: str | None,
+                address: str | None) -> NoReturn:
+        """Count, audit (as a digest) and refuse a failed authentication: 401, or 429 past the throttle."""
+        wait = self.throttle.failed(key_id, address)
+        if tenant_id is not None and key_id is not None:
+            first = self.failures.note(tenant_id, key_id, reason=reason, source=source, throttled=wait > 0,
+                                       now=self._now())
+            if first:
+                self.audit.append(
+                    tenant_id, actor=f"key:{key_id}", action="auth.failure",
+                    details={"key_id": key_id, "reason": reason, "count": 1}, source=source,
+                )
+        self.flush_failures()
+        if wait > 0:
+            raise RateLimited("too many failed authentications; retry later", retry_after=retry_after_seconds(wait))
+        raise Unauthenticated(reason=reason)
+
+    def flush_failures(self, *, everything: bool = False) -> int:
+        """Record the failure windows that have closed (all, with ``everything``: at shutdown); returns how many."""
+        summaries = self.failures.due(self._now(), everything=everything)
+        for summary in summaries:
+            try:
+                self.audit.append(summary.tenant_id, actor=f"key:{summary.key_id}", action="auth.failure",
+                                  details=summary.details, source=None)
+            except NotFound:
+                pass  # the tenant was deleted meanwhile: nothing to record under
+            except Exception:
+                log.exception("could not record %d failed authentications of key %s",
+                              summary.details["count"], summary.key_id)
+        return len(summaries)
 
 
 __all__ = ["KeyView", "AccountService", "OPERATOR", "TOUCH_INTERVAL"]

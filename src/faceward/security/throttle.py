@@ -1,0 +1,131 @@
+"""Failed authentications: throttled per key id and per client address, and audited as a digest.
+
+Anyone who knows a key id (it is in every log line and in the key itself) can send it with a
+wrong secret. Without a limit each try costs a lookup and an audit entry, so a flood of tries
+would grow the tenant's audit chain without bound (decision 014).
+
+* :class:`FailureThrottle` - two token buckets of failures: one per key id, one per client
+  address. A failure that finds either bucket empty is answered 429 with ``Retry-After``
+  instead of 401. A *correct* key is never refused by this throttle: naming someone's key id
+  must not lock its holder out, so the secret is still checked (one indexed read and one
+  HMAC, the cost of any 401).
+* :class:`FailureDigest` - the audit side. The first failure of a key id in a window is
+  recorded at once (an alert should not wait); the others in that window are counted and
+  recorded as one entry with their count when the window closes. A tenant's chain therefore
+  grows by at most two entries per key id per window, however many tries arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from faceward.services.ratelimit import TokenBucket
+
+FAILURES_PER_MINUTE = 10.0
+WINDOW = timedelta(minutes=1)
+MAX_SOURCES = 20  # distinct sources listed in one digest entry; the rest are only counted
+
+
+class FailureThrottle:
+    """Token buckets of failed authentications by key id and by client address.
+
+    An address gets three times a key id's budget: one client may hold several keys, and
+    several clients behind one proxy share an address.
+    """
+
+    def __init__(self, per_minute: float = FAILURES_PER_MINUTE, *, clock: Callable[[], float] = time.monotonic) -> None:
+        burst = max(1, int(per_minute))
+        self.by_key = TokenBucket(per_minute, burst, clock=clock)
+        self.by_address = TokenBucket(3 * per_minute, 3 * burst, clock=clock)
+
+    def failed(self, key_id: str | None, address: str | None) -> float:
+        """Count one failure; 0.0 while both budgets last, else the seconds before a retry may be answered 401."""
+        waits = [0.0]
+        if key_id:
+            waits.append(self.by_key.take(key_id))
+        if address:
+            waits.append(self.by_address.take(address))
+        return max(waits)
+
+
+@dataclass
+class _Window:
+    opened: datetime
+    count: int = 0  # failures after the first, which was recorded when the window opened
+    throttled: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    sources: set[str] = field(default_factory=set)
+    more_sources: int = 0
+
+
+@dataclass(frozen=True)
+class FailureSummary:
+    """The failures of one key id in one window after its first, as one audit entry's details."""
+
+    tenant_id: str
+    key_id: str
+    details: dict[str, object]
+
+
+class FailureDigest:
+    """Groups a key id's failed authentications into windows (thread-safe, bounded memory)."""
+
+    def __init__(self, window: timedelta = WINDOW, *, max_open: int = 10_000) -> None:
+        self.window = window
+        self._max_open = max_open
+        self._open: dict[tuple[str, str], _Window] = {}
+        self._closed: list[FailureSummary] = []
+        self._lock = threading.Lock()
+
+    def note(self, tenant_id: str, key_id: str, *, reason: str, source: str | None, throttled: bool,
+             now: datetime) -> bool:
+        """Count a failure. True when it opens a window: the caller records it at once."""
+        with self._lock:
+            current = self._open.get((tenant_id, key_id))
+            if current is not None and now - current.opened < self.window:
+                current.count += 1
+                current.throttled += throttled
+                current.reasons[reason] += 1
+                if source and source not in current.sources:
+                    if len(current.sources) < MAX_SOURCES:
+                        current.sources.add(source)
+                    else:
+                        current.more_sources += 1
+                return False
+            if current is not None:
+                self._close(tenant_id, key_id, current)
+            elif len(self._open) >= self._max_open:
+                return True  # too many key ids failing at once: record this one singly rather than grow
+            self._open[(tenant_id, key_id)] = _Window(now)
+            return True
+
+    def _close(self, tenant_id: str, key_id: str, window: _Window) -> None:
+        del self._open[(tenant_id, key_id)]
+        if window.count:
+            self._closed.append(FailureSummary(tenant_id, key_id, {
+                "key_id": key_id,
+                "count": window.count,
+                "throttled": window.throttled,
+                "reasons": dict(sorted(window.reasons.items())),
+                "sources": sorted(window.sources),
+                "more_sources": window.more_sources,
+                "since": window.opened,
+                "window_s": int(self.window.total_seconds()),
+            }))
+
+    def due(self, now: datetime, *, everything: bool = False) -> list[FailureSummary]:
+        """Summaries of the windows that have closed (all of them with ``everything``), handed out once."""
+        with self._lock:
+            for (tenant_id, key_id), window in list(self._open.items()):
+                if everything or now - window.opened >= self.window:
+                    self._close(tenant_id, key_id, window)
+            out, self._closed = self._closed, []
+        return out
+
+
+__all__ = ["FAILURES_PER_MINUTE", "FailureDigest", "FailureSummary", "FailureThrottle", "WINDOW"]
