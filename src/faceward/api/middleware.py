@@ -24,6 +24,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceward.api.errors import INTERNAL_MESSAGE, error_response, exception_response
+from faceward.api.observe import PRINCIPAL_SCOPE_KEY
 from faceward.errors import FacewardError
 from faceward.security.policy import Principal
 from faceward.services.ratelimit import TokenBucket, key_rate_limited
@@ -179,6 +180,7 @@ class AuthGateMiddleware:
             await response(scope, receive, send)
             return
         principal = caller.principal if isinstance(caller, Session) else caller
+        scope[PRINCIPAL_SCOPE_KEY] = principal  # the request's log line names the caller, refused or not
         wait = self.bucket.peek(principal.key_id)
         if wait > 0:
             refusal = key_rate_limited(wait)  # the same refusal the use cases raise
