@@ -27,6 +27,9 @@ class Engine(str, enum.Enum):
 
 
 class Detector(str, enum.Enum):
+    """yunet: the shipped CNN (default: fast, turned and small faces, 5 landmarks); hog and mmod: dlib's."""
+
+    YUNET = "yunet"
     HOG = "hog"
     MMOD = "mmod"
 
@@ -65,10 +68,15 @@ class Settings(BaseSettings):
     )
 
     engine: Engine = Field(default=Engine.ONNX, description="Descriptor runtime: onnx or dlib (reference).")
-    detector: Detector = Field(default=Detector.HOG, description="Face detector: hog (fast) or mmod (CNN).")
-    upsample: int = Field(default=1, ge=0, le=3, description="Detector upsampling passes; 1 finds faces down to ~40 px.")
+    detector: Detector = Field(
+        default=Detector.YUNET,
+        description="Face detector: yunet (shipped CNN, default), hog (dlib, frontal) or mmod (dlib's CNN).",
+    )
+    upsample: int = Field(
+        default=1, ge=0, le=3, description="HOG/MMOD upsampling passes on the working copy; 1 finds faces down to ~40 px."
+    )
     detector_fallback: bool = Field(
-        default=True, description="Run the MMOD CNN detector on images where HOG finds no face."
+        default=True, description="With the hog detector: run the MMOD CNN on the working copy when HOG finds no face."
     )
     flip_average: bool = Field(
         default=True, description="Average the descriptors of the chip and its mirror image."

@@ -58,7 +58,7 @@ def test_onnx_engine_uses_the_converted_detector(tmp_path: Path, astronaut: np.n
     assert len(expected) == 1
     same(found, expected)
     # The face is where HOG puts it too (a sanity check on the convention, not an equality).
-    hog = FaceEngine(EngineOptions(engine=Engine.ONNX, detector_fallback=False)).detect(astronaut)
+    hog = FaceEngine(EngineOptions(engine=Engine.ONNX, detector=Detector.HOG, detector_fallback=False)).detect(astronaut)
     assert found[0].box.iou(hog[0].box) > 0.5
     [face] = engine.analyze(astronaut)
     assert face.detector == "mmod" and face.descriptor is not None
@@ -67,7 +67,7 @@ def test_onnx_engine_uses_the_converted_detector(tmp_path: Path, astronaut: np.n
 def test_hog_fallback_runs_the_converted_detector(
     tmp_path: Path, lfw_dir: Path, reference: dlib.cnn_face_detection_model_v1
 ) -> None:
-    engine = FaceEngine(EngineOptions(engine=Engine.ONNX, cache_dir=str(tmp_path), upsample=1))
+    engine = FaceEngine(EngineOptions(engine=Engine.ONNX, detector=Detector.HOG, cache_dir=str(tmp_path), upsample=1))
     hog = dlib.get_frontal_face_detector()
     for name in HOG_MISSES:
         image, _ = read_image_file(lfw_dir / "images" / name)

@@ -1,8 +1,9 @@
 """Analyse an evaluation's images once, cache the raw descriptors, and derive every pipeline variant from them.
 
-Per image we keep the largest HOG face (or, when HOG finds none, the central
-region, as LFW's protocol scores every pair) and, for images where HOG found
-nothing, the MMOD CNN detector's face. Raw descriptors of each chip and its
+Per image we keep the largest face of the configured detector (YuNet by
+default, or HOG; or, when it finds none, the central region, as LFW's protocol
+scores every pair) and, for images where it found nothing, the MMOD CNN
+detector's face. Raw descriptors of each chip and its
 mirror are kept, so "plain", "flip-averaged" and "MMOD fallback" are all views
 of one pass. The cache lives in FACEWARD_HOME/cache, keyed by engine options.
 """
@@ -26,8 +27,8 @@ from faceward.vision.pipeline import FileFace, FileResult, analyze_files
 
 @dataclass
 class ImageAnalysis:
-    primary: FileFace | None  # HOG face, or the central region when HOG found none
-    hog_found: bool
+    primary: FileFace | None  # the primary detector's face, or the central region when it found none
+    hog_found: bool  # the primary detector (HOG or YuNet, per the options) found a face
     mmod: FileFace | None = None
     error: str | None = None
 
@@ -56,7 +57,7 @@ class Variant:
         return normalise(raw[None, :].astype(np.float32))[0]
 
 
-BASELINE = Variant("face_recognition-style (HOG up1, 5-pt chip, ResNet)", flip_average=False, mmod_fallback=False)
+BASELINE = Variant("face_recognition-style (detector, 5-pt chip, ResNet)", flip_average=False, mmod_fallback=False)
 FACEWARD = Variant("faceward (flip-averaged, MMOD fallback)", flip_average=True, mmod_fallback=True)
 VARIANTS = (BASELINE, Variant("+ flip-average", True, False), Variant("+ MMOD fallback", False, True), FACEWARD)
 JITTER = Variant("dlib jitter (10 copies) + MMOD fallback", flip_average=False, mmod_fallback=True, jitter=True)
@@ -84,6 +85,8 @@ def _face_from_json(data: Any) -> FileFace | None:
 
 def _cache_file(cache_dir: Path, options: EngineOptions, jitters: int = 0) -> Path:
     fields: dict[str, Any] = {"engine": options.engine.value, "upsample": options.upsample, "v": 1}
+    if options.detector is not Detector.HOG:  # HOG caches keep their old names
+        fields["detector"] = options.detector.value
     if jitters:
         fields["jitters"] = jitters
     if options.recognizer:  # a model of one's own: its descriptors, keyed by its file's hash
@@ -124,7 +127,8 @@ def analyse(
         )
         if progress:
             progress(1)
-    hog_options = replace(options, detector=Detector.HOG, detector_fallback=False, flip_average=False)
+    primary = options.detector if options.detector is not Detector.MMOD else Detector.HOG
+    hog_options = replace(options, detector=primary, detector_fallback=False, flip_average=False)
     missing_face: list[Path] = []
     for result in analyze_files(todo, hog_options, workers=workers, assume_centre=True, jitters=jitters):
         out[result.path] = _from_result(result)

@@ -1,4 +1,9 @@
-"""Face detectors: dlib's HOG (fast, frontal) and MMOD CNN (slower, finds harder faces).
+"""Face detectors: YuNet-n (the default: fast, finds turned and small faces, gives 5 landmarks),
+dlib's HOG (frontal) and MMOD CNN (slower, finds harder faces).
+
+YuNet runs on a working copy of the image (:mod:`faceward.vision.scale`); its
+boxes are mapped to HOG-like boxes (:class:`BoxMap`) because dlib's 5-point
+shape predictor, and so the ResNet chip, was trained on HOG's boxes.
 
 The MMOD CNN runs either in dlib (:class:`MmodDetector`, the reference) or as
 the converted graph on ONNX Runtime (:class:`OnnxMmodFaceDetector`, same boxes,
@@ -7,22 +12,36 @@ the converted graph on ONNX Runtime (:class:`OnnxMmodFaceDetector`, same boxes,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import dlib
+import numpy as np
+from numpy.typing import NDArray
 
 from faceward.vision.decode import RGBImage
 from faceward.vision.models import ModelName, verified_path
+from faceward.vision.scale import WORKING_SIDE, resized, working_copy
 from faceward.vision.types import Box
+from faceward.vision.yunet import RawFaces
 
 
 @dataclass(frozen=True, slots=True)
 class Detection:
+    """A face found: its box (HOG-like for every detector), score and, from YuNet, 5 landmarks.
+
+    ``landmarks`` (5 x 2, image coordinates) are, in image terms: eye on the
+    image's left, eye on the image's right, nose tip, mouth corner on the
+    image's left, mouth corner on the image's right (ArcFace's template order).
+    HOG and MMOD give none. ``raw_box`` is the detector's own box before any map.
+    """
+
     box: Box
     score: float
     detector: str
+    landmarks: NDArray[np.float32] | None = field(default=None, compare=False)
+    raw_box: Box | None = None
 
 
 class FaceDetector(Protocol):
@@ -93,3 +112,127 @@ class OnnxMmodFaceDetector:
             for left, top, right, bottom, score in self._detector.detect(image, upsample)
         ]
         return [d for d in found if d.box.area > 0]
+
+
+@dataclass(frozen=True, slots=True)
+class BoxMap:
+    """A fixed map from a detector's box to the box dlib's HOG would draw around the same face.
+
+    Centre shifted by ``(dx * w, dy * h)``, then sized ``(sw * w, sh * h)``, where
+    ``w``, ``h`` are the source box's. Fitted by ``scripts/fit_box_map.py`` on
+    lfw-dev identities that no evaluation pair uses (decision 012).
+    """
+
+    dx: float
+    dy: float
+    sw: float
+    sh: float
+
+    def apply(self, x1: float, y1: float, x2: float, y2: float, height: int, width: int) -> Box:
+        w, h = x2 - x1, y2 - y1
+        cx, cy = (x1 + x2) / 2 + self.dx * w, (y1 + y2) / 2 + self.dy * h
+        half_w, half_h = self.sw * w / 2, self.sh * h / 2
+        return Box(
+            max(0, round(cx - half_w)), max(0, round(cy - half_h)),
+            min(width, round(cx + half_w)), min(height, round(cy + half_h)),
+        )
+
+
+IDENTITY_MAP = BoxMap(0.0, 0.0, 1.0, 1.0)
+# YuNet's box is taller than HOG's square and reaches the hairline; fitted on lfw-dev, see decision 012.
+YUNET_TO_HOG = BoxMap(dx=-0.0365, dy=0.0433, sw=1.1354, sh=0.8244)
+
+
+# The tiled pass: faces of ``smallest`` px are brought to TILE_FACE_PX on TILE_SIDE-px tiles that
+# overlap by TILE_OVERLAP (so any face the tiles keep, at most TILE_OVERLAP wide, is whole in one tile).
+TILE_FACE_PX = 13.0
+TILE_SIDE = 640
+TILE_OVERLAP = 128
+MAX_TILES = 6  # the per-image budget: a 40 MP upload is tiled more coarsely, never more often
+# A face this share of the long side found on the working copy makes the photo a portrait: no tiled pass.
+PORTRAIT_SHARE = 0.2
+FLAT_STD = 4.0  # a tile whose grey levels vary less than this (a blank wall, sky, a made blank image) holds no face
+
+
+def _tile_starts(length: int) -> list[int]:
+    if length <= TILE_SIDE:
+        return [0]
+    step = TILE_SIDE - TILE_OVERLAP
+    count = -(-(length - TILE_SIDE) // step) + 1
+    return [min(i * step, length - TILE_SIDE) for i in range(count)]
+
+
+class YuNetDetector:
+    """YuNet-n on a working copy (long side ``working_side``), boxes mapped back to HOG-like boxes.
+
+    On a large image, where faces of ``smallest`` px would be under ~16 px on the
+    working copy (too small for YuNet), a second pass runs on tiles of a finer
+    copy, skipping flat tiles, within a budget of :data:`MAX_TILES` tiles.
+    ``upsample`` is ignored: the working copies, not upsampling, set the smallest face found.
+    """
+
+    name = "yunet"
+
+    def __init__(
+        self, *, threads: int | None = None, working_side: int = WORKING_SIDE, box_map: BoxMap = YUNET_TO_HOG,
+        score_threshold: float | None = None,
+    ) -> None:
+        from faceward.vision.yunet import DEFAULT_SCORE, YuNet
+
+        self._net = YuNet(threads=threads)
+        self.working_side = working_side
+        self.box_map = box_map
+        self.score_threshold = DEFAULT_SCORE if score_threshold is None else score_threshold
+
+    @property
+    def providers(self) -> list[str]:
+        return self._net.providers
+
+    def detect(self, image: RGBImage, upsample: int = 0, *, smallest: float = 40.0) -> list[Detection]:
+        """Faces in ``image``; ``smallest`` is the face width, in ``image`` pixels, the tiled pass reaches down to."""
+        from faceward.vision.yunet import nms
+
+        small, factor = working_copy(image, self.working_side)
+        parts = [self._net.run(small, score_threshold=self.score_threshold).scaled(factor)]
+        fine = max(1.0, smallest / TILE_FACE_PX)
+        widths = parts[0].boxes[:, 2] - parts[0].boxes[:, 0]
+        portrait = bool(len(widths)) and float(widths.max()) >= PORTRAIT_SHARE * max(image.shape[:2])
+        if factor > 1.25 * fine and not portrait:  # small faces are likely and the working copy misses them
+            parts.append(self._tiles(image, fine))
+        found = RawFaces.concat(parts)
+        if len(parts) > 1 and len(found):
+            found = found.take(nms(found.boxes, found.scores, 0.3))
+        return self.detections(found, image.shape[0], image.shape[1])
+
+    def _tiles(self, image: RGBImage, fine: float) -> RawFaces:
+        """Small faces from tiles of ``image`` shrunk by ``fine`` (or more, to stay within the tile budget)."""
+        height, width = image.shape[:2]
+        while len(_tile_starts(round(width / fine))) * len(_tile_starts(round(height / fine))) > MAX_TILES:
+            fine *= 1.15
+        copy = resized(image, fine)
+        exact = image.shape[1] / copy.shape[1]
+        grey = copy[::4, ::4].astype(np.float32).mean(axis=2)
+        tiles, origins = [], []
+        for top in _tile_starts(copy.shape[0]):
+            for left in _tile_starts(copy.shape[1]):
+                if float(grey[top // 4 : (top + TILE_SIDE) // 4, left // 4 : (left + TILE_SIDE) // 4].std()) < FLAT_STD:
+                    continue
+                tiles.append(copy[top : top + TILE_SIDE, left : left + TILE_SIDE])
+                origins.append((left, top))
+        parts = []
+        # One run per tile: a batched run was slower on ONNX Runtime's CPU provider.
+        for (left, top), tile in zip(origins, tiles):
+            found = self._net.run(tile, score_threshold=self.score_threshold)
+            small = (found.boxes[:, 2] - found.boxes[:, 0]) <= TILE_OVERLAP
+            parts.append(found.take(np.flatnonzero(small)).scaled(exact, (left * exact, top * exact)))
+        return RawFaces.concat(parts)
+
+    def detections(self, found: RawFaces, height: int, width: int) -> list[Detection]:
+        """YuNet's faces (in this image's coordinates) as :class:`Detection` s with mapped boxes."""
+        out = []
+        for (x1, y1, x2, y2), score, points in zip(found.boxes.tolist(), found.scores.tolist(), found.landmarks):
+            box = self.box_map.apply(x1, y1, x2, y2, height, width)
+            raw = Box(max(0, round(x1)), max(0, round(y1)), min(width, round(x2)), min(height, round(y2)))
+            if box.area > 0:
+                out.append(Detection(box, float(score), self.name, np.asarray(points, dtype=np.float32), raw))
+        return out

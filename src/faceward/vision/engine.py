@@ -5,11 +5,14 @@ Models load once, on first use, never at import. The engine is not thread-safe
 
 What runs where:
 
-- detection: dlib's HOG; dlib's MMOD CNN (``detector=mmod``, and the fallback
+- detection: YuNet-n on ONNX Runtime (the default, on a working copy of the
+  image, its box mapped to a HOG-like box, see ``docs/decisions/012-detector.md``);
+  or dlib's HOG; dlib's MMOD CNN (``detector=mmod``, and the fallback
   when HOG finds nothing) runs converted on ONNX Runtime when ``engine=onnx``
   (same boxes as dlib's, see ``docs/decisions/004-onnx-engine.md``), in dlib
   otherwise;
-- landmarks: dlib's 5-point shape predictor;
+- landmarks: dlib's 5-point shape predictor inside the (HOG-like) box; YuNet's
+  own 5 points are kept on :attr:`Face.keypoints`;
 - recognizer: dlib's ResNet (on ONNX Runtime or in dlib, per ``engine``) on
   dlib's 150x150 chip, or, when a manifest is configured, that model on its own
   template-aligned chip (:mod:`faceward.vision.recognizer`).
@@ -20,7 +23,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -31,27 +34,39 @@ from numpy.typing import NDArray
 from faceward.settings import Detector, Engine, Settings
 from faceward.vision.align import LandmarkPredictor, face_chip
 from faceward.vision.decode import RGBImage
-from faceward.vision.detect import Detection, FaceDetector, HogDetector, MmodDetector, OnnxMmodFaceDetector
+from faceward.vision.detect import (
+    Detection,
+    FaceDetector,
+    HogDetector,
+    MmodDetector,
+    OnnxMmodFaceDetector,
+    YuNetDetector,
+)
 from faceward.vision.embed import DescriptorRuntime, DlibDescriptor, Embedder, Vectors
 from faceward.vision.models import DLIB_DESCRIPTOR_ID
 from faceward.vision.quality import QualityLimits, measure
 from faceward.vision.recognizer import BUNDLED_PROVENANCE, OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
+from faceward.vision.scale import working_copy
 from faceward.vision.types import Box, Face
 
 DLIB_EMBEDDING_SIZE = 128
 FLIP_SUFFIX = "/flip"
+SMALLEST_FACE_PX = 40.0  # YuNet's tiled pass looks for faces down to this width in the original
 
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
     engine: Engine = Engine.DLIB
-    detector: Detector = Detector.HOG
+    detector: Detector = Detector.YUNET
     upsample: int = 1
     detector_fallback: bool = True
     flip_average: bool = True
     cache_dir: str | None = None
     threads: int | None = None  # ONNX Runtime threads per session; None = every core
     recognizer: str | None = None  # path of a recognizer manifest; None = dlib's ResNet
+    # The per-image analysis budget: at most this many faces (the largest) get landmarks, chips and
+    # descriptors, so a crowd photo costs a bounded multiple of a portrait.
+    max_faces: int = 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
@@ -93,6 +108,10 @@ def central_box(image: RGBImage, fraction: float = 0.44) -> Box:
 M = TypeVar("M")
 
 
+def _clipped(box: Box, height: int, width: int) -> Box:
+    return Box(max(0, box.left), max(0, box.top), min(width, box.right), min(height, box.bottom))
+
+
 class FaceEngine:
     def __init__(self, options: EngineOptions | None = None) -> None:
         self.options = options or EngineOptions()
@@ -112,6 +131,10 @@ class FaceEngine:
     @cached_property
     def _hog(self) -> HogDetector:
         return self._timed(HogDetector)
+
+    @cached_property
+    def _yunet(self) -> YuNetDetector:
+        return self._timed(lambda: YuNetDetector(threads=self.options.threads))
 
     @cached_property
     def _mmod(self) -> FaceDetector:
@@ -182,6 +205,10 @@ class FaceEngine:
         detectors: dict[str, Any] = {"primary": self.options.detector.value, "upsample": self.options.upsample,
                                      "fallback": self.options.detector_fallback and self.options.detector is Detector.HOG}
         uses_mmod = self.options.detector is Detector.MMOD or detectors["fallback"]
+        if self.options.detector is Detector.YUNET:
+            detectors["upsample"] = 0  # the working copy sets the smallest face, not upsampling
+            if load_detector:
+                detectors["yunet_providers"] = self._yunet.providers
         if uses_mmod and load_detector:
             detectors["mmod_runtime"] = "onnx" if self.options.engine is Engine.ONNX else "dlib"
             detectors["mmod_providers"] = list(getattr(self._mmod, "providers", ["dlib-cpu"]))
@@ -207,30 +234,50 @@ class FaceEngine:
             self._mmod
 
     def _primary(self) -> FaceDetector:
+        if self.options.detector is Detector.YUNET:
+            return self._yunet
         return self._mmod if self.options.detector is Detector.MMOD else self._hog
 
-    def detect(self, image: RGBImage) -> list[Detection]:
-        """Every face found, largest first; falls back to MMOD when HOG finds none (if enabled)."""
-        found = self._primary().detect(image, self.options.upsample)
-        if not found and self.options.detector_fallback and self.options.detector is Detector.HOG:
-            found = self._mmod.detect(image, self.options.upsample)
+    def detect(self, image: RGBImage, *, reduction: float = 1.0) -> list[Detection]:
+        """Every face found, largest first; falls back to MMOD when HOG finds none (if enabled).
+
+        YuNet sizes its own working copies; HOG, its upsampling and the MMOD
+        fallback run on the 640-px working copy only, so none of them costs
+        more on a 40 MP upload than on a 1 MP one. Faces down to :data:`SMALLEST_FACE_PX`
+        original pixels are looked for (``reduction``: see :meth:`faces`).
+        """
+        if self.options.detector is Detector.YUNET:
+            found = self._yunet.detect(image, 0, smallest=SMALLEST_FACE_PX / reduction)
+        else:
+            small, factor = working_copy(image)
+            found = self._primary().detect(small, self.options.upsample)
+            if not found and self.options.detector_fallback and self.options.detector is Detector.HOG:
+                found = self._mmod.detect(small, self.options.upsample)
+            if factor != 1.0:
+                height, width = image.shape[:2]
+                found = [replace(d, box=_clipped(d.box.scaled(factor), height, width)) for d in found]
         return sorted(found, key=lambda d: d.box.area, reverse=True)
 
-    def faces(self, image: RGBImage, *, assume_centre: bool = False) -> list[Face]:
-        """Detect, landmark, align and measure every face (no descriptors yet).
+    def faces(self, image: RGBImage, *, assume_centre: bool = False, reduction: float = 1.0) -> list[Face]:
+        """Detect, landmark, align and measure the largest ``max_faces`` faces (no descriptors yet).
 
         With ``assume_centre``, an image with no detection yields one face from its central region.
+        ``reduction`` says how many original pixels one pixel of ``image`` spans (a reduced decode,
+        :func:`faceward.vision.decode.decode_reduced`): boxes, landmarks and ``face_px`` are then
+        given in the original's pixels.
         """
-        detections = self.detect(image)
+        detections = self.detect(image, reduction=reduction)[: self.options.max_faces]
         if not detections and assume_centre:
             detections = [Detection(central_box(image), -1.0, "centre")]
         faces = []
         aligner = self.aligner
         for det in detections:
             points = self._landmarks.predict(image, det.box)
-            chip = aligner.chip(image, det.box, points)
-            quality = measure(det.box.width, chip, points, det.score)
-            faces.append(Face(det.box, det.score, det.detector, points, chip, quality))
+            chip = aligner.chip(image, det.box, points, det.landmarks)
+            box = det.box.scaled(reduction)
+            quality = measure(box.width, chip, points, det.score)
+            keypoints = det.landmarks * np.float32(reduction) if det.landmarks is not None else None
+            faces.append(Face(box, det.score, det.detector, points * np.float32(reduction), chip, quality, keypoints=keypoints))
         return faces
 
     def embed(self, faces: list[Face]) -> Vectors:
@@ -242,8 +289,8 @@ class FaceEngine:
             face.descriptor = vector
         return vectors
 
-    def analyze(self, image: RGBImage, *, assume_centre: bool = False) -> list[Face]:
-        faces = self.faces(image, assume_centre=assume_centre)
+    def analyze(self, image: RGBImage, *, assume_centre: bool = False, reduction: float = 1.0) -> list[Face]:
+        faces = self.faces(image, assume_centre=assume_centre, reduction=reduction)
         self.embed(faces)
         return faces
 

@@ -41,6 +41,12 @@ class Box:
     def as_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
+    def scaled(self, factor: float) -> Box:
+        """The same rectangle in a frame ``factor`` times larger (e.g. a reduced decode's box in the original)."""
+        if factor == 1.0:
+            return self
+        return Box(round(self.left * factor), round(self.top * factor), round(self.right * factor), round(self.bottom * factor))
+
 
 @dataclass(frozen=True, slots=True)
 class Quality:
@@ -71,6 +77,9 @@ class Face:
     chip: NDArray[np.uint8]  # H x W x 3 RGB, aligned as the recognizer expects (150 x 150 for dlib's ResNet)
     quality: Quality
     descriptor: NDArray[np.float32] | None = field(default=None)
+    # The detector's own 5 points when it gives them (YuNet: eye on the image's left, eye on the
+    # image's right, nose tip, mouth corners left then right), image coordinates; None for HOG/MMOD.
+    keypoints: NDArray[np.float32] | None = field(default=None)
 
     def summary(self) -> dict[str, Any]:
         return {"box": self.box.as_dict(), "detector": self.detector, "quality": self.quality.as_dict()}

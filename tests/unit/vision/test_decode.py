@@ -114,3 +114,28 @@ def test_mangled_real_jpeg_is_decoded_or_refused(cut: int, junk: bytes) -> None:
         assert pixels.ndim == 3
     except ImageError:
         pass
+
+
+def test_a_large_jpeg_is_decoded_reduced_by_dct_scaling() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from faceward.vision.decode import decode_reduced
+
+    pixels = np.zeros((1200, 1800, 3), np.uint8)
+    pixels[:, :900] = 200
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    data = buffer.getvalue()
+    full = decode_reduced(data)
+    assert full.reduction == 1.0 and full.pixels.shape == (1200, 1800, 3) and full.size == (1800, 1200)
+    reduced = decode_reduced(data, min_long_side=400)
+    assert reduced.reduction == 4.0 and reduced.pixels.shape == (300, 450, 3) and reduced.size == (1800, 1200)
+    assert abs(int(reduced.pixels[150, 100, 0]) - 200) < 4 and reduced.pixels[150, 350, 0] < 4
+    # never below the long side asked for; PNG is never reduced
+    assert max(decode_reduced(data, min_long_side=1000).pixels.shape) >= 1000
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    assert decode_reduced(png.getvalue(), min_long_side=400).reduction == 1.0

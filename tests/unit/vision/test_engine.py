@@ -21,8 +21,9 @@ def test_finds_the_one_face_with_landmarks_and_chip(engine: FaceEngine, astronau
     faces = engine.analyze(astronaut)
     assert len(faces) == 1
     face = faces[0]
-    assert 60 < face.box.width < 160 and face.detector == "hog"
+    assert 60 < face.box.width < 160 and face.detector == "yunet"
     assert face.landmarks.shape == (5, 2) and face.chip.shape == (150, 150, 3)
+    assert face.keypoints is not None and face.keypoints.shape == (5, 2)
     assert face.quality.frontalness > 0.8 and face.quality.sharpness > 20
     assert face.descriptor is not None and abs(float(np.linalg.norm(face.descriptor)) - 1) < 1e-5
     assert refusals(face.quality, QualityLimits()) == []
@@ -32,7 +33,9 @@ def test_matches_dlib_reference_pipeline(engine: FaceEngine, astronaut: np.ndarr
     """Same numbers as face_recognition's recipe (HOG up 1, 5-point chip, ResNet) when flip averaging is off."""
     from faceward.vision.engine import EngineOptions
 
-    plain = FaceEngine(EngineOptions(flip_average=False, detector_fallback=False))
+    from faceward.settings import Detector
+
+    plain = FaceEngine(EngineOptions(detector=Detector.HOG, flip_average=False, detector_fallback=False))
     ours = plain.analyze(astronaut)[0].descriptor
     rect = dlib.get_frontal_face_detector()(astronaut, 1)[0]
     shape = dlib.shape_predictor(str(verified_path(ModelName.LANDMARKS_5)))(astronaut, rect)

@@ -1,0 +1,125 @@
+"""YuNet-n: the shipped file, the numpy decoding, and faces on real and made images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceward.vision.detect import IDENTITY_MAP, YUNET_TO_HOG, BoxMap, YuNetDetector
+from faceward.vision.models import MANIFEST, ModelName, sha256_file, shipped_model_dir, verified_path
+from faceward.vision.scale import working_copy
+from faceward.vision.yunet import RawFaces, decode, nms
+
+
+@pytest.fixture(scope="module")
+def detector() -> YuNetDetector:
+    return YuNetDetector(threads=1)
+
+
+def test_the_shipped_file_is_pinned_and_licensed() -> None:
+    path = verified_path(ModelName.YUNET)
+    assert path.parent == shipped_model_dir() and sha256_file(path) == MANIFEST[ModelName.YUNET].sha256
+    assert "Apache License" in (path.parent / "LICENSE").read_text()
+    assert "0047ac24afb1a50a0c6105001c89d1b5b805dbf1" in (path.parent / "NOTICE").read_text()
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
+    scores = np.array([0.7, 0.9, 0.8], dtype=np.float32)
+    assert nms(boxes, scores, 0.3).tolist() == [1, 2]
+    assert nms(boxes, scores, 0.99).tolist() == [1, 2, 0]
+
+
+def test_decode_reads_cells_offsets_and_log_sizes() -> None:
+    """One confident prediction in stride-16 cell (row 1, col 2) of a 64x64 input."""
+    outputs = {}
+    for stride in (8, 16, 32):
+        cells = (64 // stride) ** 2
+        outputs[f"cls_{stride}"] = np.zeros((1, cells, 1), np.float32)
+        outputs[f"obj_{stride}"] = np.zeros((1, cells, 1), np.float32)
+        outputs[f"bbox_{stride}"] = np.zeros((1, cells, 4), np.float32)
+        outputs[f"kps_{stride}"] = np.zeros((1, cells, 10), np.float32)
+    cell = 1 * 4 + 2
+    outputs["cls_16"][0, cell] = 0.81
+    outputs["obj_16"][0, cell] = 1.0
+    outputs["bbox_16"][0, cell] = [0.5, 0.5, np.log(2.0), np.log(3.0)]
+    outputs["kps_16"][0, cell, :2] = [0.25, -0.25]
+    found = decode(outputs, 64, 64, score_threshold=0.5)
+    assert len(found) == 1 and found.scores[0] == pytest.approx(0.9)
+    # centre ((2 + 0.5) * 16, (1 + 0.5) * 16) = (40, 24), size (32, 48)
+    assert found.boxes[0].tolist() == pytest.approx([24, 0, 56, 48])
+    assert found.landmarks[0, 0].tolist() == pytest.approx([36, 12])
+    assert len(decode(outputs, 64, 64, score_threshold=0.95)) == 0
+
+
+def test_box_map_shifts_and_resizes_then_clips() -> None:
+    box = BoxMap(dx=0.1, dy=-0.1, sw=0.5, sh=0.5).apply(0, 0, 100, 100, 1000, 1000)
+    assert (box.left, box.top, box.right, box.bottom) == (35, 15, 85, 65)
+    assert IDENTITY_MAP.apply(-5, -5, 20, 20, 10, 10).as_dict() == {"left": 0, "top": 0, "right": 10, "bottom": 10}
+
+
+def test_finds_the_astronaut_with_five_landmarks_in_place(detector: YuNetDetector, astronaut: np.ndarray) -> None:
+    found = detector.detect(astronaut)
+    assert len(found) == 1
+    face = found[0]
+    assert face.detector == "yunet" and face.score > 0.8 and face.landmarks is not None
+    eye_l, eye_r, nose, mouth_l, mouth_r = face.landmarks.tolist()
+    assert eye_l[0] < eye_r[0] and mouth_l[0] < mouth_r[0]  # image-left point first
+    assert max(eye_l[1], eye_r[1]) < nose[1] < min(mouth_l[1], mouth_r[1])
+    raw = face.raw_box
+    assert raw is not None
+    for x, y in face.landmarks.tolist():
+        assert raw.left <= x <= raw.right and raw.top <= y <= raw.bottom
+    assert face.box.iou(raw) > 0.5
+
+
+def test_a_large_photo_is_detected_on_a_working_copy_and_mapped_back(
+    detector: YuNetDetector, astronaut: np.ndarray
+) -> None:
+    """The same face 8x larger: found on the 640-px working copy, at 8x the coordinates."""
+    big = np.asarray(Image.fromarray(astronaut).resize((2400, 2400), Image.Resampling.BICUBIC))
+    small, factor = working_copy(big)
+    assert max(small.shape) == 640 and factor == pytest.approx(2400 / 640)
+    [base] = detector.detect(astronaut)
+    [large] = detector.detect(big)
+    assert base.landmarks is not None and large.landmarks is not None
+    assert np.abs(large.landmarks / 8 - base.landmarks).max() < 3.0
+    assert abs(large.box.width / 8 - base.box.width) < 4
+
+
+def test_blank_and_noise_images_have_no_face(detector: YuNetDetector) -> None:
+    rng = np.random.default_rng(0)
+    assert detector.detect(np.full((480, 640, 3), 128, np.uint8)) == []
+    assert detector.detect(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)) == []
+
+
+def test_every_pasted_face_is_found(detector: YuNetDetector, astronaut: np.ndarray) -> None:
+    """A made group photo: the astronaut's face pasted three times at different sizes onto a grey canvas."""
+    face = Image.fromarray(astronaut[20:260, 40:260])
+    canvas = Image.new("RGB", (1600, 900), (120, 120, 120))
+    spots = [((100, 100), 300), ((700, 300), 160), ((1200, 500), 90)]
+    for (x, y), side in spots:
+        canvas.paste(face.resize((side, side)), (x, y))
+    found = detector.detect(np.asarray(canvas))
+    assert len(found) == 3
+    centres = sorted(((d.box.left + d.box.right) / 2, (d.box.top + d.box.bottom) / 2) for d in found)
+    for (cx, cy), ((x, y), side) in zip(centres, spots):
+        assert x < cx < x + side and y < cy < y + side
+
+
+def test_the_fitted_map_is_not_the_identity() -> None:
+    assert YUNET_TO_HOG != IDENTITY_MAP
+
+
+def test_raw_faces_scale_to_the_original_frame() -> None:
+    found = RawFaces(np.array([[1, 2, 3, 4]], np.float32), np.array([0.9], np.float32), np.ones((1, 5, 2), np.float32))
+    scaled = found.scaled(2.0, (10.0, 20.0))
+    assert scaled.boxes[0].tolist() == [12, 24, 16, 28] and scaled.landmarks[0, 0].tolist() == [12, 22]
+
+
+def test_the_package_data_ships_the_model() -> None:
+    pyproject = (Path(__file__).resolve().parents[3] / "pyproject.toml").read_text()
+    assert '"data/yunet/*"' in pyproject
