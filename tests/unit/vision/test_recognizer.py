@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceward.settings import Engine
+from faceward.settings import Detector, Engine
 from faceward.vision.align import (
     ARCFACE_112_TEMPLATE,
     alignment_residual,
@@ -124,7 +124,9 @@ def test_warp_affine_identity_and_outside_is_black() -> None:
     assert np.array_equal(shifted[:, 5:], image[:, :25]) and not shifted[:, :5].any()
 
 
-def test_dlib_landmarks_map_onto_the_template(engine: FaceEngine, astronaut: np.ndarray) -> None:
+def test_dlib_landmarks_map_onto_the_template(manifest_path: Path, astronaut: np.ndarray) -> None:
+    """With HOG (no detector points), the chip comes from dlib's landmarks."""
+    engine = FaceEngine(EngineOptions(engine=Engine.ONNX, detector=Detector.HOG, recognizer=str(manifest_path), threads=1))
     [face] = engine.faces(astronaut)
     assert face.chip.shape == (SIZE, SIZE, 3) and face.chip.dtype == np.uint8
     assert face.landmarks.shape == (5, 2)
