@@ -77,6 +77,8 @@ def test_calibrate_writes_a_table_beside_the_manifest(calibrated: dict, manifest
     assert calibrated["fmr_resolution"] == pytest.approx(1 / calibrated["impostor_pairs"])
     scores = [row["score"] for row in calibrated["thresholds"]]
     assert scores == sorted(scores) and 0.0 < scores[0] < 1.0  # a stricter target, a higher score
+    assert calibrated["flip_average"] is False and calibrated["by_flip_average"]["false"] == calibrated["thresholds"]
+    assert len(calibrated["by_flip_average"]["true"]) == len(scores)
     code, output = run("models", "show", str(manifest), "--json")
     card = json.loads(output)
     assert code == 0 and card["calibrated"] is True and card["licence"].startswith("MIT as stated")
@@ -87,7 +89,7 @@ def test_too_few_identities_are_refused_with_the_reason(manifest: Path, sample: 
     few = tmp_path / "few"
     for person in sorted(sample.iterdir())[:5]:
         (few / person.name).mkdir(parents=True)
-    (few / "x" ).mkdir()
+    (few / "x").mkdir()
     (few / "x" / "a.jpg").symlink_to(next(next(sample.iterdir()).iterdir()))
     code, output = run("models", "calibrate", str(manifest), str(few))
     assert code == 2 and "holds 1 identities" in output and "needs at least 20" in output

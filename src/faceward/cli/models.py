@@ -93,14 +93,20 @@ def _calibrate(manifest: Path, folder: Path, workers: int, engine: Engine | None
         )
     path = write_model_calibration(model.source.parent, model.sha256, tables)
     used = tables[face.flip_average]
+
+    def rows(table: Calibration) -> list[dict[str, float]]:
+        return [{"target_fmr": t, "score": table.threshold(t), "fnmr": round(table.fnmr_at(table.threshold(t)), 4)}
+                for t in TARGETS]
+
     report = {
         "table": str(path), "model_id": model.model_id, "template_id": face.template_id,
         "identities": len(identities), "held_out_identities": held_out, "images": used.meta["images"],
         "genuine_pairs": used.genuine_pairs, "impostor_pairs": used.impostor_pairs, "fmr_resolution": used.fmr_floor,
-        "thresholds": [
-            {"target_fmr": t, "score": used.threshold(t), "fnmr": round(used.fnmr_at(used.threshold(t)), 4)}
-            for t in TARGETS
-        ],
+        "thresholds": rows(used),
+        # Both ways of reading the model, on these held-out identities: the data to set the manifest's
+        # flip_average on (never the pairs an evaluation reports).
+        "flip_average": face.flip_average,
+        "by_flip_average": {str(flip).lower(): rows(table) for flip, table in tables.items()},
     }
     if as_json:
         emit_json(report)
@@ -112,4 +118,7 @@ def _calibrate(manifest: Path, folder: Path, workers: int, engine: Engine | None
     )
     for row in report["thresholds"]:
         out.print(f"  target FMR {row['target_fmr']:g}: score {row['score']:.3f}, FNMR {row['fnmr']:.3f}", markup=False)
+    other = report["by_flip_average"][str(not face.flip_average).lower()]
+    out.print(f"  with flip_average {str(not face.flip_average).lower()}: FNMR "
+              + ", ".join(f"{row['fnmr']:.3f} at FMR {row['target_fmr']:g}" for row in other), markup=False)
     out.print(f"calibration table: {path}", markup=False)
