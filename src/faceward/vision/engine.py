@@ -15,7 +15,9 @@ What runs where:
   own 5 points are kept on :attr:`Face.keypoints`;
 - recognizer: dlib's ResNet (on ONNX Runtime or in dlib, per ``engine``) on
   dlib's 150x150 chip, or, when a manifest is configured, that model on its own
-  template-aligned chip (:mod:`faceward.vision.recognizer`).
+  template-aligned chip (:mod:`faceward.vision.recognizer`), cut from the
+  detector's own 5 points (YuNet's) by a similarity transform, or from dlib's
+  points when the detector gives none (HOG, MMOD).
 """
 
 from __future__ import annotations

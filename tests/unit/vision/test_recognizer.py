@@ -266,3 +266,13 @@ def test_keypoints_land_on_the_template(manifest_path: Path) -> None:
     assert np.array_equal(aligner.chip(image, Box(0, 0, 400, 400), dlib_points, keypoints), chip)
     with pytest.raises(ValueError, match="5 x 2"):
         keypoint_transform(keypoints[:3], TEMPLATE)
+
+
+def test_the_engine_cuts_the_chip_from_yunets_points(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    from faceward.vision.align import keypoint_chip
+
+    [face] = engine.faces(astronaut)
+    assert face.detector == "yunet" and face.keypoints is not None and face.keypoints.shape == (5, 2)
+    assert np.array_equal(face.chip, keypoint_chip(astronaut, face.keypoints, TEMPLATE, (SIZE, SIZE)))
+    left_eye, right_eye = face.keypoints[0], face.keypoints[1]
+    assert left_eye[0] < right_eye[0]  # the template's order: the eye on the image's left first
