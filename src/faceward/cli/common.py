@@ -38,6 +38,15 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_default, indent=2) + "\n")
 
 
+def emit_fields(data: dict[str, Any], as_json: bool) -> None:
+    """A flat report: JSON, or one ``key: value`` line per field."""
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"{key}: {value}", markup=False)
+
+
 def fail(message: str, code: int = 2) -> None:
     err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from faceward.cli.progress import progress_bar
-from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
+from faceward.cli.common import JsonOpt, emit_fields, emit_json, friendly, out, settings
 from faceward.evaluation.datasets import identity_folders, read_pairs
 from faceward.evaluation.reports import check_pairs_protocol, ident_report, pairs_report
 from faceward.evaluation.runs import BASELINE, JITTER, VARIANTS, ImageAnalysis, Variant, analyse
@@ -97,11 +97,7 @@ def _pairs(
                 out.print(r, markup=False)
         return
     report = pairs_report(items, images, analyses, _variant(baseline, model), None if baseline else _scoring(model))
-    if as_json:
-        emit_json(report)
-    else:
-        for key, value in report.items():
-            out.print(f"{key}: {value}", markup=False)
+    emit_fields(report, as_json)
 
 
 @eval_app.command("ident")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from faceward.bootstrap import init_home, open_gallery
 from faceward.cli.progress import progress_bar
-from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
+from faceward.cli.common import JsonOpt, TenantOpt, emit_fields, emit_json, err, friendly, local_tenant_file, out, settings
 from faceward.errors import FacewardError, InvalidInput
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService, utcnow
@@ -383,12 +383,7 @@ def subjects_show(subject_id: str, tenant: Annotated[Optional[str], TenantOpt] =
 def _subjects_show(subject_id: str, tenant: str | None, as_json: bool) -> None:
     service, tenant_id = _tenant(gallery(), tenant)
     view = service.get_subject(tenant_id, subject_id)
-    data = view.__dict__
-    if as_json:
-        emit_json(data)
-        return
-    for key, value in data.items():
-        out.print(f"{key}: {value}", markup=False)
+    emit_fields(view.__dict__, as_json)
 
 
 @subjects_app.command("delete")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from faceward.cli.common import JsonOpt, emit_json, friendly, out
+from faceward.cli.common import JsonOpt, emit_fields, emit_json, friendly, out
 from faceward.cli.evaluate import EngineOpt, _analyse, _engine
 from faceward.errors import InvalidInput
 from faceward.evaluation.calibration import (
@@ -37,12 +37,7 @@ def show(manifest: Annotated[Path, ManifestArg], as_json: Annotated[bool, JsonOp
 @friendly
 def _show(manifest: Path, as_json: bool) -> None:
     engine = _engine(model=manifest)
-    card = model_card(engine.template_id, engine.provenance, engine.manifest)
-    if as_json:
-        emit_json(card)
-        return
-    for key, value in card.items():
-        out.print(f"{key}: {value}", markup=False)
+    emit_fields(model_card(engine.template_id, engine.provenance, engine.manifest), as_json)
 
 
 @models_app.command("calibrate")
