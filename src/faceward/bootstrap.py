@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceward.security.crypto import Keyring, load_master_key, write_master_key_file
+from faceward.security.kms import TenantKeyWrapper
 from faceward.services.gallery import GalleryService
-from faceward.settings import Settings
+from faceward.settings import Kms, Settings
 from faceward.store import SqlStore
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class InitResult:
     key_file: Path
     key_created: bool
     database_url: str
+    hsm_key: str | None = None  # FACEWARD_KMS=pkcs11: "token <label>, key <label>"; no key file then
 
 
 def init_home(settings: Settings) -> InitResult:
@@ -33,16 +35,36 @@ def init_home(settings: Settings) -> InitResult:
     settings.home.chmod(0o700)
     path = key_file(settings)
     created = False
-    if settings.master_key is None and not path.exists():
+    hsm_key = None
+    if settings.kms is Kms.PKCS11:
+        from faceward.security.pkcs11 import open_keyring
+
+        label, created = open_keyring(settings).ensure()  # generated inside the token, never on disk
+        hsm_key = f"token {settings.pkcs11_token}, key {label}"
+    elif settings.master_key is None and not path.exists():
         write_master_key_file(path)
         created = True
     store = SqlStore.open(settings.db_url)
     store.close()
-    return InitResult(settings.home, path, created, settings.db_url)
+    return InitResult(settings.home, path, created, settings.db_url, hsm_key)
 
 
-def master_keyring(settings: Settings) -> Keyring:
-    """The keyring from the configured master key; raises MasterKeyError when there is none or it is a placeholder."""
+def master_keyring(settings: Settings) -> TenantKeyWrapper:
+    """The configured master key: a PKCS#11 token (``FACEWARD_KMS=pkcs11``) or the key file / environment.
+
+    Raises MasterKeyError when there is none, it is a placeholder, or the token holds no master key yet.
+    """
+    if settings.kms is Kms.PKCS11:
+        from faceward.security.pkcs11 import open_keyring
+
+        keyring = open_keyring(settings)
+        keyring.current_label()  # no master key in the token: refuse now, not on the first request
+        return keyring
+    return file_keyring(settings)
+
+
+def file_keyring(settings: Settings) -> Keyring:
+    """The keyring from the master key in the environment or the key file."""
     env_value = settings.master_key.get_secret_value() if settings.master_key else None
     path = key_file(settings)
     return Keyring(load_master_key(env_value, path if (settings.master_key_file or path.exists()) else None))

@@ -40,6 +40,13 @@ class IndexBackend(str, enum.Enum):
     MILVUS = "milvus"
 
 
+class Kms(str, enum.Enum):
+    """Where the master key lives: a 0600 file (or the environment), or a PKCS#11 token (an HSM)."""
+
+    FILE = "file"
+    PKCS11 = "pkcs11"
+
+
 class LogFormat(str, enum.Enum):
     JSON = "json"
     TEXT = "text"
@@ -60,6 +67,17 @@ class Settings(BaseSettings):
     )
     master_key: SecretStr | None = Field(default=None, description="32-byte master key, base64.")
     master_key_file: Path | None = Field(default=None, description="File holding the base64 master key.")
+    kms: Kms = Field(
+        default=Kms.FILE,
+        description="Where the master key lives: file (FACEWARD_MASTER_KEY[_FILE]) or pkcs11 (a non-extractable key "
+        "in an HSM token; tenant keys are wrapped inside the token).",
+    )
+    pkcs11_module: Path | None = Field(default=None, description="The PKCS#11 library of the HSM (FACEWARD_KMS=pkcs11).")
+    pkcs11_token: str | None = Field(default=None, description="Label of the PKCS#11 token holding the master key.")
+    pkcs11_pin_file: Path | None = Field(default=None, description="File (mode 0600) holding the token's user PIN.")
+    pkcs11_key_label: str = Field(
+        default="faceward-master", description="Label prefix of the master keys in the token (<label>.<n>, highest wraps).",
+    )
     erasure_ledger: Path | None = Field(
         default=None,
         description="Append-only list of erased subjects and tenants, kept apart from the data and its backups "

@@ -49,13 +49,16 @@ def init(as_json: Annotated[bool, JsonOpt] = False) -> None:
 @friendly
 def _init(as_json: bool) -> None:
     result = init_home(settings())
-    data = {"home": str(result.home), "key_file": str(result.key_file), "key_created": result.key_created,
-            "database_url": result.database_url}
+    data = {"home": str(result.home), "key_file": None if result.hsm_key else str(result.key_file),
+            "key_created": result.key_created, "database_url": result.database_url, "hsm_key": result.hsm_key}
     if as_json:
         emit_json(data)
         return
     out.print(f"home: {result.home}", markup=False)
-    if result.key_created:
+    if result.hsm_key:
+        state = "created in" if result.key_created else "found in"
+        out.print(f"master key {state} the HSM ({result.hsm_key}); it never leaves the token", markup=False)
+    elif result.key_created:
         out.print(f"created master key file {result.key_file} (mode 0600): back it up apart from the data", markup=False)
     else:
         out.print(f"master key: {result.key_file}", markup=False)

@@ -13,12 +13,14 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from faceward.bootstrap import init_home, open_accounts
+from faceward.bootstrap import init_home, key_file, open_accounts
 from faceward.cli.common import JsonOpt, emit_json, fail, friendly, out, settings
 from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring, load_master_key
+from faceward.security.pkcs11 import Pkcs11Keyring, open_keyring
 from faceward.services.accounts import AccountService
 from faceward.services.audit import AuditEntry, AuditReport
+from faceward.settings import Kms
 
 tenant_app = typer.Typer(help="Create, list, suspend and delete tenants (operator only).", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify the audit chains; read who did what, when, from where.", no_args_is_help=True)
@@ -251,23 +253,44 @@ def _audit_timeline(
 
 @keys_app.command("rotate-master")
 def rotate_master(
-    new_key_file: Annotated[Path, typer.Option("--new-key-file", help="The new master key (base64, mode 0600).")],
+    new_key_file: Annotated[
+        Optional[Path], typer.Option("--new-key-file", help="The new master key (base64, mode 0600); not with an HSM.")
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Re-wrap every tenant key under a new master key. Stop the service first; restart it with the new key.
+    """Re-wrap every tenant key under a new master key.
 
-    Generate the new key with `faceward init` in a scratch home, or: head -c32 /dev/urandom | base64.
-    Running it again after an interruption finishes the job. Backups taken before
-    the rotation still need the old master key: keep it as long as they are kept.
+    With FACEWARD_KMS=pkcs11 it runs online: a new key is generated in the token and every tenant
+    key re-wrapped under it while the service keeps serving (old and new both unwrap). With a key
+    file, stop the service first and restart it with the new key; generate one with `faceward init`
+    in a scratch home, or: head -c32 /dev/urandom | base64. Running it again after an interruption
+    finishes the job. Backups taken before the rotation still need the old master key: keep it as
+    long as they are kept.
     """
     _rotate_master(new_key_file, as_json)
 
 
 @friendly
-def _rotate_master(new_key_file: Path, as_json: bool) -> None:
-    new_key = load_master_key(None, new_key_file)
+def _rotate_master(new_key_file: Path | None, as_json: bool) -> None:
     service = accounts()
-    if getattr(service.gallery.keyring, "_master", None) == new_key:
+    keyring = service.gallery.keyring
+    if isinstance(keyring, Pkcs11Keyring):
+        if new_key_file is not None:
+            fail("FACEWARD_KMS=pkcs11: the new master key is generated inside the token; drop --new-key-file")
+        old = keyring.current_label()
+        label = keyring.generate()
+        counts = service.rotate_master(keyring.pinned(label))
+        if as_json:
+            emit_json({**counts, "old_key": old, "new_key": label})
+            return
+        out.print(f"re-wrapped {counts['rotated']} tenant keys under {label} in the token (was {old}); no restart needed",
+                  markup=False)
+        out.print(f"keep {old} in the token while backups made before now are kept", markup=False)
+        return
+    if new_key_file is None:
+        fail("--new-key-file is required with a master key file (FACEWARD_KMS=file)")
+    new_key = load_master_key(None, new_key_file)
+    if getattr(keyring, "_master", None) == new_key:
         fail("the new master key is the one in use")
     counts = service.rotate_master(Keyring(new_key))
     if as_json:
@@ -275,3 +298,39 @@ def _rotate_master(new_key_file: Path, as_json: bool) -> None:
         return
     out.print(f"re-wrapped {counts['rotated']} tenant keys ({counts['already']} already under the new key)", markup=False)
     out.print(f"now point FACEWARD_MASTER_KEY_FILE at {new_key_file} (or unset FACEWARD_MASTER_KEY) and restart", markup=False)
+
+
+@keys_app.command("migrate")
+def keys_migrate(
+    to: Annotated[Kms, typer.Option("--to", help="Where the master key goes: pkcs11 (the token in FACEWARD_PKCS11_*).")],
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Move the home off its master key file: every tenant key is re-wrapped inside the HSM token.
+
+    Stop the service first; afterwards start it with FACEWARD_KMS=pkcs11. The key file is left in
+    place: move it offline (not delete it) while backups made before the migration are kept, since
+    only it opens them.
+    """
+    _keys_migrate(to, as_json)
+
+
+@friendly
+def _keys_migrate(to: Kms, as_json: bool) -> None:
+    if to is not Kms.PKCS11:
+        fail("only --to pkcs11 is supported (moving a key out of an HSM would defeat it)")
+    s = settings()
+    if s.database_url is None:
+        init_home(s.model_copy(update={"kms": Kms.FILE}))
+    source = s.model_copy(update={"kms": Kms.FILE})
+    service = open_accounts(source)  # the gallery as it is today: unwrapping with the key file
+    token = open_keyring(s)
+    label, created = token.ensure()
+    counts = service.rotate_master(token.pinned(label))
+    data = {**counts, "hsm_key": label, "key_created": created, "old_key_file": str(key_file(s))}
+    if as_json:
+        emit_json(data)
+        return
+    out.print(f"re-wrapped {counts['rotated']} tenant keys under {label} in token {s.pkcs11_token} "
+              f"({counts['already']} already there)", markup=False)
+    out.print(f"now start the service with FACEWARD_KMS=pkcs11, and move {key_file(s)} offline: it still opens the "
+              "backups made before now, and nothing else should", markup=False)

@@ -56,7 +56,9 @@ def _serve(host: str | None, port: int | None, init: bool) -> None:
     if initialising:
         result = init_home(s)
         out.print(f"home: {result.home}", markup=False)
-        if result.key_created:
+        if result.hsm_key:
+            out.print(f"master key in the HSM: {result.hsm_key}", markup=False)
+        elif result.key_created:
             out.print(f"created master key file {result.key_file} (mode 0600): back it up apart from the data", markup=False)
     from faceward.api.app import create_app  # imported late: `faceward --help` stays fast
 

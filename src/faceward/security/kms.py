@@ -20,6 +20,9 @@ KMS grant stops every tenant at once. Hand the wrapper to
 :meth:`~faceward.services.accounts.AccountService.rotate_master` as the new
 wrapper to move existing tenants onto it.
 
+:class:`faceward.security.pkcs11.Pkcs11Keyring` is one, for any PKCS#11 token
+(``FACEWARD_KMS=pkcs11``, decision 020).
+
 Unwrapping must raise :class:`~faceward.security.errors.SealError` for a
 wrapped key it cannot open (rotation relies on it to skip tenants already
 moved).

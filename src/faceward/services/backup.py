@@ -47,7 +47,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from faceward import __version__
 from faceward.durability import fsync_dir
 from faceward.errors import FacewardError
-from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
+from faceward.security.crypto import aad, new_key, open_sealed, seal
+from faceward.security.kms import TenantKeyWrapper
 from faceward.security.errors import SealError
 from faceward.services.ledger import ErasureLedger, LedgerHead
 from faceward.store import SqlStore
@@ -119,7 +120,7 @@ def _read_exact(source: BinaryIO, size: int, what: str) -> bytes:
     return data
 
 
-def seal_file(plain: Path, target: Path, keyring: Keyring, header: dict[str, Any]) -> int:
+def seal_file(plain: Path, target: Path, keyring: TenantKeyWrapper, header: dict[str, Any]) -> int:
     """Write ``plain`` sealed to ``target`` atomically (temp file, fsync, rename), mode 0600; returns its size."""
     backup_id = str(header["backup_id"])
     key = new_key()
@@ -177,7 +178,7 @@ def _header(source: BinaryIO) -> tuple[dict[str, Any], str]:
     return header, hashlib.sha256(head).hexdigest()
 
 
-def open_file(path: Path, target: Path, keyring: Keyring) -> dict[str, Any]:
+def open_file(path: Path, target: Path, keyring: TenantKeyWrapper) -> dict[str, Any]:
     """Decrypt the backup at ``path`` into ``target`` (mode 0600); returns its header.
 
     Raises :class:`BackupError` for a wrong master key, tampering, truncation
@@ -389,7 +390,7 @@ def _scratch(near: Path) -> Iterator[Path]:
 
 
 def backup(
-    url: str, keyring: Keyring, ledger: ErasureLedger, target: Path, *, scratch: Path,
+    url: str, keyring: TenantKeyWrapper, ledger: ErasureLedger, target: Path, *, scratch: Path,
     extra: dict[str, Any] | None = None, now: datetime | None = None,
 ) -> BackupInfo:
     """Back up the store at ``url`` to ``target``, sealed; ``scratch`` is where the clear copy briefly lives.
@@ -416,7 +417,7 @@ def backup(
 
 
 def restore(
-    source: Path, url: str, keyring: Keyring, ledger: ErasureLedger, *, scratch: Path,
+    source: Path, url: str, keyring: TenantKeyWrapper, ledger: ErasureLedger, *, scratch: Path,
     allow_missing_ledger: bool = False,
 ) -> RestoreReport:
     """Restore the backup at ``source`` into the empty store at ``url``, then re-apply every erasure.

@@ -32,6 +32,7 @@ import numpy as np
 from faceward.errors import ConfigError, Conflict, FacewardError, InvalidInput, NotFound
 from faceward.scoring import Calibration, Decision, fpir_threshold_fmr, lookup
 from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
+from faceward.security.kms import TenantKeyWrapper
 from faceward.security.templates import template_transform
 from faceward.services.consent import Consent
 from faceward.services.ledger import ErasureLedger
@@ -228,7 +229,7 @@ class GalleryService:
     def __init__(
         self,
         store: SqlStore,
-        keyring: Keyring,
+        keyring: TenantKeyWrapper,
         settings: Settings,
         *,
         engine: FaceEngine | None = None,
