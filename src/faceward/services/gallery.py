@@ -39,7 +39,7 @@ from faceward.services.ledger import ErasureLedger
 from faceward.services.search_index import SearchIndexes
 from faceward.settings import IndexBackend, Settings
 from faceward.store import FaceRecord, SqlStore, SubjectRecord, TenantRecord
-from faceward.vision import FaceEngine, LowQualityFace, NoFaceFound, QualityLimits, decode_image, refusals
+from faceward.vision import FaceEngine, LowQualityFace, NoFaceFound, QualityLimits, refusals
 from faceward.vision.embed import from_template, to_template
 from faceward.vision.remote import RemoteEngine
 from faceward.vision.types import Face, Quality
@@ -484,9 +484,8 @@ class GalleryService:
         digest = hashlib.sha256(image).hexdigest()
         if self.remote is not None:
             return self.remote.analyze(image)[0], digest
-        pixels = decode_image(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
         with self._vision_lock:
-            faces = self.engine.analyze(pixels)
+            faces, _ = self.engine.read(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
         return faces, digest
 
     def detect(self, tenant_id: str, image: bytes) -> tuple[list[Face], tuple[int, int], str]:
@@ -497,10 +496,11 @@ class GalleryService:
         if self.remote is not None:
             faces, size = self.remote.analyze(image, embed=False)
             return faces, size, digest
-        pixels = decode_image(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
         with self._vision_lock:
-            faces = self.engine.faces(pixels)
-        return faces, (int(pixels.shape[1]), int(pixels.shape[0])), digest
+            faces, size = self.engine.read(
+                image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels, embed=False
+            )
+        return faces, size, digest
 
     def _largest(self, image: bytes, what: str) -> tuple[Face, int, str]:
         faces, digest = self._faces(image)

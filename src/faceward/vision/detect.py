@@ -150,8 +150,13 @@ TILE_SIDE = 640
 TILE_OVERLAP = 128
 MAX_TILES = 6  # the per-image budget: a 40 MP upload is tiled more coarsely, never more often
 # A face this share of the long side found on the working copy makes the photo a portrait: no tiled pass.
-PORTRAIT_SHARE = 0.2
+PORTRAIT_SHARE = 0.15
 FLAT_STD = 4.0  # a tile whose grey levels vary less than this (a blank wall, sky, a made blank image) holds no face
+
+
+def _flat(image: RGBImage) -> bool:
+    """Grey levels (sampled every 4th pixel) vary by less than :data:`FLAT_STD`: no face can be there."""
+    return float(image[::4, ::4].astype(np.float32).mean(axis=2).std()) < FLAT_STD
 
 
 def _tile_starts(length: int) -> list[int]:
@@ -193,6 +198,8 @@ class YuNetDetector:
         from faceward.vision.yunet import nms
 
         small, factor = working_copy(image, self.working_side)
+        if _flat(small):  # a blank or near-blank upload: nothing to run a network on
+            return []
         parts = [self._net.run(small, score_threshold=self.score_threshold).scaled(factor)]
         fine = max(1.0, smallest / TILE_FACE_PX)
         widths = parts[0].boxes[:, 2] - parts[0].boxes[:, 0]
@@ -211,11 +218,10 @@ class YuNetDetector:
             fine *= 1.15
         copy = resized(image, fine)
         exact = image.shape[1] / copy.shape[1]
-        grey = copy[::4, ::4].astype(np.float32).mean(axis=2)
         tiles, origins = [], []
         for top in _tile_starts(copy.shape[0]):
             for left in _tile_starts(copy.shape[1]):
-                if float(grey[top // 4 : (top + TILE_SIDE) // 4, left // 4 : (left + TILE_SIDE) // 4].std()) < FLAT_STD:
+                if _flat(copy[top : top + TILE_SIDE, left : left + TILE_SIDE]):
                     continue
                 tiles.append(copy[top : top + TILE_SIDE, left : left + TILE_SIDE])
                 origins.append((left, top))

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from faceward.settings import Detector, Engine, Settings
 from faceward.vision.align import LandmarkPredictor, face_chip
-from faceward.vision.decode import RGBImage
+from faceward.vision.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, RGBImage, decode_reduced
 from faceward.vision.detect import (
     Detection,
     FaceDetector,
@@ -48,7 +48,7 @@ from faceward.vision.embed import DescriptorRuntime, DlibDescriptor, Embedder, V
 from faceward.vision.models import DLIB_DESCRIPTOR_ID
 from faceward.vision.quality import QualityLimits, measure
 from faceward.vision.recognizer import BUNDLED_PROVENANCE, OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
-from faceward.vision.scale import working_copy
+from faceward.vision.scale import ANALYSIS_SIDE, working_copy
 from faceward.vision.types import Box, Face
 
 DLIB_EMBEDDING_SIZE = 128
@@ -290,6 +290,19 @@ class FaceEngine:
         for face, vector in zip(faces, vectors):
             face.descriptor = vector
         return vectors
+
+    def read(
+        self, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, embed: bool = True
+    ) -> tuple[list[Face], tuple[int, int]]:
+        """Decode an upload (reduced by DCT scaling where it is far larger than analysis needs) and analyse it.
+
+        Returns the faces (boxes in the upload's upright pixels; descriptors unless ``embed`` is false)
+        and the upright upload's ``(width, height)``. Raises the decoder's errors.
+        """
+        decoded = decode_reduced(data, max_bytes=max_bytes, max_pixels=max_pixels, min_long_side=ANALYSIS_SIDE)
+        if embed:
+            return self.analyze(decoded.pixels, reduction=decoded.reduction), decoded.size
+        return self.faces(decoded.pixels, reduction=decoded.reduction), decoded.size
 
     def analyze(self, image: RGBImage, *, assume_centre: bool = False, reduction: float = 1.0) -> list[Face]:
         faces = self.faces(image, assume_centre=assume_centre, reduction=reduction)

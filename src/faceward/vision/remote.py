@@ -16,7 +16,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from faceward.errors import FacewardError
-from faceward.vision.decode import decode_image
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.types import Face
 from faceward.vision.workers import exit_with_parent
@@ -47,9 +46,7 @@ def _warm() -> float:
 
 def _analyze(data: bytes, max_bytes: int, max_pixels: int, embed: bool) -> tuple[list[Face], tuple[int, int]]:
     assert _engine is not None
-    pixels = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-    faces = _engine.analyze(pixels) if embed else _engine.faces(pixels)
-    return faces, (int(pixels.shape[1]), int(pixels.shape[0]))
+    return _engine.read(data, max_bytes=max_bytes, max_pixels=max_pixels, embed=embed)
 
 
 def _analyze_timed(data: bytes, max_bytes: int, max_pixels: int, embed: bool) -> tuple[float, tuple[list[Face], tuple[int, int]]]:

@@ -13,6 +13,9 @@ from PIL import Image
 from faceward.vision.decode import RGBImage
 
 WORKING_SIDE = 640  # YuNet was trained on faces of ~10-300 px; a portrait's face stays within that at 640
+# Uploads are decoded no smaller than this (JPEG DCT scaling: a 12 MP photo is decoded at half size),
+# and landmarks and chips are cut from that copy: a face of 100 px in the original still gives 50 px.
+ANALYSIS_SIDE = 1600
 
 
 def shrink_factor(height: int, width: int, long_side: int) -> float:
@@ -26,8 +29,9 @@ def resized(image: RGBImage, factor: float) -> RGBImage:
         return image
     height, width = image.shape[:2]
     size = (max(1, round(width / factor)), max(1, round(height / factor)))
-    # reducing_gap: a fast integer box reduction first, then bilinear; no aliasing on 10x shrinks.
-    small = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # reducing_gap=1: a fast integer box reduction by floor(factor) first, then a bilinear step of
+    # less than 2x on the small image; no aliasing on 10x shrinks, ~3x cheaper than reducing_gap=2.
+    small = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
     return np.ascontiguousarray(np.asarray(small, dtype=np.uint8))
 
 
