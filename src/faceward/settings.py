@@ -124,6 +124,14 @@ class Settings(BaseSettings):
         default=1, ge=0, le=64,
         description="Processes that analyse faces for `faceward serve` (0: in the API process).",
     )
+    analysis_per_tenant: int = Field(
+        default=0, ge=0, le=64,
+        description="Analyses one tenant may run at once on the analysis workers (0: all workers but one).",
+    )
+    analysis_queue_per_tenant: int = Field(
+        default=8, ge=0, le=1024,
+        description="Analyses one tenant may have waiting; past it, 503 with Retry-After. Tenants take turns.",
+    )
     max_in_flight: int = Field(
         default=16, ge=1, description="Concurrent API requests per process before fast 503s with Retry-After."
     )

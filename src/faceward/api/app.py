@@ -87,6 +87,7 @@ def build_services(settings: Settings, *, engine: FaceEngine | None = None, limi
         gallery.remote = RemoteEngine(
             EngineOptions.from_settings(settings), workers=settings.analysis_workers,
             max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+            per_tenant=settings.analysis_per_tenant or None, queue_per_tenant=settings.analysis_queue_per_tenant,
         )
     audit = AuditLog(store, gallery.tenant_key)
     usage = UsageService(store, gallery.tenant_key)

@@ -63,8 +63,8 @@ def exception_response(exc: FacewardError, what: str) -> JSONResponse:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, int(retry_after)))
-    if status == 503:
-        headers["Retry-After"] = "2"  # the store is unreachable or full: worth retrying shortly
+    if status == 503:  # the store is unreachable or full, or analysis is busy: worth retrying shortly
+        headers["Retry-After"] = str(max(1, int(getattr(exc, "retry_after", None) or 2)))
     if status >= 500:
         log.error("%s failed: %s (%s)", what, exc.code, exc.message)
         if status != 503:

@@ -480,10 +480,10 @@ class GalleryService:
 
     # -- vision ---------------------------------------------------------------------
 
-    def _faces(self, image: bytes) -> tuple[list[Face], str]:
+    def _faces(self, image: bytes, tenant_id: str = "") -> tuple[list[Face], str]:
         digest = hashlib.sha256(image).hexdigest()
         if self.remote is not None:
-            return self.remote.analyze(image)[0], digest
+            return self.remote.analyze(image, tenant=tenant_id)[0], digest
         with self._vision_lock:
             faces, _ = self.engine.read(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
         return faces, digest
@@ -494,7 +494,7 @@ class GalleryService:
         self.active_tenant(tenant_id)
         digest = hashlib.sha256(image).hexdigest()
         if self.remote is not None:
-            faces, size = self.remote.analyze(image, embed=False)
+            faces, size = self.remote.analyze(image, embed=False, tenant=tenant_id)
             return faces, size, digest
         with self._vision_lock:
             faces, size = self.engine.read(
@@ -502,8 +502,8 @@ class GalleryService:
             )
         return faces, size, digest
 
-    def _largest(self, image: bytes, what: str) -> tuple[Face, int, str]:
-        faces, digest = self._faces(image)
+    def _largest(self, image: bytes, what: str, tenant_id: str = "") -> tuple[Face, int, str]:
+        faces, digest = self._faces(image, tenant_id)
         if not faces:
             raise NoFaceFound(f"no face was found in the {what}")
         return faces[0], len(faces), digest
@@ -532,7 +532,7 @@ class GalleryService:
     def enroll(self, tenant_id: str, subject_id: str, image: bytes) -> FaceView:
         """Enroll the face in ``image``: exactly one face, passing every quality limit."""
         self._admissible(tenant_id, subject_id)
-        faces, digest = self._faces(image)
+        faces, digest = self._faces(image, tenant_id)
         if not faces:
             raise NoFaceFound("no face was found in the image")
         face = faces[0]
@@ -736,9 +736,9 @@ class GalleryService:
         tenant = self.active_tenant(tenant_id)
         self._check_model(tenant)
         if face is None:
-            probe, count, digest = self._largest(image, "probe")
+            probe, count, digest = self._largest(image, "probe", tenant_id)
         else:
-            found, digest = self._faces(image)
+            found, digest = self._faces(image, tenant_id)
             count = len(found)
             if not 0 <= face < count:
                 raise InvalidInput(f"the probe shows {count} face(s); face must be 0 to {count - 1}", code="no_such_face")
@@ -801,8 +801,8 @@ class GalleryService:
 
     def verify_images(self, tenant_id: str, image_a: bytes, image_b: bytes) -> VerifyResult:
         self.active_tenant(tenant_id)
-        face_a, _, _ = self._largest(image_a, "first image")
-        face_b, _, _ = self._largest(image_b, "second image")
+        face_a, _, _ = self._largest(image_a, "first image", tenant_id)
+        face_b, _, _ = self._largest(image_b, "second image", tenant_id)
         assert face_a.descriptor is not None and face_b.descriptor is not None
         return self._verdict(float(face_a.descriptor @ face_b.descriptor), 1)
 
@@ -814,7 +814,7 @@ class GalleryService:
         faces = [f for f in self.store.faces_of(tenant_id, subject_id) if f.model_id == self.model_id]
         if not faces:
             raise InvalidInput("this subject has no enrolled face yet", code="no_faces")
-        probe, _, _ = self._largest(image, "image")
+        probe, _, _ = self._largest(image, "image", tenant_id)
         assert probe.descriptor is not None
         key = self._subject_key_for(subject)
         gallery = np.stack([from_template(open_sealed(key, f.template_sealed, aad(tenant_id, "faces", f.id))) for f in faces])

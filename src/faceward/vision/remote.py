@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from faceward.errors import FacewardError
 from faceward.vision.engine import EngineOptions, FaceEngine
+from faceward.vision.scheduling import FairScheduler
 from faceward.vision.types import Face
 from faceward.vision.workers import exit_with_parent
 
@@ -55,13 +56,24 @@ def _analyze_timed(data: bytes, max_bytes: int, max_pixels: int, embed: bool) ->
 
 
 class RemoteEngine:
-    """``workers`` processes, each with its own engine, loaded at start."""
+    """``workers`` processes, each with its own engine, loaded at start, shared fairly between tenants.
 
-    def __init__(self, options: EngineOptions, *, workers: int, max_bytes: int, max_pixels: int) -> None:
+    At most ``per_tenant`` analyses of one tenant run at once (default: all
+    workers but one, so another tenant always finds one free) and at most
+    ``queue_per_tenant`` wait; tenants take turns (:class:`FairScheduler`).
+    """
+
+    def __init__(
+        self, options: EngineOptions, *, workers: int, max_bytes: int, max_pixels: int,
+        per_tenant: int | None = None, queue_per_tenant: int = 8,
+    ) -> None:
         self.options = options
         self.workers = workers
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self.scheduler = FairScheduler(
+            workers, per_tenant=per_tenant or max(1, workers - 1), queue_per_tenant=queue_per_tenant
+        )
         self._lock = threading.Lock()
         self._count = threading.Lock()
         self.pending = 0  # images submitted and not answered yet: the analysis queue's depth
@@ -87,8 +99,13 @@ class RemoteEngine:
         warming = self._warming
         return all(f.done() and not f.cancelled() and f.exception() is None for f in warming)
 
-    def analyze(self, data: bytes, *, embed: bool = True) -> tuple[list[Face], tuple[int, int]]:
-        """Decode and analyse ``data``; raises the same domain errors as doing it in-process."""
+    def analyze(self, data: bytes, *, embed: bool = True, tenant: str = "") -> tuple[list[Face], tuple[int, int]]:
+        """Decode and analyse ``data`` in ``tenant``'s turn; raises the same domain errors as doing it
+        in-process, and :class:`AnalysisBusy` (503) when the tenant already has too much waiting."""
+        with self.scheduler.slot(tenant):
+            return self._run(data, embed)
+
+    def _run(self, data: bytes, embed: bool) -> tuple[list[Face], tuple[int, int]]:
         pool = self._pool
         submitted = time.time()  # wall clock: the worker stamps its start with the same machine's clock
         with self._count:
