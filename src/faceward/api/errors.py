@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceward.errors import FacewardError
+from faceward.text import text_problem
 
 log = logging.getLogger("faceward.api")
 
@@ -82,9 +83,18 @@ def _field(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def _in_words(error: dict[str, Any]) -> str:
+    """Pydantic's message, without the regex a pattern mismatch would quote or the "Value error, " prefix."""
+    kind, message = error.get("type"), str(error.get("msg", "invalid"))
+    if kind == "string_pattern_mismatch":
+        value = error.get("input")
+        return (text_problem(value) if isinstance(value, str) else None) or "is not in the accepted form"
+    return message.removeprefix("Value error, ")
+
+
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()[:10]]
+    problems = [f"{_field(e.get('loc', ()))}: {_in_words(e)}" for e in exc.errors()[:10]]
     return error_response(422, "invalid_request", "; ".join(problems) or "the request is invalid")
 
 

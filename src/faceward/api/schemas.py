@@ -1,7 +1,8 @@
 """What goes over the wire: request and response models, kept apart from storage records and service views.
 
-Text fields refuse control characters and blank values in the schema itself, so
-what the OpenAPI document promises is what the service accepts. Moments must
+Text fields refuse blank values, control characters and invisible formatting or
+text-direction characters in the schema itself (:mod:`faceward.text`), so what the
+OpenAPI document promises is what the service accepts; they arrive in Unicode NFC. Moments must
 fall in years 1900-9999 (a database stores them without surprises).
 """
 
@@ -15,17 +16,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from faceward.scoring import Decision
 from faceward.security.permissions import Role
 from faceward.services.consent import LawfulBasis
-
-# At least one visible character; no C0/C1 control characters anywhere.
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-
+from faceward.text import TEXT_PATTERN, normal, text_problem
 
 def _text_ok(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
-    return value
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return normal(value)
 
 
 def _moment_ok(value: datetime) -> datetime:

@@ -8,10 +8,12 @@ own signature; decoding (pixel caps, corrupt data) is :func:`faceward.vision.dec
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import PurePosixPath
 
-from fastapi import UploadFile
+from fastapi import Request, UploadFile
 
+from faceward.errors import InvalidInput
 from faceward.vision.errors import EmptyImage, ImageTooLarge, UnsupportedFormat
 
 CONTENT_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
@@ -28,6 +30,19 @@ def signature(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     return None
+
+
+async def one_part_each(request: Request) -> None:
+    """A multipart form must not name a field twice: 50 ``image`` parts of which the last silently
+    counts are ambiguous input, refused with 422 before anything is analysed."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return
+    form = await request.form()  # parsed once; the route's parameters read the same form
+    counts = Counter(name for name, _ in form.multi_items())
+    repeated = sorted(name for name, n in counts.items() if n > 1)
+    if repeated:
+        name = repeated[0][:40]
+        raise InvalidInput(f"{name}: send one part named {name!r}, not {counts[repeated[0]]}", code="invalid_request")
 
 
 def read_image(upload: UploadFile, *, field: str, max_bytes: int) -> bytes:

@@ -257,8 +257,21 @@ class AccountService:
         return self._view(self.gallery.tenant_key(tenant_id), self._repo.get_key(tenant_id, key_id))
 
     def revoke_key(self, tenant_id: str, key_id: str, *, actor: str, source: str | None) -> None:
-        """Revoke at once; revoking a revoked key changes nothing. :class:`NotFound` for another tenant's key."""
+        """Revoke at once; revoking a revoked key changes nothing. :class:`NotFound` for another tenant's key.
+
+        :class:`Conflict` for the tenant's last active admin key: revoking it would lock the tenant
+        out of its own keys (a new admin key first, or ``faceward tenant admin-key``).
+        """
+        tenant_key = self.gallery.tenant_key(tenant_id)
+        now = self._now()
         with self.store.transaction(tenant_id) as conn:
+            keys = self._repo.list_keys(tenant_id, conn=conn, lock=True)  # concurrent revokes wait here
+            admins = [v.id for v in (self._view(tenant_key, k) for k in keys) if v.role is Role.ADMIN and v.active(now)]
+            if admins == [key_id]:
+                raise Conflict(
+                    "this is the tenant's last active admin key; create another admin key before revoking it",
+                    code="last_admin_key",
+                )
             if self._repo.revoke_key(tenant_id, key_id, at=self._now(), conn=conn):
                 self.audit.append(
                     tenant_id, actor=actor, action="key.revoke", details={"key_id": key_id}, source=source, conn=conn

@@ -36,6 +36,7 @@ from faceward.security.policy import Principal, authorize
 from faceward.services.consent import Consent
 from faceward.services.gallery import FaceView, GalleryService, SearchResult, SubjectView, VerifyResult, utcnow
 from faceward.services.ratelimit import TokenBucket, key_rate_limited, retry_after_seconds
+from faceward.text import normal, text_problem
 
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService, KeyView
@@ -63,9 +64,10 @@ def _clean(value: str, what: str, *, max_len: int = TEXT_MAX) -> str:
         raise InvalidInput(f"{what} is required")
     if len(value) > max_len:
         raise InvalidInput(f"{what} is longer than {max_len} characters")
-    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF or ord(c) == 0x7F for c in value):
-        raise InvalidInput(f"{what} contains control characters")
-    return value
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidInput(f"{what} {problem}")
+    return normal(value)
 
 
 class Operations:

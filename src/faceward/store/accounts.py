@@ -92,13 +92,15 @@ class AccountStore:
             raise NotFound("no such API key")
         return _key(row)
 
-    def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
-        with self.store.transaction(tenant_id) as conn:
-            rows = conn.execute(
-                select(schema.api_keys)
-                .where(schema.api_keys.c.tenant_id == tenant_id)
-                .order_by(schema.api_keys.c.created_at, schema.api_keys.c.id)
-            ).mappings().all()
+    def list_keys(self, tenant_id: str, *, conn: Connection | None = None, lock: bool = False) -> list[ApiKeyRecord]:
+        """The tenant's keys, oldest first; ``lock`` holds them (FOR UPDATE) until ``conn`` commits."""
+        query = (
+            select(schema.api_keys)
+            .where(schema.api_keys.c.tenant_id == tenant_id)
+            .order_by(schema.api_keys.c.created_at, schema.api_keys.c.id)
+        )
+        with self._tx(tenant_id, conn) as c:
+            rows = c.execute(query.with_for_update() if lock else query).mappings().all()
         return [_key(r) for r in rows]
 
     def count_keys(self, tenant_id: str) -> int:

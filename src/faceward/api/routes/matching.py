@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from faceward.api.deps import CallerDep, OperationsDep, get_services
 from faceward.api.routes.common import UPLOAD, errors
 from faceward.api.schemas import TEXT_PATTERN, SearchOut, VerifyOut
-from faceward.api.uploads import read_image
+from faceward.api.uploads import one_part_each, read_image
 from faceward.errors import InvalidInput
 from faceward.services.gallery import MAX_K
 
-router = APIRouter(prefix="/v1", tags=["matching"], responses=errors(*UPLOAD))
+router = APIRouter(prefix="/v1", tags=["matching"], responses=errors(*UPLOAD), dependencies=[Depends(one_part_each)])
 
 MAX_FACES = 999
 

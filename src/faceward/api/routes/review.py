@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
 
 from faceward.api.deps import CallerDep, ServicesDep, get_services
 from faceward.api.review_schemas import (
@@ -19,11 +19,11 @@ from faceward.api.review_schemas import (
 )
 from faceward.api.routes.common import AUTHED, UPLOAD, errors
 from faceward.api.schemas import ErrorOut
-from faceward.api.uploads import read_image
+from faceward.api.uploads import one_part_each, read_image
 from faceward.services.review_operations import ReviewOperations
 from faceward.services.reviews import Outcome
 
-router = APIRouter(prefix="/v1", tags=["review"])
+router = APIRouter(prefix="/v1", tags=["review"], dependencies=[Depends(one_part_each)])
 
 FaceId = Annotated[str, Path(description="A face id, `f_` and 28 hex digits.")]
 JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "The face's 150 x 150 aligned crop, JPEG."}}

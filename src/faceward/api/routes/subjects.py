@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
 
 from faceward.api.deps import CallerDep, OperationsDep, get_services
 from faceward.api.routes.common import AUTHED, UPLOAD, errors, subject_out
 from faceward.api.schemas import ErasureOut, FaceOut, SubjectIn, SubjectListOut, SubjectOut
-from faceward.api.uploads import read_image
+from faceward.api.uploads import one_part_each, read_image
 
-router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"], dependencies=[Depends(one_part_each)])
 
 SubjectId = Annotated[str, Path(description="A subject id, `s_` and 28 hex digits.")]
 
