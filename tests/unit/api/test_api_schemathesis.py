@@ -40,7 +40,7 @@ MIN_REQUESTS = 1000
 
 # Who may run each operation (the matrix test checks the policy; here it picks a key).
 ALLOWED = {"keys": Role.ADMIN, "usage": Role.ADMIN, "audit": Role.AUDITOR, "subjects": Role.ENROLLER,
-           "search": Role.SEARCHER, "verify": Role.SEARCHER, "healthz": Role.ADMIN,
+           "search": Role.SEARCHER, "verify": Role.SEARCHER, "healthz": Role.ADMIN, "readyz": Role.ADMIN,
            # the web console's routes (#6); /v1/audit/verify goes with "audit"
            "detect": Role.SEARCHER, "reviews": Role.SEARCHER, "faces": Role.SEARCHER, "tenant": Role.ADMIN}
 DENIED = {Role.ADMIN: Role.SEARCHER, Role.AUDITOR: Role.ENROLLER, Role.ENROLLER: Role.AUDITOR, Role.SEARCHER: Role.ADMIN}
@@ -52,7 +52,7 @@ PG_PLAN = [("allowed", GenerationMode.POSITIVE, 15), ("allowed", GenerationMode.
 
 
 def role_for(path: str) -> Role:
-    return ALLOWED[path.strip("/").split("/")[-1] if path == "/healthz" else path.split("/")[2]]
+    return ALLOWED[path.strip("/").split("/")[-1] if path in ("/healthz", "/readyz") else path.split("/")[2]]
 
 
 def run_operation(operation: Any, headers: dict[str, str], mode: GenerationMode, examples: int, seen: Counter[str]) -> None:
