@@ -1,6 +1,12 @@
 """Scale benchmark: recall, latency and memory of a vector index backend against exact search.
 
     python benchmarks/scale.py --size 1000000 --backend ann --json
+    python benchmarks/scale.py --size 1000000 --backend milvus-server --json
+
+``milvus-server`` starts a Milvus standalone server of its own (PyPI ``milvus``,
+loopback ports, a data folder under the cache) and stops it at the end; it
+also measures the in-process ANN default on the same gallery and queries, so
+both latencies come from the same run on the same contended machine.
 
 The gallery is real dlib descriptors of lfw-dev images (the "mates") padded
 with synthetic distractors drawn from a Gaussian fitted to the real
@@ -289,12 +295,17 @@ def make_backend(backend: str, args: argparse.Namespace, tenant: str = "bench") 
         options["exact_below"] = 0
         if args.vectors_dir:
             options["vectors_dir"] = args.vectors_dir
-    elif backend == "milvus":
-        options = {"uri": args.milvus_uri, "index_type": args.milvus_index}
+    elif backend in ("milvus", "milvus-server"):
+        options = {"uri": args.milvus_uri}
+        if args.milvus_index:
+            options["index_type"] = args.milvus_index
+        if args.milvus_index == "SCANN":
+            options["index_params"] = {"nlist": args.nlist, "with_raw_data": True}
+            options["search_params"] = {"nprobe": args.nprobe, "reorder_k": args.reorder_k}
         if args.milvus_index == "HNSW":
             options["index_params"] = {"M": args.connectivity or 16, "efConstruction": args.expansion_add or 128}
             options["search_params"] = {"ef": max(args.expansion_search or 64, args.k)}
-    return make_index(IndexBackend(backend), tenant_id=tenant, options=options)
+    return make_index(IndexBackend("milvus" if backend == "milvus-server" else backend), tenant_id=tenant, options=options)
 
 
 def add_all(index: Any, gallery: NDArray[np.float32], batch: int = 100_000) -> float:
@@ -362,8 +373,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     index = make_backend(args.backend, args)
     t0 = time.perf_counter()
     add_all(index, gallery)
-    if args.backend == "milvus":
+    if args.backend.startswith("milvus"):
         len(index)  # Strong consistency: wait until every insert is visible
+    if args.backend == "milvus-server":
+        wait_indexed(index)
     build_s = time.perf_counter() - t0
     gc.collect()
     heap_after = rss_anon()
@@ -428,15 +441,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": os.cpu_count(),
         "loadavg_at_end": os.getloadavg()[0],
     }
+    if args.backend == "milvus-server":
+        result["server_rss_bytes"] = args.server.rss_bytes()
+        result["server_rss_bytes_per_face"] = result["server_rss_bytes"] / args.size
+        result["params"].update(nlist=args.nlist, nprobe=args.nprobe, reorder_k=args.reorder_k)
     if hasattr(index, "close"):
         index.close()
+    if args.beside:
+        del index
+        gc.collect()
+        result["beside"] = beside(args, gallery, queries, truth_labels)
     return result
+
+
+def wait_indexed(index: Any, timeout_s: float = 3600.0) -> None:
+    """Flush and wait until the server has built its index over every sealed segment (else searches brute-force)."""
+    client, name = index._client, index.collection
+    client.flush(name)
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        info = client.describe_index(name, index_name=client.list_indexes(name)[0])
+        if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= int(info.get("total_rows", 0)):
+            return
+        time.sleep(2)
+
+
+def beside(args: argparse.Namespace, gallery: NDArray[np.float32], queries: NDArray[np.float32],
+           truth: NDArray[np.int64]) -> dict[str, Any]:
+    """The in-process ANN default on the same gallery and queries, measured the same way."""
+    index = make_backend("ann", args, tenant="beside")
+    t0 = time.perf_counter()
+    add_all(index, gallery)
+    build_s = time.perf_counter() - t0
+    index.search(queries[:16], args.k)
+    set_threads(index, args.latency_threads)
+    got, latencies, cpu = one_at_a_time(index, queries, args.k)
+    return {"backend": "ann", "recall_at_1": recall(got, truth, 1), "recall_at_10": recall(got, truth, min(10, args.k)),
+            "p50_ms": float(np.percentile(latencies, 50) * 1e3), "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+            "p50_cpu_ms": float(np.percentile(cpu, 50) * 1e3), "build_s": build_s}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--size", type=int, default=100_000, help="gallery size: real enrolled faces + distractors")
-    parser.add_argument("--backend", choices=["exact", "ann", "milvus"], default="ann")
+    parser.add_argument("--backend", choices=["exact", "ann", "milvus", "milvus-server"], default="ann")
     parser.add_argument("--json", action="store_true", help="print one JSON object (also written to results/)")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
@@ -451,7 +499,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="ann: threads for the single-query latency loop (0: every core, as the service runs; 1: one core)")
     parser.add_argument("--vectors-dir", dest="vectors_dir", help="ann: memory-map the float32 re-rank rows here")
     parser.add_argument("--milvus-uri", dest="milvus_uri", default=str(CACHE / "milvus-bench.db"))
-    parser.add_argument("--milvus-index", dest="milvus_index", default="AUTOINDEX")
+    parser.add_argument("--milvus-index", dest="milvus_index", help="default: SCANN on a server, AUTOINDEX on milvus-lite")
+    parser.add_argument("--nlist", type=int, default=64, help="milvus SCANN: inverted lists")
+    parser.add_argument("--nprobe", type=int, default=16, help="milvus SCANN: lists searched")
+    parser.add_argument("--reorder-k", dest="reorder_k", type=int, default=1024, help="milvus SCANN: candidates re-scored exactly")
+    parser.add_argument("--no-beside", dest="beside", action="store_false",
+                        help="milvus-server: skip measuring the in-process ANN on the same gallery")
     parser.add_argument("--sweep", type=int, nargs="*", help="ann: also measure these expansion_search values")
     parser.add_argument("--fpir", action="store_true", help="also FNIR at FPIR 0.01/0.001 (lfw-dev probes)")
     parser.add_argument("--tag", help="suffix for the results/ file name")
@@ -465,10 +518,26 @@ def main(argv: list[str] | None = None) -> None:
         real = real_descriptors()
         print(json.dumps({"descriptors": len(real.vectors), "identities": len(set(real.identity.tolist()))}))
         return
+    if args.backend == "milvus-server":
+        from faceward.index.milvus_server import MilvusStandalone
+
+        with MilvusStandalone(CACHE / "milvus-server-data") as server:
+            args.server, args.milvus_uri = server, server.uri
+            if args.milvus_index is None:
+                args.milvus_index = "SCANN"
+            result = run(args)
+        del args.server
+        _write(args, result)
+        return
+    args.beside = False
     if args.backend == "milvus" and Path(args.milvus_uri).exists():  # a fresh collection (lite: a file or a folder)
         target = Path(args.milvus_uri)
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     result = run(args)
+    _write(args, result)
+
+
+def _write(args: argparse.Namespace, result: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     suffix = f"-{args.tag}" if getattr(args, "tag", None) else ""
     (RESULTS / f"scale-{args.backend}-{args.size}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")

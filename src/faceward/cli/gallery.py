@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from faceward.settings import Engine, Settings
 from faceward.vision.decode import EXTENSIONS, read_image_file
 from faceward.vision.embed import normalise
 from faceward.vision.engine import EngineOptions
-from faceward.vision.pipeline import analyze_files
+from faceward.vision.pipeline import FileResult, analyze_files
 from faceward.vision.types import Quality
 
 EngineOpt = typer.Option("--engine", help="Descriptor runtime (default from FACEWARD_ENGINE).")
@@ -79,19 +80,21 @@ def enroll(
     folder: Annotated[Path, typer.Argument(help="One sub-folder per subject, named after the subject.")],
     basis: Annotated[Optional[str], typer.Option(help="Lawful basis for the whole batch, e.g. explicit_consent.")] = None,
     reference: Annotated[Optional[str], typer.Option(help="Consent reference for the whole batch.")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes for face analysis.")] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes for face analysis (with --ray: Ray actors).")] = 0,
     engine: Annotated[Optional[Engine], EngineOpt] = None,
     tenant: Annotated[Optional[str], TenantOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Analyse on the Ray cluster at this address (host:port); keys and writes stay here.")] = None,
 ) -> None:
     """Enroll every image of every sub-folder. Resumable: re-running enrolls only what is missing."""
-    run_enroll(folder, basis, reference, workers, engine, tenant, as_json)
+    run_enroll(folder, basis, reference, workers, engine, tenant, as_json, ray)
 
 
 @friendly
 def run_enroll(
     folder: Path, basis: str | None, reference: str | None, workers: int, engine: Engine | None,
-    tenant: str | None, as_json: bool,
+    tenant: str | None, as_json: bool, ray_address: str | None = None,
 ) -> None:
     if not folder.is_dir():
         raise InvalidInput(f"{folder} is not a folder")
@@ -119,10 +122,7 @@ def run_enroll(
         task = progress.add_task("", total=len(files))
         paths = [f for _, f in files]
         owner = {f: name for name, f in files}
-        for result in analyze_files(
-            paths, options, workers=workers or None,
-            max_bytes=service.settings.max_image_bytes, max_pixels=service.settings.max_image_pixels,
-        ):
+        for result in _analysed(paths, options, workers, ray_address, service.settings):
             name = owner[result.path]
             progress.advance(task)
             if result.error:
@@ -163,6 +163,20 @@ def run_enroll(
             err.print(f"error: {item['reason']}", markup=False)
     if summary["invalid"]:
         raise typer.Exit(1)  # a file that is not an acceptable image is an input error
+
+
+def _analysed(
+    paths: list[Path], options: EngineOptions, workers: int, ray_address: str | None, configured: Settings
+) -> Iterator[FileResult]:
+    """The files analysed in order: by local worker processes, or by Ray actors (only descriptors come back)."""
+    limits = {"max_bytes": configured.max_image_bytes, "max_pixels": configured.max_image_pixels}
+    if ray_address is None:
+        yield from analyze_files(paths, options, workers=workers or None, **limits)
+        return
+    from faceward.vision.cluster import RayAnalyzer
+
+    with RayAnalyzer(ray_address, options, actors=workers or None, **limits) as analyzer:
+        yield from analyzer.analyze(paths)
 
 
 def _subject_folders(folder: Path) -> dict[str, Path]:

@@ -150,6 +150,19 @@ def read_image_file(
         data = path.read_bytes()
     except OSError as exc:
         raise CorruptImage(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+    return decode_file_bytes(path, data, max_bytes=max_bytes, max_pixels=max_pixels), data
+
+
+def decode_file_bytes(
+    path: Path, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> RGBImage:
+    """:func:`read_image_file` after the read: the bytes of file ``path`` (read elsewhere, e.g. by a
+    cluster's driver) checked against its extension and decoded, with the same errors."""
+    expected = EXTENSIONS.get(path.suffix.lower())
+    if expected is None:
+        raise UnsupportedFormat(f"{path.name}: extension {path.suffix or '(none)'} is not .jpg, .jpeg, .png or .webp")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"{path.name} is {len(data)} bytes; the limit is {max_bytes}")
     try:
         pixels = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     except (EmptyImage, UnsupportedFormat, CorruptImage, ImageTooLarge) as exc:
@@ -157,7 +170,7 @@ def read_image_file(
     actual = _format_of(data)
     if actual != expected:
         raise UnsupportedFormat(f"{path.name}: the extension says {expected} but the content is {actual}")
-    return pixels, data
+    return pixels
 
 
 def _format_of(data: bytes) -> str:
