@@ -79,7 +79,7 @@ def open_gallery(settings: Settings, *, create_schema: bool = True) -> GallerySe
 def open_accounts(settings: Settings, *, create_schema: bool = True) -> AccountService:
     """The gallery with its accounts and audit log wired on top (``accounts.gallery``, ``accounts.audit``)."""
     from faceward.services.accounts import AccountService
-    from faceward.services.audit import AuditLog
+    from faceward.security.audit import AuditLog
 
     gallery = open_gallery(settings, create_schema=create_schema)
     return AccountService(gallery, AuditLog(gallery.store, gallery.tenant_key, clock=gallery.clock))

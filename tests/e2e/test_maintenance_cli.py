@@ -69,7 +69,7 @@ def test_doctor_exits_non_zero_until_repaired(home: Path, batch: Path) -> None:
     code, out = run("enroll", str(batch), "--basis", "explicit_consent", "--reference", "r", "--workers", "1", "--json")
     assert code == 0, out
     ids = subjects()
-    from faceward.services.ledger import ErasureLedger
+    from faceward.store.ledger import ErasureLedger
 
     (tenant,) = {line.strip() for line in (home / "local-tenant").read_text().splitlines()}
     ErasureLedger(home / "erasure-ledger.jsonl").record_subject(tenant, ids["Pam"])  # crash after the ledger write

@@ -105,7 +105,7 @@ def test_killed_enrollment_resumes_without_duplicates(folder: Path, home: Path) 
         assert summary["enrolled"] + summary["already_enrolled"] == sum(expected.values())
         assert sum(stored.values()) >= PEOPLE * PER_PERSON - 5
         assert set(names) == {name for name, _ in expected}
-        from faceward.services.maintenance import doctor
+        from faceward.services.doctor import doctor
 
         assert doctor(gallery).ok
     finally:

@@ -21,7 +21,7 @@ import pytest
 from faceward.security.crypto import Keyring
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService
-from faceward.services.maintenance import doctor
+from faceward.services.doctor import doctor
 from faceward.settings import IndexBackend, Settings
 from faceward.store import SqlStore
 from faceward.vision import FaceEngine
@@ -105,7 +105,7 @@ def test_same_face_in_two_tenants_is_unlinkable_and_scores_unchanged(
 
 
 def _exact_items(service: GalleryService, tenant_id: str) -> tuple[np.ndarray, np.ndarray]:
-    from faceward.services.maintenance import index_items
+    from faceward.services.doctor import index_items
 
     labels, vectors = index_items(service.indexes.get(tenant_id).index)
     assert vectors is not None

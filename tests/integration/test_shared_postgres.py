@@ -17,7 +17,7 @@ from faceward.errors import NotFound
 from faceward.security.crypto import Keyring
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService, utcnow
-from faceward.services.maintenance import doctor
+from faceward.services.doctor import doctor
 from faceward.settings import Settings
 from faceward.store import SqlStore
 from faceward.vision import FaceEngine

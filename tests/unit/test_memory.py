@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from faceward.memory import limit_malloc_arenas
-from faceward.store.sql import SQLITE_CACHE_KIB, make_engine
+from faceward.store.engine import SQLITE_CACHE_KIB, make_engine
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")

@@ -42,9 +42,9 @@ from faceward.bootstrap import master_keyring
 from faceward.memory import limit_malloc_arenas
 from faceward.security.throttle import FailureThrottle
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.gallery import GalleryService
-from faceward.services.maintenance import RetentionScheduler
+from faceward.services.retention import RetentionScheduler
 from faceward.services.operations import Limits
 from faceward.services.review_operations import ReviewOperations
 from faceward.services.usage import UsageService
@@ -90,7 +90,7 @@ def build_services(settings: Settings, *, engine: FaceEngine | None = None, limi
             per_tenant=settings.analysis_per_tenant or None, queue_per_tenant=settings.analysis_queue_per_tenant,
         )
     audit = AuditLog(store, gallery.tenant_key)
-    usage = UsageService(store, gallery.tenant_key)
+    usage = UsageService(store, gallery.vault)
     accounts = AccountService(gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute))
     operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or settings_limits(settings))
     gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)

@@ -25,7 +25,7 @@ from faceward.settings import Settings
 
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService
-    from faceward.services.audit import AuditLog
+    from faceward.security.audit import AuditLog
     from faceward.services.gallery import GalleryService
     from faceward.services.sessions import Session
     from faceward.services.usage import UsageService

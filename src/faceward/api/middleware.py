@@ -27,7 +27,7 @@ from faceward.api.errors import INTERNAL_MESSAGE, error_response, exception_resp
 from faceward.api.observe import PRINCIPAL_SCOPE_KEY
 from faceward.errors import FacewardError
 from faceward.security.policy import Principal
-from faceward.services.ratelimit import TokenBucket, key_rate_limited
+from faceward.security.ratelimit import TokenBucket, key_rate_limited
 from faceward.services.sessions import Session
 
 log = logging.getLogger("faceward.api")

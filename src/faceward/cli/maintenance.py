@@ -12,11 +12,12 @@ from sqlalchemy.exc import DBAPIError
 from faceward.bootstrap import master_keyring, open_gallery
 from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
 from faceward.errors import FacewardError, InvalidInput
-from faceward.services import backup as backups
-from faceward.services.backup_prune import prune_backups
+from faceward.store import backup as backups
+from faceward.store.backup_prune import prune_backups
 from faceward.services.gallery import GalleryService
-from faceward.services.maintenance import doctor as run_doctor
-from faceward.services.maintenance import purge_due, reconcile_ledger, retention_days, set_retention
+from faceward.services.doctor import doctor as run_doctor
+from faceward.services.doctor import reconcile_ledger
+from faceward.services.retention import purge_due, retention_days, set_retention
 from faceward.store import SqlStore
 
 
@@ -127,7 +128,7 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
     keyring = master_keyring(s)  # never create a key here: only the backup's master key opens it
     s.home.mkdir(parents=True, exist_ok=True)
     s.home.chmod(0o700)
-    from faceward.services.ledger import ErasureLedger
+    from faceward.store.ledger import ErasureLedger
 
     ledger = ErasureLedger(s.erasure_ledger_file)
     report = backups.restore(path, s.db_url, keyring, ledger, scratch=s.home, allow_missing_ledger=without_ledger)
@@ -152,7 +153,7 @@ def purge(as_json: Annotated[bool, JsonOpt] = False) -> None:
 
 @friendly
 def _purge(as_json: bool) -> None:
-    from faceward.services.audit import AuditLog
+    from faceward.security.audit import AuditLog
 
     gallery = open_gallery(settings())
     try:

@@ -19,7 +19,7 @@ from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring, load_master_key
 from faceward.security.pkcs11 import Pkcs11Keyring, open_keyring
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditEntry, AuditReport
+from faceward.security.audit import AuditEntry, AuditReport
 from faceward.settings import Kms
 
 tenant_app = typer.Typer(help="Create, list, suspend and delete tenants (operator only).", no_args_is_help=True)

@@ -11,8 +11,9 @@ from faceward.scoring.calibration import (
     model_table_path,
     write_model_calibration,
 )
+from faceward.scoring.uncalibrated import Scoring, Uncalibrated
 
 __all__ = [
-    "Calibration", "Decision", "find_model_calibration", "fpir_threshold_fmr", "load_calibration", "lookup",
-    "model_card", "model_table_path", "write_model_calibration",
+    "Calibration", "Decision", "Scoring", "Uncalibrated", "find_model_calibration", "fpir_threshold_fmr",
+    "load_calibration", "lookup", "model_card", "model_table_path", "write_model_calibration",
 ]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from faceward.services.ratelimit import TokenBucket
+from faceward.security.ratelimit import TokenBucket
 
 FAILURES_PER_MINUTE = 10.0
 WINDOW = timedelta(minutes=1)

@@ -19,26 +19,15 @@ from typing import Any, NoReturn
 from sqlalchemy import update
 
 from faceward.errors import Conflict, InvalidInput, NotFound
-from faceward.security.apikeys import (
-    Token,
-    hash_token,
-    matches,
-    new_token,
-    open_label,
-    open_role,
-    parse_token,
-    pepper,
-    seal_label,
-    seal_role,
-)
-from faceward.security.errors import RateLimited, SealError, Unauthenticated
+from faceward.security.apikeys import Token, hash_token, matches, new_token, parse_token
+from faceward.security.errors import RateLimited, Unauthenticated
 from faceward.security.kms import TenantKeyWrapper
 from faceward.security.permissions import Role
 from faceward.security.policy import Principal
 from faceward.security.throttle import FailureDigest, FailureThrottle
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.gallery import GalleryService
-from faceward.services.ratelimit import retry_after_seconds
+from faceward.security.ratelimit import retry_after_seconds
 from faceward.store import schema
 from faceward.store.accounts import AccountStore, utc
 from faceward.store.records import ApiKeyRecord
@@ -143,7 +132,7 @@ class AccountService:
         if ledger is not None:
             ledger.record_tenant(tenant_id, at=self._now())
         self.store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
-        self.gallery.forget_keys()
+        self.gallery.vault.forget()
         self.gallery.indexes.erase_tenant(tenant_id)
         self.store.delete_tenant(tenant_id)
         log.info("tenant %s crypto-shredded and deleted by the operator", tenant_id)
@@ -158,25 +147,17 @@ class AccountService:
         rotation is finished by running it again. Stop the service first and
         start it with the new master key afterwards.
         """
-        old = self.gallery.keyring
+        vault = self.gallery.vault
         counts = {"rotated": 0, "already": 0, "shredded": 0}
         for tenant_id, _, _ in self.store.tenant_directory():
             record = self.store.get_tenant(tenant_id)
             if record.wrapped_key is None:
                 counts["shredded"] += 1
                 continue
-            try:
-                key = old.tenant_key(tenant_id, record.wrapped_key)
-            except SealError:
-                try:
-                    new.tenant_key(tenant_id, record.wrapped_key)
-                except SealError:
-                    raise SealError(f"tenant {tenant_id}'s key opens under neither master key") from None
+            rewrapped = vault.rewrap_tenant_key(tenant_id, record.wrapped_key, new)
+            if rewrapped is None:
                 counts["already"] += 1
                 continue
-            rewrapped = new.wrap_tenant_key(tenant_id, key)
-            if new.tenant_key(tenant_id, rewrapped) != key:
-                raise SealError(f"the new master key failed a round trip for tenant {tenant_id}")
             tenants = schema.tenants
             with self.store.transaction(tenant_id) as conn:
                 done = conn.execute(
@@ -188,17 +169,16 @@ class AccountService:
                     raise Conflict(f"tenant {tenant_id} changed during the rotation; run it again")
                 self.audit.append(tenant_id, actor=OPERATOR, action="master_key.rotate", details={}, source=None, conn=conn)
             counts["rotated"] += 1
-        self.gallery.keyring = new  # type: ignore[assignment]
-        self.gallery.forget_keys()
+        vault.use_keyring(new)
         return counts
 
     # -- API keys -------------------------------------------------------------------
 
-    def _view(self, tenant_key: bytes, record: ApiKeyRecord) -> KeyView:
+    def _view(self, record: ApiKeyRecord) -> KeyView:
         return KeyView(
             id=record.id,
-            role=open_role(tenant_key, record),
-            label=open_label(tenant_key, record),
+            role=self.gallery.vault.open_key_role(record),
+            label=self.gallery.vault.open_key_label(record),
             created_at=record.created_at,
             expires_at=record.expires_at,
             revoked_at=record.revoked_at,
@@ -230,13 +210,13 @@ class AccountService:
             if expires_at <= now:
                 raise InvalidInput("expires_at must be in the future")
         token = new_token()
-        tenant_key = self.gallery.tenant_key(tenant_id)
+        vault = self.gallery.vault
         record = ApiKeyRecord(
             id=token.key_id,
             tenant_id=tenant_id,
-            secret_hash=hash_token(pepper(tenant_key), token),
-            role_sealed=seal_role(tenant_key, tenant_id, token.key_id, role),
-            label_sealed=seal_label(tenant_key, tenant_id, token.key_id, label),
+            secret_hash=hash_token(vault.api_key_pepper(tenant_id), token),
+            role_sealed=vault.seal_key_role(tenant_id, token.key_id, role),
+            label_sealed=vault.seal_key_label(tenant_id, token.key_id, label),
             created_at=now,
             expires_at=expires_at,
         )
@@ -247,14 +227,13 @@ class AccountService:
                 details={"key_id": record.id, "role": role.value, "expires_at": expires_at},
                 source=source, conn=conn,
             )
-        return self._view(tenant_key, record), str(token)
+        return self._view(record), str(token)
 
     def list_keys(self, tenant_id: str) -> list[KeyView]:
-        tenant_key = self.gallery.tenant_key(tenant_id)
-        return [self._view(tenant_key, r) for r in self._repo.list_keys(tenant_id)]
+        return [self._view(r) for r in self._repo.list_keys(tenant_id)]
 
     def get_key(self, tenant_id: str, key_id: str) -> KeyView:
-        return self._view(self.gallery.tenant_key(tenant_id), self._repo.get_key(tenant_id, key_id))
+        return self._view(self._repo.get_key(tenant_id, key_id))
 
     def revoke_key(self, tenant_id: str, key_id: str, *, actor: str, source: str | None) -> None:
         """Revoke at once; revoking a revoked key changes nothing. :class:`NotFound` for another tenant's key.
@@ -262,11 +241,11 @@ class AccountService:
         :class:`Conflict` for the tenant's last active admin key: revoking it would lock the tenant
         out of its own keys (a new admin key first, or ``faceward tenant admin-key``).
         """
-        tenant_key = self.gallery.tenant_key(tenant_id)
+        self.gallery.vault.warm(tenant_id)  # unwrapped before the transaction, which must not open another
         now = self._now()
         with self.store.transaction(tenant_id) as conn:
             keys = self._repo.list_keys(tenant_id, conn=conn, lock=True)  # concurrent revokes wait here
-            admins = [v.id for v in (self._view(tenant_key, k) for k in keys) if v.role is Role.ADMIN and v.active(now)]
+            admins = [v.id for v in (self._view(k) for k in keys) if v.role is Role.ADMIN and v.active(now)]
             if admins == [key_id]:
                 raise Conflict(
                     "this is the tenant's last active admin key; create another admin key before revoking it",
@@ -295,18 +274,18 @@ class AccountService:
             matches(None, _DUMMY, None)
             self._refuse(None, None, "malformed", source, address)
         record = self._repo.key_for_authentication(parsed.key_id)
-        tenant_key: bytes | None = None
+        pepper_key: bytes | None = None
         status = None
         if record is not None:
             try:
                 tenant = self.store.get_tenant(record.tenant_id)
                 if tenant.wrapped_key is not None:
-                    tenant_key = self.gallery.tenant_key(record.tenant_id)
+                    pepper_key = self.gallery.vault.api_key_pepper(record.tenant_id)
                     status = tenant.status
             except NotFound:
                 pass
-        ok = matches(pepper(tenant_key) if tenant_key is not None else None, parsed, record.secret_hash if record else None)
-        if record is None or tenant_key is None:
+        ok = matches(pepper_key, parsed, record.secret_hash if record else None)
+        if record is None or pepper_key is None:
             self._refuse(None, parsed.key_id, "unknown key", source, address)
         now = self._now()
         reason = None
@@ -320,7 +299,7 @@ class AccountService:
             reason = f"tenant {status}"
         if reason is not None:
             self._refuse(record.tenant_id, record.id, reason, source, address)
-        role = open_role(tenant_key, record)
+        role = self.gallery.vault.open_key_role(record)
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
             self._repo.touch_key(record.tenant_id, record.id, at=now)
         return Principal(record.tenant_id, record.id, role)

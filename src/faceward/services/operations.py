@@ -2,7 +2,7 @@
 
 Every act runs the same steps, in this order, so no route decides anything:
 
-1. **rate limit** - one token from the caller key's bucket (:mod:`faceward.services.ratelimit`),
+1. **rate limit** - one token from the caller key's bucket (:mod:`faceward.security.ratelimit`),
    before anything else so that even refused requests are bounded;
 2. **authorize** - :func:`faceward.security.policy.authorize`; a denial is written to the
    audit log with its reason and the client gets a plain 403;
@@ -35,12 +35,12 @@ from faceward.security.permissions import Permission, Role
 from faceward.security.policy import Principal, authorize
 from faceward.services.consent import Consent
 from faceward.services.gallery import FaceView, GalleryService, SearchResult, SubjectView, VerifyResult, utcnow
-from faceward.services.ratelimit import TokenBucket, key_rate_limited, retry_after_seconds
+from faceward.security.ratelimit import TokenBucket, key_rate_limited, retry_after_seconds
 from faceward.text import normal, text_problem
 
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService, KeyView
-    from faceward.services.audit import AuditEntry, AuditLog
+    from faceward.security.audit import AuditEntry, AuditLog
     from faceward.services.usage import UsageService
 
 log = logging.getLogger(__name__)

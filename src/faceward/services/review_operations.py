@@ -31,7 +31,7 @@ from faceward.security.permissions import Permission
 from faceward.security.policy import Principal, allowed
 from faceward.services.gallery import GalleryService, SearchResult, new_id, utcnow
 from faceward.services.operations import Limits, Operations
-from faceward.services.ratelimit import key_rate_limited
+from faceward.security.ratelimit import key_rate_limited
 from faceward.services.reviews import CandidateReview, Outcome, ReviewService
 from faceward.services.sessions import ConsoleSessions, Session
 from faceward.services.thumbnails import Thumbnails, enabled
@@ -40,7 +40,7 @@ from faceward.vision.types import Face
 
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService
-    from faceward.services.audit import AuditLog, AuditReport
+    from faceward.security.audit import AuditLog, AuditReport
     from faceward.services.usage import UsageService
 
 FACE_ID = re.compile(r"f_[0-9a-f]{28}")

@@ -29,12 +29,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection
 
 from faceward.errors import FacewardError, InvalidInput, NotFound
-from faceward.security.crypto import Keyring, aad, open_sealed, seal
 from faceward.services.gallery import GalleryService
 from faceward.store import SubjectRecord
 from faceward.store.accounts import utc
@@ -100,10 +97,6 @@ class CandidateReview:
         }
 
 
-def review_key(tenant_key: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"faceward/review-token/v1").derive(tenant_key)
-
-
 def clean_note(note: str) -> str:
     note = (note or "").strip()
     if not note:
@@ -126,11 +119,7 @@ class ReviewService:
     def token(self, tenant_id: str, search_id: str, subject_id: str, face_id: str | None) -> str:
         """The review token of a candidate: handed out with the search result, required by :meth:`record`."""
         message = "|".join(("candidate", search_id, subject_id, face_id or "")).encode()
-        return hmac.new(review_key(self.gallery.tenant_key(tenant_id)), message, hashlib.sha256).hexdigest()
-
-    def _subject_key(self, subject: SubjectRecord) -> bytes:
-        tenant_key = self.gallery.tenant_key(subject.tenant_id)
-        return Keyring.subject_key(tenant_key, subject.tenant_id, subject.id, subject.wrapped_key)
+        return self.gallery.vault.review_token(tenant_id, message)
 
     # -- acts ---------------------------------------------------------------------------
 
@@ -180,7 +169,7 @@ class ReviewService:
         return ReviewRecord(
             id=review_id, tenant_id=tenant_id, search_id=search_id, subject_id=subject_id, face_id=face_id,
             reviewer_key_id=reviewer_key_id, outcome=chosen.value,
-            note_sealed=seal(self._subject_key(subject), note.encode(), aad(tenant_id, "reviews", review_id, "note")),
+            note_sealed=self.gallery.vault.seal_review_note(subject, review_id, note),
             created_at=utc(self.clock()),
         )
 
@@ -222,16 +211,16 @@ class ReviewService:
             subject = subjects.get(subject_id)
             if subject is None:  # erased meanwhile
                 continue
-            key = self._subject_key(subject)
-            name = open_sealed(key, subject.display_name_sealed, aad(tenant_id, "subjects", subject_id, "name")).decode()
+            vault = self.gallery.vault
+            name = vault.open_subject_name(subject, subject.display_name_sealed)
             face_id = steps[-1].face_id
             out.append(CandidateReview(
                 search_id, subject_id, face_id, name, self.token(tenant_id, search_id, subject_id, face_id),
                 [ReviewStep(r.id, r.reviewer_key_id, Outcome(r.outcome),
-                            open_sealed(key, r.note_sealed, aad(tenant_id, "reviews", r.id, "note")).decode(), r.created_at)
+                            vault.open_review_note(subject, r.id, r.note_sealed), r.created_at)
                  for r in steps],
             ))
         return sorted(out, key=lambda c: c.steps[-1].at, reverse=True)
 
 
-__all__ = ["CandidateReview", "Outcome", "ReviewService", "ReviewStep", "SecondReviewerRequired", "review_key"]
+__all__ = ["CandidateReview", "Outcome", "ReviewService", "ReviewStep", "SecondReviewerRequired"]

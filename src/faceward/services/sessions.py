@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from faceward.errors import NotFound
-from faceward.security.apikeys import open_role
 from faceward.security.errors import Unauthenticated
 from faceward.security.policy import Principal
 from faceward.services.accounts import AccountService
@@ -109,7 +108,7 @@ class ConsoleSessions:
             raise Unauthenticated(ENDED, reason=f"tenant {tenant.status}")
         if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
             raise Unauthenticated(ENDED, reason="console session of a revoked or expired key")
-        return Principal(tenant_id, key_id, open_role(self.gallery.tenant_key(tenant_id), key))
+        return Principal(tenant_id, key_id, self.gallery.vault.open_key_role(key))
 
     def end(self, cookie: str | None) -> bool:
         """Delete the session behind ``cookie``; False when there was none."""

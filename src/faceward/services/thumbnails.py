@@ -19,7 +19,6 @@ import numpy as np
 from PIL import Image
 
 from faceward.errors import NotFound
-from faceward.security.crypto import Keyring, aad, open_sealed, seal
 from faceward.services.gallery import GalleryService
 from faceward.store import SubjectRecord, TenantRecord
 from faceward.store.reviews import ChipRecord, ReviewStore
@@ -51,14 +50,10 @@ class Thumbnails:
         self.gallery = gallery
         self._repo = ReviewStore(gallery.store)
 
-    def _subject_key(self, subject: SubjectRecord) -> bytes:
-        tenant_key = self.gallery.tenant_key(subject.tenant_id)
-        return Keyring.subject_key(tenant_key, subject.tenant_id, subject.id, subject.wrapped_key)
-
     def keep(self, tenant: TenantRecord, subject: SubjectRecord, face_id: str, chip: np.ndarray) -> None:
         if not enabled(tenant):
             return
-        sealed = seal(self._subject_key(subject), encode_chip(chip), aad(tenant.id, "face_chips", face_id))
+        sealed = self.gallery.vault.seal_chip(subject, face_id, encode_chip(chip))
         self._repo.add_chip(ChipRecord(face_id, tenant.id, subject.id, sealed, self.gallery.clock()))
 
     def read(self, tenant_id: str, face_id: str) -> bytes:
@@ -69,7 +64,7 @@ class Thumbnails:
         if record is None:
             raise NotFound("no thumbnail for this face")
         subject = self.gallery.store.get_subject(tenant_id, record.subject_id)
-        return open_sealed(self._subject_key(subject), record.chip_sealed, aad(tenant_id, "face_chips", face_id))
+        return self.gallery.vault.open_chip(subject, face_id, record.chip_sealed)
 
     def settings(self, tenant_id: str) -> dict[str, bool]:
         return {SETTING: enabled(self.gallery.store.get_tenant(tenant_id))}

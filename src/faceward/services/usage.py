@@ -9,79 +9,58 @@ not whose, of what kind, or by how much.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import struct
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from faceward.errors import InvalidInput
-from faceward.security.apikeys import open_role
-from faceward.security.crypto import aad, open_sealed, seal
 from faceward.security.permissions import Role
+from faceward.security.vault import TenantVault
 from faceward.store import SqlStore
 from faceward.store.accounts import AccountStore
 
 MAX_KIND = 32
 
 
-def usage_key(tenant_key: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"faceward/usage-bucket/v1").derive(tenant_key)
-
-
 class UsageService:
     """Count what each API key does, per day; report a tenant's own usage."""
 
-    def __init__(self, store: SqlStore, keys: Callable[[str], bytes]) -> None:
+    def __init__(self, store: SqlStore, vault: TenantVault) -> None:
         self.store = store
-        self._keys = keys
+        self.vault = vault
         self._repo = AccountStore(store)
-
-    def _bucket(self, tenant_key: bytes, key_id: str, kind: str) -> str:
-        return hmac.new(usage_key(tenant_key), f"{key_id}|{kind}".encode(), hashlib.sha256).hexdigest()
 
     def record(self, tenant_id: str, key_id: str, kind: str, *, day: date) -> int:
         """Add one to (key, kind, day) and return the new count: compare it with a daily quota."""
         if not kind or len(kind) > MAX_KIND or "|" in kind:
             raise InvalidInput(f"a usage kind of 1 to {MAX_KIND} characters without '|' is required")
-        tenant_key = self._keys(tenant_id)
-        bucket = self._bucket(tenant_key, key_id, kind)
-        count_aad = aad(tenant_id, "usage", bucket, day.isoformat(), "count")
+        bucket = self.vault.usage_bucket(tenant_id, key_id, kind)
 
         def step(sealed: bytes) -> tuple[int, bytes]:
-            (count,) = struct.unpack(">Q", open_sealed(tenant_key, sealed, count_aad))
-            return count + 1, seal(tenant_key, struct.pack(">Q", count + 1), count_aad)
+            count = self.vault.open_usage_count(tenant_id, bucket, day, sealed) + 1
+            return count, self.vault.seal_usage_count(tenant_id, bucket, day, count)
 
         return self._repo.bump_usage(
             tenant_id, bucket, day,
-            owner_sealed=seal(tenant_key, json.dumps([key_id, kind]).encode(), aad(tenant_id, "usage", bucket, "owner")),
-            zero_sealed=seal(tenant_key, struct.pack(">Q", 0), count_aad),
+            owner_sealed=self.vault.seal_usage_owner(tenant_id, bucket, key_id, kind),
+            zero_sealed=self.vault.seal_usage_count(tenant_id, bucket, day, 0),
             step=step,
         )
 
     def counts(self, tenant_id: str) -> list[dict[str, Any]]:
         """Every counter of the tenant, opened: ``{"key_id", "kind", "day", "count"}`` by day."""
-        tenant_key = self._keys(tenant_id)
         out = []
         for row in self._repo.usage_rows(tenant_id):
-            key_id, kind = json.loads(open_sealed(tenant_key, row.owner_sealed, aad(tenant_id, "usage", row.bucket, "owner")))
-            count_aad = aad(tenant_id, "usage", row.bucket, row.day.isoformat(), "count")
-            (count,) = struct.unpack(">Q", open_sealed(tenant_key, row.count_sealed, count_aad))
+            key_id, kind = self.vault.open_usage_owner(tenant_id, row.bucket, row.owner_sealed)
+            count = self.vault.open_usage_count(tenant_id, row.bucket, row.day, row.count_sealed)
             out.append({"key_id": key_id, "kind": kind, "day": row.day.isoformat(), "count": count})
         return sorted(out, key=lambda r: (r["day"], r["key_id"], r["kind"]))
 
     def summary(self, tenant_id: str) -> dict[str, Any]:
         """This tenant's own figures: keys by role (live ones), subjects, faces, and counts per key per day."""
-        tenant_key = self._keys(tenant_id)
         roles = {role.value: 0 for role in Role}
         for key in self._repo.list_keys(tenant_id):
             if key.revoked_at is None:
-                roles[open_role(tenant_key, key).value] += 1
+                roles[self.vault.open_key_role(key).value] += 1
         counts = self.counts(tenant_id)
         searches: dict[str, dict[str, int]] = {}
         for row in counts:
@@ -97,4 +76,4 @@ class UsageService:
         }
 
 
-__all__ = ["UsageService", "usage_key"]
+__all__ = ["UsageService"]

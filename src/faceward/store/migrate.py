@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from faceward.store.engine import make_engine
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK = 0x66616365  # "face": the advisory lock every migrating process takes
 
@@ -68,8 +70,6 @@ def upgrade_connection(conn: Connection) -> None:
 
 def upgrade(target: str | Engine) -> None:
     """Migrate the database at ``target`` (a URL or an engine that connects as the owner) to head."""
-    from faceward.store.sql import make_engine
-
     engine = make_engine(target, poolclass=NullPool) if isinstance(target, str) else target
     try:
         with engine.begin() as conn:

@@ -18,64 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from faceward.store import schema
+from faceward.store.engine import APP_ROLE, make_engine
+from faceward.store.migrate import upgrade
 from faceward.store.errors import Conflict, NotFound, StoreUnavailable
 from faceward.store.records import FaceRecord, SubjectRecord, TenantRecord
-
-
-SQLITE_CACHE_KIB = 512
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    # A small page cache per connection (the OS caches the file anyway): with a pool of connections
-    # at the default 2 MiB each, the server's memory crept up for as long as the database grew.
-    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-    # Erased rows are overwritten with zeros, not just unlinked: a subject's wrapped key must not
-    # survive in free pages of the file.
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()
-
-
-APP_ROLE = "faceward_app"
-"""The PostgreSQL role the service works as (created by migration 0003): no table ownership, no BYPASSRLS."""
-
-
-def _set_role(role: str) -> Callable[[Any, Any], None]:
-    def set_role(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f'SET ROLE "{role}"')
-        cursor.close()
-        dbapi_conn.commit()  # a SET inside a rolled-back transaction would be undone
-
-    return set_role
-
-
-def make_engine(url: str, *, role: str | None = None, poolclass: Any = None) -> Engine:
-    """An engine for ``url``; on PostgreSQL with ``role``, every connection ``SET ROLE``s to it first."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, poolclass=poolclass)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    if poolclass is not None:
-        engine = create_engine(url, poolclass=poolclass)
-    else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-    if role is not None and engine.dialect.name == "postgresql":
-        event.listen(engine, "connect", _set_role(role))
-    return engine
 
 
 class SqlStore:
@@ -101,8 +51,6 @@ class SqlStore:
 
     def create_schema(self) -> None:
         """Run the migrations up to head (``alembic upgrade head``), connecting as the login role."""
-        from faceward.store.migrate import upgrade
-
         with self._guard():
             upgrade(self._owner_url or self.engine.url.render_as_string(hide_password=False))
 

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from faceward.services.audit import AuditLog
+    from faceward.security.audit import AuditLog
     from faceward.services.gallery import GalleryService
 
 log = logging.getLogger("faceward.telemetry")

@@ -19,7 +19,7 @@ from faceward.security.apikeys import new_token, parse_token
 from faceward.security.errors import Unauthenticated
 from faceward.security.permissions import Role
 from faceward.security.policy import Principal
-from faceward.services.ratelimit import TokenBucket
+from faceward.security.ratelimit import TokenBucket
 
 VALID = {new_token() for _ in range(2)}
 

@@ -14,7 +14,7 @@ from faceward.security.crypto import Keyring
 from faceward.security.errors import Unauthenticated
 from faceward.security.permissions import Role
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.gallery import GalleryService, TenantSuspended
 from faceward.settings import Settings
 from faceward.store import SqlStore, schema

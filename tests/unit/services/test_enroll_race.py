@@ -14,7 +14,7 @@ import pytest
 from faceward.security.crypto import Keyring
 from faceward.services.consent import Consent
 from faceward.services.gallery import FaceView, GalleryService, utcnow
-from faceward.services.maintenance import doctor
+from faceward.services.doctor import doctor
 from faceward.settings import Settings
 from faceward.store import SqlStore
 from faceward.vision.types import Quality

@@ -16,18 +16,12 @@ import pytest
 from sqlalchemy import update
 
 from faceward.errors import InvalidInput, NotFound
-from faceward.security.crypto import Keyring, aad, open_sealed, seal
-from faceward.services.audit import AuditLog
+from faceward.security.crypto import Keyring
+from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService
-from faceward.services.maintenance import (
-    RetentionScheduler,
-    doctor,
-    purge_due,
-    rewrite_snapshot,
-    set_retention,
-    snapshot_path,
-)
+from faceward.services.doctor import doctor, rewrite_snapshot, snapshot_path
+from faceward.services.retention import RetentionScheduler, purge_due, set_retention
 from faceward.settings import Settings
 from faceward.store import FaceRecord, SqlStore, schema
 from faceward.vision.types import Quality
@@ -140,9 +134,10 @@ def test_repair_finishes_erasures_fills_the_ledger_and_rebuilds_the_index(galler
     allow_duplicates(db_url)
     first = gallery.store.faces_of(tenant, b)[0]
     twin = "f_" + "0" * 28
-    key = gallery._subject_key_for(gallery.store.get_subject(tenant, b))
-    template = open_sealed(key, first.template_sealed, aad(tenant, "faces", first.id))
-    values = {k: getattr(first, k) for k in first.__slots__} | {"id": twin, "template_sealed": seal(key, template, aad(tenant, "faces", twin))}
+    subject = gallery.store.get_subject(tenant, b)
+    template = gallery.vault.open_template(subject, first.id, first.template_sealed)
+    values = {k: getattr(first, k) for k in first.__slots__} | {
+        "id": twin, "template_sealed": gallery.vault.seal_template(subject, twin, template)}
     gallery.store.add_face(FaceRecord(**values))
 
     report = doctor(gallery)
@@ -292,11 +287,11 @@ def test_a_model_migration_in_progress_is_not_a_problem(gallery: GalleryService)
     tenant = gallery.create_tenant("Org")
     a, (face_id,) = add_subject(gallery, tenant, "A", 1)
     first = gallery.store.faces_of(tenant, a)[0]
-    key = gallery._subject_key_for(gallery.store.get_subject(tenant, a))
+    subject = gallery.store.get_subject(tenant, a)
     newer = "f_" + "2" * 28  # the same photo's template of the model being migrated to, 512 values
     template = unit(5).repeat(4) / 2.0
     values = {k: getattr(first, k) for k in first.__slots__} | {
-        "id": newer, "model_id": "another-model", "template_sealed": seal(key, template.tobytes(), aad(tenant, "faces", newer))}
+        "id": newer, "model_id": "another-model", "template_sealed": gallery.vault.seal_template(subject, newer, template.tobytes())}
     gallery.store.add_face(FaceRecord(**values))
     gallery.indexes.get(tenant)
     report = doctor(gallery, repair=True)

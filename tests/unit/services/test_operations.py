@@ -15,7 +15,7 @@ from faceward.security.errors import Forbidden, RateLimited
 from faceward.security.permissions import Role
 from faceward.security.policy import Principal
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.consent import ConsentError
 from faceward.services.gallery import GalleryService
 from faceward.services.operations import Limits, Operations
@@ -67,7 +67,7 @@ class Rig:
             engine=engine, clock=lambda: NOW,
         )
         self.audit = FlakyAudit(AuditLog(self.gallery.store, self.gallery.tenant_key, clock=lambda: NOW))
-        self.usage = UsageService(self.gallery.store, self.gallery.tenant_key)
+        self.usage = UsageService(self.gallery.store, self.gallery.vault)
         self.accounts = AccountService(self.gallery, self.audit.real)
         self.ticker = Ticker()
         self.ops = Operations(

@@ -20,7 +20,7 @@ from faceward.security.crypto import Keyring
 from faceward.security.errors import SealError, Unauthenticated
 from faceward.security.permissions import Role
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent, LawfulBasis
 from faceward.services.gallery import GalleryService, new_id
 from faceward.services.reviews import Outcome, ReviewService, SecondReviewerRequired

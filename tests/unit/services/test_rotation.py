@@ -11,7 +11,7 @@ from faceward.security.crypto import Keyring
 from faceward.security.errors import SealError
 from faceward.security.kms import TenantKeyWrapper
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent, LawfulBasis
 from faceward.services.gallery import GalleryService
 from faceward.settings import Settings

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from faceward.security.crypto import Keyring
 from faceward.security.permissions import Role
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.gallery import GalleryService
 from faceward.services.usage import UsageService
 from faceward.settings import Settings
@@ -27,7 +27,7 @@ DAY = date(2026, 11, 1)
 def services(db_url: str, tmp_path: Path) -> Iterator[tuple[AccountService, UsageService]]:
     store = SqlStore.open(db_url)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=tmp_path / "home"))
-    yield AccountService(gallery, AuditLog(store, gallery.tenant_key)), UsageService(store, gallery.tenant_key)
+    yield AccountService(gallery, AuditLog(store, gallery.tenant_key)), UsageService(store, gallery.vault)
     store.close()
 
 

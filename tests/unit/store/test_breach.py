@@ -21,7 +21,7 @@ import pytest
 from faceward.security.crypto import Keyring
 from faceward.security.permissions import Role
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent, LawfulBasis
 from faceward.services.gallery import GalleryService
 from faceward.services.usage import UsageService
@@ -43,7 +43,7 @@ def populate(url: str, home: Path) -> tuple[SqlStore, list[bytes]]:
     engine = SimpleNamespace(template_id="fake-model", embedding_size=128, manifest=None)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=home), engine=engine)  # type: ignore[arg-type]
     accounts = AccountService(gallery, AuditLog(store, gallery.tenant_key))
-    usage = UsageService(store, gallery.tenant_key)
+    usage = UsageService(store, gallery.vault)
     rng = np.random.default_rng(7)
     secrets: list[bytes] = [CONSENT.encode(), LABEL.encode(), ACTOR_SOURCE.encode()]
     for tenant_name in TENANTS:

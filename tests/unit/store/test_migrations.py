@@ -11,7 +11,7 @@ from sqlalchemy.pool import NullPool
 
 from faceward.store import SqlStore, TenantRecord, make_engine, schema
 from faceward.store.migrate import current, head, upgrade
-from faceward.store.sql import APP_ROLE
+from faceward.store.engine import APP_ROLE
 
 
 def test_open_migrates_to_head_and_reopening_is_cheap(db_url: str) -> None:

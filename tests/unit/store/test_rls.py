@@ -14,14 +14,14 @@ from sqlalchemy.exc import DBAPIError
 from faceward.security.crypto import Keyring
 from faceward.security.permissions import Role
 from faceward.services.accounts import AccountService
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent, LawfulBasis
 from faceward.services.gallery import GalleryService
 from faceward.services.usage import UsageService
 from faceward.settings import Settings
 from faceward.store import FaceRecord, SqlStore, make_engine, schema
 from faceward.store.reviews import ChipRecord, ReviewRecord, ReviewStore, SessionRecord, SessionStore
-from faceward.store.sql import APP_ROLE
+from faceward.store.engine import APP_ROLE
 
 pytestmark = pytest.mark.postgres
 
@@ -34,7 +34,7 @@ def world(pg_url: str, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str, str
     store = SqlStore.open(pg_url)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=tmp_path / "home"))
     accounts = AccountService(gallery, AuditLog(store, gallery.tenant_key))
-    usage = UsageService(store, gallery.tenant_key)
+    usage = UsageService(store, gallery.vault)
     ids = []
     for name in ("A", "B"):
         tenant_id, _ = accounts.create_tenant(name)

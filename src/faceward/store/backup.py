@@ -17,7 +17,7 @@ the master key opens a backup.
 
 ``restore`` decrypts into a fresh home (or an empty PostgreSQL database),
 migrates it to the current schema, and then applies the erasure ledger
-(:mod:`faceward.services.ledger`) before anything else can read it: every
+(:mod:`faceward.store.ledger`) before anything else can read it: every
 subject or tenant erased since the backup was taken is erased again. The
 backup header records the ledger's head at backup time; a ledger that does not
 extend it (lost, or rolled back) stops the restore, since restoring without it
@@ -50,7 +50,7 @@ from faceward.errors import FacewardError
 from faceward.security.crypto import aad, new_key, open_sealed, seal
 from faceward.security.kms import TenantKeyWrapper
 from faceward.security.errors import SealError
-from faceward.services.ledger import ErasureLedger, LedgerHead
+from faceward.store.ledger import ErasureLedger, LedgerHead
 from faceward.store import SqlStore
 
 MAGIC = b"FWBACKUP"
@@ -343,7 +343,7 @@ def _ensure_app_role(url: str) -> None:
     """The grants in the dump name ``faceward_app``; create the role (as migration 0003 does) if missing."""
     from sqlalchemy import text
 
-    from faceward.store.sql import APP_ROLE
+    from faceward.store.engine import APP_ROLE
 
     engine = _pg_engine(url)
     try:
@@ -422,7 +422,7 @@ def restore(
 ) -> RestoreReport:
     """Restore the backup at ``source`` into the empty store at ``url``, then re-apply every erasure.
 
-    Refuses (:class:`BackupError` / :class:`~faceward.services.ledger.LedgerError`)
+    Refuses (:class:`BackupError` / :class:`~faceward.store.ledger.LedgerError`)
     when the master key does not open it, the target holds data, or the ledger
     is missing or does not extend the one the backup saw; ``allow_missing_ledger``
     accepts a lost ledger knowingly (erasures made after the backup then come back).

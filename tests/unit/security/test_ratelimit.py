@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from faceward.services.ratelimit import TokenBucket, retry_after_seconds
+from faceward.security.ratelimit import TokenBucket, retry_after_seconds
 
 
 class Clock:

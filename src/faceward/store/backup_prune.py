@@ -16,7 +16,7 @@ from typing import Any
 
 from faceward.durability import fsync_dir
 from faceward.errors import InvalidInput
-from faceward.services.backup import BackupError, read_header
+from faceward.store.backup import BackupError, read_header
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from faceward.cli.main import app
 from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring
-from faceward.services.backup import backup
-from faceward.services.backup_prune import backups_in, prune_backups
-from faceward.services.ledger import ErasureLedger
+from faceward.store.backup import backup
+from faceward.store.backup_prune import backups_in, prune_backups
+from faceward.store.ledger import ErasureLedger
 from faceward.store import SqlStore
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)

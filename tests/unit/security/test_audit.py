@@ -11,7 +11,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 
 from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring, new_key
-from faceward.services.audit import AuditLog
+from faceward.security.audit import AuditLog
 from faceward.store import SqlStore, TenantRecord, make_engine, schema
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)

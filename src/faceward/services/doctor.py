@@ -1,4 +1,4 @@
-"""Keeping the store honest: ``doctor`` (check and repair) and the retention purge.
+"""Keeping the store honest: ``faceward doctor`` checks and repairs (the retention purge is :mod:`faceward.services.retention`).
 
 :func:`doctor` checks, for every tenant whose key still exists:
 
@@ -18,45 +18,34 @@ truth), finishes erasures the ledger lists, copies the store's erasures into the
 ledger, and removes orphaned and duplicated faces; it never touches a template
 that fails to open (that is a key problem for a person to look at). The report
 is the state *after* the repairs, with what was done in ``repairs``.
-
-:func:`purge_due` erases subjects whose consent has expired or who are older than
-their tenant's ``retention_days`` (``tenants.settings``); :class:`RetentionScheduler`
-runs it periodically inside the server.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-from collections.abc import Callable
+from datetime import datetime
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from faceward.errors import InvalidInput, NotFound
 from faceward.index.base import VectorIndex
-from faceward.security.crypto import Keyring, aad, open_sealed
 from faceward.security.errors import SealError
+from faceward.security.vault import SubjectKeyRef, TenantVault
 from faceward.services.gallery import GalleryService
-from faceward.services.ledger import LedgerError
+from faceward.store.ledger import LedgerError
+from faceward.errors import NotFound
 from faceward.settings import IndexBackend
 from faceward.store.integrity import IntegrityStore
 from faceward.vision.embed import from_template
-
-if TYPE_CHECKING:
-    from faceward.services.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
 MAX_PROBLEMS = 200
 """Problems listed in a report; the counts in ``checks`` are always complete."""
-RETENTION_MAX_DAYS = 36_500
 DESCRIPTOR_DIM = 128  # dlib's; a gallery of another model records its size in settings["embedding_size"]
-PURGE_ACTOR = "system:retention"
 
 
 @dataclass
@@ -183,13 +172,13 @@ def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | 
             found.add("erasures", "tenant_still_present", tenant_id, "the ledger lists this tenant as erased, yet it is stored")
             continue
         try:
-            tenant_key = gallery.tenant_key(tenant_id)
+            tenant_key = gallery.vault.tenant_key(tenant_id)
         except SealError:
             found.checks["tenants"]["key_unopenable"] += 1
             found.add("tenants", "key_unopenable", tenant_id, "the tenant key does not open under this master key")
             continue
         _check_erasures(gallery, integrity, tenant_id, ledger_pairs, found)
-        subject_keys = _check_subject_keys(tenant_key, tenant_id, integrity, found)
+        subject_keys = _check_subject_keys(gallery.vault, tenant_id, integrity, found)
         live = _check_faces(tenant_id, tenant.settings, gallery, integrity, subject_keys, found)
         if tenant_id in loaded:
             _check_running_index(gallery, tenant_id, live, found)
@@ -217,15 +206,16 @@ def _check_erasures(
                       subject_id=subject_id, seq=seq)
 
 
-def _check_subject_keys(tenant_key: bytes, tenant_id: str, integrity: IntegrityStore, found: _Findings) -> dict[str, bytes | None]:
-    keys: dict[str, bytes | None] = {}
+def _check_subject_keys(
+    vault: TenantVault, tenant_id: str, integrity: IntegrityStore, found: _Findings
+) -> dict[str, SubjectKeyRef | None]:
+    keys: dict[str, SubjectKeyRef | None] = {}
     for batch in integrity.subject_keys(tenant_id):
         for subject_id, wrapped in batch:
             found.checks["subject_keys"]["checked"] += 1
-            try:
-                keys[subject_id] = Keyring.subject_key(tenant_key, tenant_id, subject_id, wrapped)
-            except SealError:
-                keys[subject_id] = None
+            ref = SubjectKeyRef(tenant_id, subject_id, wrapped)
+            keys[subject_id] = ref if vault.subject_key_opens(ref) else None
+            if keys[subject_id] is None:
                 found.checks["subject_keys"]["unopenable"] += 1
                 found.add("subject_keys", "unopenable", tenant_id, "the subject key does not open", subject_id=subject_id)
     return keys
@@ -233,7 +223,7 @@ def _check_subject_keys(tenant_key: bytes, tenant_id: str, integrity: IntegrityS
 
 def _check_faces(
     tenant_id: str, settings: dict[str, Any], gallery: GalleryService, integrity: IntegrityStore,
-    subject_keys: dict[str, bytes | None], found: _Findings,
+    subject_keys: dict[str, SubjectKeyRef | None], found: _Findings,
 ) -> dict[int, tuple[str, np.ndarray | None]]:
     """Every face opened; returns ``seq -> (face id, template or None)`` of the faces an index must hold:
     those of a subject, of the gallery's model.
@@ -272,7 +262,7 @@ def _check_faces(
             if key is not None:
                 found.checks["templates"]["checked"] += 1
                 try:
-                    vector = from_template(open_sealed(key, face.template_sealed, aad(tenant_id, "faces", face.id)))
+                    vector = from_template(gallery.vault.open_template(key, face.id, face.template_sealed))
                 except SealError:
                     found.checks["templates"]["unopenable"] += 1
                     found.add("templates", "unopenable", tenant_id, "a sealed template does not open", face_id=face.id)
@@ -432,7 +422,7 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
             removed += integrity.delete_faces(tenant_id, integrity.face_ids_of_duplicates(tenant_id, subject_id, digest, model)[1:])
         rebuild.add(tenant_id)
         done.append({"repair": "duplicates_removed", "tenant_id": tenant_id, "faces": removed})
-    gallery.forget_keys()
+    gallery.vault.forget()
     for tenant_id in sorted(found.bad_engines):
         gallery.indexes.erase_tenant(tenant_id)  # the store's sealed originals are the truth: rebuild from them
         rebuild.add(tenant_id)
@@ -463,12 +453,12 @@ def _snapshotted(folder: Path, tenants: set[str]) -> set[str]:
 def rewrite_snapshot(gallery: GalleryService, tenant_id: str, folder: Path) -> Path:
     """Rebuild the tenant's index from the store and save it as its snapshot in ``folder``."""
     from faceward.index.snapshot import save_snapshot
-    from faceward.services.search_index import SearchIndexes
+    from faceward.index.tenants import SearchIndexes
 
-    fresh = SearchIndexes(gallery.store, gallery._open_templates, None)
+    fresh = SearchIndexes(gallery.store, gallery.templates.open, None)
     seq, _, index = fresh.inspect(tenant_id, lambda ix: ix)
     path = snapshot_path(folder, tenant_id)
-    save_snapshot(index, path, gallery.tenant_key(tenant_id), tenant_id, seq)
+    save_snapshot(index, path, gallery.vault.tenant_key(tenant_id), tenant_id, seq)
     return path
 
 
@@ -496,132 +486,4 @@ def reconcile_ledger(gallery: GalleryService) -> int:
     return added
 
 
-# -- retention ---------------------------------------------------------------------------------
-
-
-@dataclass
-class PurgeReport:
-    at: datetime
-    tenants: int
-    purged: list[dict[str, str]]
-    failed: list[dict[str, str]]
-
-    def as_dict(self) -> dict[str, Any]:
-        reasons: dict[str, int] = {}
-        for item in self.purged:
-            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
-        return {"at": self.at.isoformat(), "tenants": self.tenants, "purged": len(self.purged), "by_reason": reasons,
-                "subjects": self.purged, "failed": self.failed}
-
-
-def retention_days(settings: dict[str, Any]) -> int | None:
-    value = settings.get("retention_days")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RETENTION_MAX_DAYS:
-        raise InvalidInput(f"retention_days must be a whole number of days from 1 to {RETENTION_MAX_DAYS}")
-    return value
-
-
-def set_retention(gallery: GalleryService, tenant_id: str, days: int | None) -> None:
-    """Set (or clear, with None) how many days a tenant keeps a subject after enrolling it."""
-    tenant = gallery.active_tenant(tenant_id)
-    values = dict(tenant.settings)
-    if days is None:
-        values.pop("retention_days", None)
-    else:
-        retention_days({"retention_days": days})
-        values["retention_days"] = days
-    gallery.store.update_tenant(tenant_id, settings=values)
-
-
-def purge_due(gallery: GalleryService, *, audit: AuditLog | None = None, now: datetime | None = None) -> PurgeReport:
-    """Erase every subject whose consent has expired or who is older than its tenant's retention period.
-
-    Uses ``gallery.clock`` unless ``now`` is given. Each erasure goes through
-    :meth:`GalleryService.delete_subject` (ledger first, then the store and the
-    index). With ``audit``, each is audited first, as the API does, and a
-    subject whose entry cannot be written is left for the next run.
-    Suspended tenants are purged too: retention does not pause with access.
-    """
-    moment = now or gallery.clock()
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    integrity = IntegrityStore(gallery.store)
-    purged: list[dict[str, str]] = []
-    failed: list[dict[str, str]] = []
-    tenants = 0
-    for tenant in gallery.store.list_tenants():
-        if tenant.wrapped_key is None:
-            continue
-        tenants += 1
-        try:
-            days = retention_days(tenant.settings)
-        except InvalidInput as exc:
-            failed.append({"tenant_id": tenant.id, "subject_id": "", "reason": exc.message})
-            days = None
-        cutoff = moment - timedelta(days=days) if days else None
-        for subject_id, reason in integrity.subjects_due(tenant.id, now=moment, created_before=cutoff):
-            try:
-                if audit is not None:
-                    audit.append(tenant.id, actor=PURGE_ACTOR, action="subject.purge",
-                                 details={"subject_id": subject_id, "reason": reason}, source=None)
-                gallery.delete_subject(tenant.id, subject_id)
-            except NotFound:
-                continue  # erased by someone else meanwhile
-            except Exception as exc:  # one failure must not stop the purge of everyone else
-                log.exception("retention purge of %s failed", subject_id)
-                failed.append({"tenant_id": tenant.id, "subject_id": subject_id, "reason": type(exc).__name__})
-                continue
-            purged.append({"tenant_id": tenant.id, "subject_id": subject_id, "reason": reason})
-    return PurgeReport(moment, tenants, purged, failed)
-
-
-class RetentionScheduler:
-    """Runs :func:`purge_due` every ``every`` seconds on a daemon thread (the server's lifespan starts and stops it).
-
-    With several workers each may run it: an erasure is idempotent (a subject
-    already erased is skipped), so the only cost is duplicate queries.
-    """
-
-    def __init__(
-        self, gallery: GalleryService, *, every: float = 3600.0, audit: AuditLog | None = None,
-        on_report: Callable[[PurgeReport], None] | None = None,
-    ) -> None:
-        if every <= 0:
-            raise ValueError("every must be positive")
-        self.gallery, self.every, self.audit, self.on_report = gallery, every, audit, on_report
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def run_once(self) -> PurgeReport:
-        report = purge_due(self.gallery, audit=self.audit)
-        if report.purged:
-            log.info("retention purge erased %d subject(s)", len(report.purged))
-        if self.on_report is not None:
-            self.on_report(report)
-        return report
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("retention purge failed; retrying in %.0f s", self.every)
-            self._stop.wait(self.every)
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="faceward-retention", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-
-__all__ = [
-    "DoctorReport", "PurgeReport", "RetentionScheduler", "doctor", "index_items", "purge_due", "reconcile_ledger",
-    "retention_days", "rewrite_snapshot", "set_retention", "snapshot_path",
-]
+__all__ = ["DoctorReport", "doctor", "index_items", "reconcile_ledger", "rewrite_snapshot", "snapshot_path"]

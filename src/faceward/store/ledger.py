@@ -4,7 +4,7 @@ Erasing a subject deletes its row, faces and wrapped subject key from the
 store. A backup taken before the erasure still holds them, so restoring it
 would resurrect the subject. The ledger is the store's memory of erasures kept
 *outside* the data and its backups (beside the master key, in
-``FACEWARD_ERASURE_LEDGER``); :func:`faceward.services.backup.restore` applies
+``FACEWARD_ERASURE_LEDGER``); :func:`faceward.store.backup.restore` applies
 it before the restored store is used, and ``faceward doctor`` checks that no
 subject it lists is present. See ``docs/decisions/007-erasure-and-backups.md``.
 

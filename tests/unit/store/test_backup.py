@@ -15,11 +15,11 @@ import pytest
 from faceward.errors import NotFound
 from faceward.security.crypto import Keyring, aad, open_sealed
 from faceward.security.errors import SealError
-from faceward.services.backup import BackupError, backup, read_header, restore
+from faceward.store.backup import BackupError, backup, read_header, restore
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService, utcnow
-from faceward.services.ledger import ErasureLedger, LedgerError
-from faceward.services.maintenance import doctor
+from faceward.store.ledger import ErasureLedger, LedgerError
+from faceward.services.doctor import doctor
 from faceward.settings import Settings
 from faceward.store import SqlStore
 from faceward.vision import FaceEngine

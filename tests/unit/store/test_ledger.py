@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from faceward.services.ledger import GENESIS, ErasureLedger, LedgerError, LedgerHead
+from faceward.store.ledger import GENESIS, ErasureLedger, LedgerError, LedgerHead
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

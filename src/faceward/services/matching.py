@@ -1,0 +1,123 @@
+"""Search and verify: a probe's face against the tenant's gallery, or against one subject, or two photos.
+
+Results are leads for a person to review, with a calibrated false-match
+estimate, never identifications; the decision is the scoring's
+(:meth:`~faceward.scoring.Calibration.decide`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceward.errors import InvalidInput
+from faceward.index.tenants import SearchIndexes
+from faceward.scoring import Uncalibrated, fpir_threshold_fmr
+from faceward.security.vault import TenantVault
+from faceward.services.analysis import Analysis
+from faceward.services.subjects import Subjects
+from faceward.services.tenancy import Tenants, check_model
+from faceward.services.views import Candidate, SearchResult, VerifyResult
+from faceward.store import SqlStore
+from faceward.vision import refusals
+from faceward.vision.embed import from_template
+from faceward.vision.types import Face
+
+MAX_K = 50
+
+
+class Matching:
+    def __init__(
+        self, store: SqlStore, vault: TenantVault, tenants: Tenants, subjects: Subjects, analysis: Analysis,
+        indexes: SearchIndexes, target_fmr: float,
+    ) -> None:
+        self.store, self.vault, self.tenants, self.subjects = store, vault, tenants, subjects
+        self.analysis, self.indexes, self.target_fmr = analysis, indexes, target_fmr
+
+    def _probe(self, tenant_id: str, image: bytes, face: int | None) -> tuple[Face, int, str]:
+        if face is None:
+            return self.analysis.largest(image, "probe", tenant_id)
+        found, digest = self.analysis.faces(image, tenant_id)
+        if not 0 <= face < len(found):
+            raise InvalidInput(f"the probe shows {len(found)} face(s); face must be 0 to {len(found) - 1}", code="no_such_face")
+        return found[face], len(found), digest
+
+    def search(self, tenant_id: str, image: bytes, *, k: int = 10, face: int | None = None) -> SearchResult:
+        """Search with the largest face of the probe, or with its ``face``-th (0 = largest, as ``detect`` lists them)."""
+        if not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be between 1 and {MAX_K}")
+        check_model(self.tenants.active(tenant_id), self.analysis.model_id)
+        probe, count, digest = self._probe(tenant_id, image, face)
+        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.analysis.limits)]
+        if count > 1:
+            warnings.append(f"{count} faces in the probe; searched the largest" if face is None
+                            else f"{count} faces in the probe; searched face {face + 1}")
+        entry = self.indexes.get(tenant_id)
+        gallery = len(entry.index)
+        scoring = self.analysis.scoring
+        threshold = scoring.threshold(self.target_fmr)
+        if isinstance(scoring, Uncalibrated):
+            warnings.append(scoring.warning)
+        assert probe.descriptor is not None
+        labels, scores = entry.index.search(probe.descriptor[None, :], min(gallery, k * 8) or 1)
+        best: dict[str, tuple[float, str]] = {}
+        for label, score in zip(labels[0], scores[0]):
+            owner = entry.owner.get(int(label))
+            if label < 0 or owner is None:
+                continue
+            face_id, subject_id = owner
+            if subject_id not in best or score > best[subject_id][0]:
+                best[subject_id] = (float(score), face_id)
+        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
+        records = self.store.subjects_by_id(tenant_id, [s for s, _ in ranked])
+        candidates: list[Candidate] = []
+        for subject_id, (score, face_id) in ranked:
+            record = records.get(subject_id)
+            if record is None:  # erased between index and read: never show it
+                continue
+            candidates.append(
+                Candidate(
+                    subject_id, self.subjects.name(record), score, scoring.estimated_fmr(score),
+                    scoring.decide(score, self.target_fmr), len(candidates) + 1, face_id,
+                )
+            )
+        return SearchResult(
+            candidates, probe.summary(), count, gallery, threshold, self.target_fmr, digest, warnings,
+            self.analysis.model_id, calibrated=not isinstance(scoring, Uncalibrated), fmr_resolution=scoring.fmr_floor,
+        )
+
+    def gallery_threshold(self, gallery_size: int, target_fpir: float) -> float:
+        """Score threshold that holds the open-set false positive identification rate at ``target_fpir``.
+
+        An uncalibrated model has one fixed threshold, whatever the gallery size.
+        """
+        return self.analysis.scoring.threshold(fpir_threshold_fmr(target_fpir, gallery_size))
+
+    def _verdict(self, score: float, compared: int) -> VerifyResult:
+        scoring = self.analysis.scoring
+        warnings = [scoring.warning] if isinstance(scoring, Uncalibrated) else []
+        return VerifyResult(
+            score, scoring.estimated_fmr(score), scoring.decide(score, self.target_fmr),
+            scoring.threshold(self.target_fmr), compared, warnings, scoring.fmr_floor,
+        )
+
+    def verify_images(self, tenant_id: str, image_a: bytes, image_b: bytes) -> VerifyResult:
+        self.tenants.active(tenant_id)
+        face_a, _, _ = self.analysis.largest(image_a, "first image", tenant_id)
+        face_b, _, _ = self.analysis.largest(image_b, "second image", tenant_id)
+        assert face_a.descriptor is not None and face_b.descriptor is not None
+        return self._verdict(float(face_a.descriptor @ face_b.descriptor), 1)
+
+    def verify_subject(self, tenant_id: str, image: bytes, subject_id: str) -> VerifyResult:
+        """Compare against every face of the subject; the best match decides."""
+        check_model(self.tenants.active(tenant_id), self.analysis.model_id)
+        subject = self.store.get_subject(tenant_id, subject_id)
+        faces = [f for f in self.store.faces_of(tenant_id, subject_id) if f.model_id == self.analysis.model_id]
+        if not faces:
+            raise InvalidInput("this subject has no enrolled face yet", code="no_faces")
+        probe, _, _ = self.analysis.largest(image, "image", tenant_id)
+        assert probe.descriptor is not None
+        gallery = np.stack([from_template(self.vault.open_template(subject, f.id, f.template_sealed)) for f in faces])
+        return self._verdict(float(np.max(gallery @ probe.descriptor)), len(faces))
+
+
+__all__ = ["MAX_K", "Matching"]
