@@ -6,6 +6,8 @@ build engines without importing each other.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,22 @@ def _set_role(role: str) -> Callable[[Any, Any], None]:
     return set_role
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, often 0644); SQLite
+    gives its -wal and -shm files the database file's mode. An existing file keeps its mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def make_engine(url: str, *, role: str | None = None, poolclass: Any = None) -> Engine:
     """An engine for ``url``; on PostgreSQL with ``role``, every connection ``SET ROLE``s to it first."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, poolclass=poolclass)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -84,6 +84,8 @@ def test_sqlite_file_and_wal(tmp_path: Path) -> None:
     store, secrets = populate(f"sqlite:///{path}", tmp_path / "home")
     files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
     assert Path(f"{path}-wal").exists()
+    # Inside a 0700 home or not, the data files are the owner's alone (#12).
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o600" for p in files}
     assert_clean(b"".join(p.read_bytes() for p in files), secrets)  # copied while the service runs
     store.close()
     assert_clean(path.read_bytes(), secrets)
