@@ -10,9 +10,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from sqlalchemy import select
 
 from faceward.api.app import create_app
 from faceward.settings import Settings
+from faceward.store import schema
 from faceward.vision import FaceEngine, decode_image
 from faceward.vision.embed import to_template
 
@@ -60,13 +62,42 @@ def test_breach_drill_through_http(tmp_path: Path, astronaut_jpeg: bytes, astron
             r = await client.post("/v1/search", headers=made["searcher"], data={"purpose": PURPOSE, "case_reference": CASE},
                                   files={"image": ("p.jpg", astronaut_probe, "image/jpeg")})
             assert r.status_code == 200, r.text
-            assert r.json()["candidates"][0]["display_name"] == NAME  # readable through the API
+            found = r.json()
+            assert found["candidates"][0]["display_name"] == NAME  # readable through the API
+            best = found["candidates"][0]
+            r = await client.post("/v1/reviews", headers=made["searcher"], json={
+                "search_id": found["search_id"], "subject_id": best["subject_id"], "face_id": best["face_id"],
+                "review_token": best["review_token"],
+                "outcome": "possible_match", "note": "same scar above the left eye",
+            })
+            assert r.status_code == 201, r.text
+            wrong = admin[:-1] + ("A" if admin[-1] != "A" else "B")
+            assert (await client.get("/v1/usage", headers={"Authorization": f"Bearer {wrong}"})).status_code == 401
             return subject_id, made["searcher"]["Authorization"].split()[1]
 
     subject_id, searcher_secret = asyncio.run(drill())
     descriptor = engine.analyze(decode_image(astronaut_jpeg))[0].descriptor
     assert descriptor is not None
     template = to_template(descriptor)
+
+    # A search, an enrollment, a review and an auth failure: the sealed payloads of their audit entries
+    # have one length, so a reader of the file cannot count a tenant's searches by size (#12).
+    services = app.state.services
+    tenant_id = services.accounts.list_tenants()[0]["id"]
+    actions = {e.seq: e.action for e in services.audit.entries(tenant_id, limit=1000)}
+    assert {"search", "face.enroll", "review", "auth.failure"} <= set(actions.values()), actions
+    with services.gallery.store.transaction(tenant_id) as conn:
+        rows = conn.execute(select(schema.audit_log.c.seq, schema.audit_log.c.payload_sealed)
+                            .where(schema.audit_log.c.tenant_id == tenant_id)).all()
+    lengths = {actions[seq]: len(sealed) for seq, sealed in rows}
+    assert len(set(lengths.values())) == 1, lengths
+    # Names and references of any length up to the bucket are sealed to one length too.
+    with services.gallery.store.transaction(tenant_id) as conn:
+        sealed = conn.execute(select(schema.subjects.c.display_name_sealed, schema.subjects.c.consent_reference_sealed)).one()
+    assert len(sealed[0]) == len(sealed[1]) == 1 + 12 + 256 + 16
+    # Data files are the owner's alone.
+    assert {p.name: p.stat().st_mode & 0o777 for p in home.glob("faceward.db*")} == {
+        p.name: 0o600 for p in home.glob("faceward.db*")}
 
     for moment in ("while running", "after close"):
         stolen = database_bytes(home)

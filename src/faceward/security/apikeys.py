@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from faceward.security.crypto import aad, open_sealed, seal
+from faceward.security.crypto import TEXT_BUCKET, aad, open_sealed, seal
 from faceward.security.permissions import Role
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def matches(pepper_key: bytes | None, token: Token, stored: bytes | None) -> boo
 
 
 def seal_role(tenant_key: bytes, tenant_id: str, key_id: str, role: Role) -> bytes:
-    return seal(tenant_key, role.value.encode(), aad(tenant_id, "api_keys", key_id, "role"))
+    return seal(tenant_key, role.value.encode(), aad(tenant_id, "api_keys", key_id, "role"), pad_to=TEXT_BUCKET)
 
 
 def open_role(tenant_key: bytes, record: ApiKeyRecord) -> Role:
@@ -131,7 +131,7 @@ def open_role(tenant_key: bytes, record: ApiKeyRecord) -> Role:
 
 
 def seal_label(tenant_key: bytes, tenant_id: str, key_id: str, label: str) -> bytes:
-    return seal(tenant_key, label.encode(), aad(tenant_id, "api_keys", key_id, "label"))
+    return seal(tenant_key, label.encode(), aad(tenant_id, "api_keys", key_id, "label"), pad_to=TEXT_BUCKET)
 
 
 def open_label(tenant_key: bytes, record: ApiKeyRecord) -> str:

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection
 
 from faceward.errors import InvalidInput
-from faceward.security.crypto import aad, open_sealed, seal
+from faceward.security.crypto import AUDIT_BUCKET, aad, open_sealed, seal
 from faceward.security.errors import SealError
 from faceward.store import SqlStore
 from faceward.store.accounts import AccountStore, utc
@@ -146,7 +146,7 @@ class AuditLog:
                 tenant_id=tenant_id,
                 seq=seq,
                 at=at,
-                payload_sealed=seal(tenant_key, payload, aad(tenant_id, "audit_log", str(seq))),
+                payload_sealed=seal(tenant_key, payload, aad(tenant_id, "audit_log", str(seq)), pad_to=AUDIT_BUCKET),
                 mac=chain_mac(mac_key, tenant_id, seq, at, previous or GENESIS, payload),
             )
 

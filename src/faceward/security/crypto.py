@@ -21,6 +21,9 @@ from faceward.security.errors import MasterKeyError, SealError
 KEY_BYTES = 32
 NONCE_BYTES = 12
 VERSION = b"\x01"
+PADDED = b"\x02"  # the plaintext is padded to a bucket; the version byte is authenticated too
+TEXT_BUCKET = 256  # names, references, labels, roles, notes: their length must not show
+AUDIT_BUCKET = 1024  # audit payloads: a search, an enrollment, a review and an auth failure look alike
 
 
 def new_key() -> bytes:
@@ -31,18 +34,41 @@ def aad(tenant_id: str, *parts: str) -> bytes:
     return "|".join((tenant_id, *parts)).encode()
 
 
-def seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
+def bucket(length: int, minimum: int) -> int:
+    """The padded length of ``length`` bytes: ``minimum``, doubled until it holds them."""
+    size = minimum
+    while size < length:
+        size *= 2
+    return size
+
+
+def seal(key: bytes, plaintext: bytes, associated: bytes, *, pad_to: int = 0) -> bytes:
+    """AES-256-GCM of ``plaintext``. With ``pad_to``, the plaintext is first padded (0x80, then zeros)
+    to :func:`bucket` of its length, so the sealed length tells only its bucket (decision 003)."""
     nonce = os.urandom(NONCE_BYTES)
-    return VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    if pad_to <= 0:
+        return VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    padded = plaintext + b"\x80"
+    padded += bytes(bucket(len(padded), pad_to) - len(padded))
+    return PADDED + nonce + AESGCM(key).encrypt(nonce, padded, PADDED + associated)
 
 
 def open_sealed(key: bytes, sealed: bytes, associated: bytes) -> bytes:
-    if len(sealed) < 1 + NONCE_BYTES + 16 or sealed[:1] != VERSION:
+    """The plaintext of :func:`seal` (padded or not), or :class:`SealError`."""
+    version = sealed[:1]
+    if len(sealed) < 1 + NONCE_BYTES + 16 or version not in (VERSION, PADDED):
         raise SealError("sealed value is malformed")
     try:
-        return AESGCM(key).decrypt(sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :], associated)
+        plain = AESGCM(key).decrypt(sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :],
+                                    associated if version == VERSION else PADDED + associated)
     except InvalidTag:
         raise SealError("sealed value failed authentication") from None
+    if version == VERSION:
+        return plain
+    end = plain.rstrip(b"\x00")
+    if not end.endswith(b"\x80"):
+        raise SealError("sealed value is malformed")
+    return end[:-1]
 
 
 def _is_placeholder(key: bytes) -> bool:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from faceward.errors import NotFound
 from faceward.security import apikeys, templates
-from faceward.security.crypto import Keyring, aad, new_key, open_sealed, seal
+from faceward.security.crypto import TEXT_BUCKET, Keyring, aad, new_key, open_sealed, seal
 from faceward.security.errors import SealError
 from faceward.security.kms import TenantKeyWrapper
 from faceward.security.permissions import Role
@@ -168,7 +168,7 @@ class TenantVault:
     def seal_new_tenant(self, tenant_id: str, name: str) -> SealedTenant:
         key = new_key()
         return SealedTenant(
-            name_sealed=seal(key, name.encode(), aad(tenant_id, "tenants", "name")),
+            name_sealed=seal(key, name.encode(), aad(tenant_id, "tenants", "name"), pad_to=TEXT_BUCKET),
             wrapped_key=self._keyring.wrap_tenant_key(tenant_id, key),
         )
 
@@ -182,8 +182,10 @@ class TenantVault:
     def seal_new_subject(self, tenant_id: str, subject_id: str, display_name: str, consent_reference: str) -> SealedSubject:
         key = new_key()
         return SealedSubject(
-            display_name_sealed=seal(key, display_name.encode(), aad(tenant_id, "subjects", subject_id, "name")),
-            consent_reference_sealed=seal(key, consent_reference.encode(), aad(tenant_id, "subjects", subject_id, "consent")),
+            display_name_sealed=seal(key, display_name.encode(), aad(tenant_id, "subjects", subject_id, "name"),
+                                     pad_to=TEXT_BUCKET),
+            consent_reference_sealed=seal(key, consent_reference.encode(), aad(tenant_id, "subjects", subject_id, "consent"),
+                                          pad_to=TEXT_BUCKET),
             wrapped_key=Keyring.wrap_subject_key(self._tenant_key(tenant_id), tenant_id, subject_id, key),
         )
 
@@ -216,7 +218,8 @@ class TenantVault:
     # -- reviews -----------------------------------------------------------------------
 
     def seal_review_note(self, subject: SubjectKeyed, review_id: str, note: str) -> bytes:
-        return seal(self._subject(subject), note.encode(), aad(subject.tenant_id, "reviews", review_id, "note"))
+        return seal(self._subject(subject), note.encode(), aad(subject.tenant_id, "reviews", review_id, "note"),
+                    pad_to=TEXT_BUCKET)
 
     def open_review_note(self, subject: SubjectKeyed, review_id: str, sealed: bytes) -> str:
         return open_sealed(self._subject(subject), sealed, aad(subject.tenant_id, "reviews", review_id, "note")).decode()
@@ -255,7 +258,8 @@ class TenantVault:
         return hmac.new(key, f"{key_id}|{kind}".encode(), hashlib.sha256).hexdigest()
 
     def seal_usage_owner(self, tenant_id: str, bucket: str, key_id: str, kind: str) -> bytes:
-        return seal(self._tenant_key(tenant_id), json.dumps([key_id, kind]).encode(), aad(tenant_id, "usage", bucket, "owner"))
+        return seal(self._tenant_key(tenant_id), json.dumps([key_id, kind]).encode(), aad(tenant_id, "usage", bucket, "owner"),
+                    pad_to=TEXT_BUCKET)
 
     def open_usage_owner(self, tenant_id: str, bucket: str, sealed: bytes) -> tuple[str, str]:
         key_id, kind = json.loads(open_sealed(self._tenant_key(tenant_id), sealed, aad(tenant_id, "usage", bucket, "owner")))

@@ -77,3 +77,22 @@ def test_with_a_real_key_it_starts(home: Path) -> None:
     tenant_id, token = accounts.create_tenant("Acme")
     assert accounts.authenticate(token, source=None).tenant_id == tenant_id
     accounts.store.close()
+
+
+def test_padded_seals_hide_the_length_and_older_seals_still_open() -> None:
+    from faceward.security.crypto import PADDED, TEXT_BUCKET, aad, new_key, open_sealed, seal
+    from faceward.security.errors import SealError
+
+    key = new_key()
+    where = aad("t_1", "subjects", "s_1", "name")
+    texts = [b"", b"Al", b"Zeb Quartermaine", "Zoë".encode() * 20, b"\x80\x00ends in padding-like bytes\x80\x00"]
+    sealed = [seal(key, t, where, pad_to=TEXT_BUCKET) for t in texts]
+    assert {len(s) for s in sealed[:4]} == {1 + 12 + TEXT_BUCKET + 16}
+    assert [open_sealed(key, s, where) for s in sealed] == texts
+    assert len(seal(key, b"x" * 300, where, pad_to=TEXT_BUCKET)) == 1 + 12 + 512 + 16  # the next bucket
+    plain = seal(key, b"old", where)  # values sealed before padding existed
+    assert open_sealed(key, plain, where) == b"old"
+    downgraded = b"\x01" + sealed[2][1:]  # the version byte is authenticated: no stripping the padding rule
+    with pytest.raises(SealError):
+        open_sealed(key, downgraded, where)
+    assert sealed[2][:1] == PADDED
