@@ -22,7 +22,7 @@ import swagger_ui_bundle
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from faceward import __version__
@@ -195,6 +195,10 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=307)  # a person who opens the address gets the console
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -22,6 +22,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"faceward {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """faceward: consent-first face search. Matches are leads for human review, never identifications."""
+
+
 app.command()(enroll)
 app.command()(reenroll)
 app.command()(search)

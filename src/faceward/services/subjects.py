@@ -74,7 +74,9 @@ class Subjects:
     def list(self, tenant_id: str, *, limit: int = 50, offset: int = 0) -> list[SubjectView]:
         if not 1 <= limit <= 500 or offset < 0:
             raise InvalidInput("limit must be 1..500 and offset >= 0")
-        return [self.view(r) for r in self.store.list_subjects(tenant_id, limit=limit, offset=offset)]
+        records = self.store.list_subjects(tenant_id, limit=limit, offset=offset)
+        faces = self.store.faces_of_subjects(tenant_id, [r.id for r in records])
+        return [self.view(r, faces[r.id]) for r in records]
 
     def all(self, tenant_id: str) -> list[SubjectRecord]:
         out: list[SubjectRecord] = []

@@ -252,6 +252,21 @@ class SqlStore:
             ).mappings().all()
         return [FaceRecord(**r) for r in rows]
 
+    def faces_of_subjects(self, tenant_id: str, subject_ids: list[str]) -> dict[str, list[FaceRecord]]:
+        """The faces of each of ``subject_ids`` (one query), in enrollment order."""
+        out: dict[str, list[FaceRecord]] = {s: [] for s in subject_ids}
+        if not subject_ids:
+            return out
+        with self.transaction(tenant_id) as conn:
+            rows = conn.execute(
+                select(schema.faces)
+                .where(schema.faces.c.tenant_id == tenant_id, schema.faces.c.subject_id.in_(subject_ids))
+                .order_by(schema.faces.c.seq)
+            ).mappings().all()
+        for row in rows:
+            out[row["subject_id"]].append(FaceRecord(**row))
+        return out
+
     def faces_since(self, tenant_id: str, after_seq: int, *, limit: int = 10_000) -> list[FaceRecord]:
         with self.transaction(tenant_id) as conn:
             rows = conn.execute(
