@@ -36,7 +36,7 @@ from faceward.api.middleware import (
     LoadShedMiddleware,
     SecurityHeadersMiddleware,
 )
-from faceward.api.observe import RequestTelemetryMiddleware
+from faceward.api.observe import RequestTelemetryMiddleware, RouteTemplates
 from faceward.api.routes import ROUTERS
 from faceward.bootstrap import master_keyring
 from faceward.memory import limit_malloc_arenas
@@ -211,7 +211,9 @@ def create_app(
     app.add_middleware(BodyIntakeMiddleware, limit_for=body_limit(settings), budget=intake_budget(settings))
     app.add_middleware(AuthGateMiddleware, identify=identifier(services), bucket=services.operations.bucket)
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)  # sees every refusal above
+    app.add_middleware(  # sees every refusal above
+        RequestTelemetryMiddleware, telemetry=telemetry, templates=RouteTemplates(lambda: app.openapi()["paths"])
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

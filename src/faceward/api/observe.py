@@ -13,8 +13,11 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceward.security.policy import Principal
@@ -35,12 +38,32 @@ def request_id(scope: Scope) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-def route_template(scope: Scope, status: int) -> str:
+class RouteTemplates:
+    """The API's route templates by method, from its OpenAPI paths (compiled on first use): what a
+    request refused before routing (the gates) would have matched."""
+
+    def __init__(self, paths: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._paths = paths
+        self._compiled: list[tuple[re.Pattern[str], set[str], str]] | None = None
+
+    def find(self, path: str, method: str) -> str | None:
+        if self._compiled is None:
+            self._compiled = [(compile_path(template)[0], {m.upper() for m in item}, template)
+                              for template, item in self._paths().items()]
+        return next((t for regex, methods, t in self._compiled if method in methods and regex.match(path)), None)
+
+
+def route_template(scope: Scope, status: int, templates: RouteTemplates | None = None) -> str:
+    """The matched route's template, else the one the path would have matched. Bounded: never the raw path."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    return "(unmatched)" if status == 404 else "(other)"  # bounded: never the raw path
+    if templates is not None:
+        found = templates.find(str(scope.get("path", "")), str(scope.get("method", "")))
+        if found is not None:
+            return found
+    return "(unmatched)" if status == 404 else "(other)"
 
 
 def error_code(body: bytes) -> str | None:
@@ -52,9 +75,10 @@ def error_code(body: bytes) -> str | None:
 
 
 class RequestTelemetryMiddleware:
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, templates: RouteTemplates | None = None) -> None:
         self.app = app
         self.telemetry = telemetry
+        self.templates = templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +109,7 @@ class RequestTelemetryMiddleware:
     def _record(self, scope: Scope, rid: str, status: int, seconds: float, code: str | None) -> None:
         principal = scope.get(PRINCIPAL_SCOPE_KEY)
         tenant_id = principal.tenant_id if isinstance(principal, Principal) else None
-        route = route_template(scope, status)
+        route = route_template(scope, status, self.templates)
         method = str(scope.get("method", ""))
         self.telemetry.observe_request(route, method, status, seconds, code, tenant_id)
         access.info(
@@ -99,4 +123,4 @@ class RequestTelemetryMiddleware:
         )
 
 
-__all__ = ["PRINCIPAL_SCOPE_KEY", "RequestTelemetryMiddleware"]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "RequestTelemetryMiddleware", "RouteTemplates"]

@@ -11,6 +11,8 @@ import base64
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -148,3 +150,18 @@ def blank_jpeg(side: int = 120) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.full((side, side, 3), 128, dtype=np.uint8)).save(buffer, format="JPEG")
     return buffer.getvalue()
+
+
+@contextmanager
+def pg_schema(admin: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards."""
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{admin}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from apiworld import GENEROUS, World, make_settings, make_world
+from apiworld import GENEROUS, World, make_settings, make_world, pg_schema
 
 from faceward.api.app import create_app
 from faceward.vision import FaceEngine, decode_image
@@ -33,21 +32,6 @@ def astronaut_face(face_engine: FaceEngine, astronaut_jpeg: bytes) -> Face:
 @pytest.fixture(scope="session")
 def images(astronaut_jpeg: bytes, astronaut_probe: bytes) -> dict[str, bytes]:
     return {"astronaut": astronaut_jpeg, "probe": astronaut_probe}
-
-
-@contextmanager
-def pg_schema(admin: str) -> Iterator[str]:
-    """A fresh PostgreSQL schema, dropped afterwards."""
-    import psycopg
-
-    schema = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{admin}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @contextmanager

@@ -6,14 +6,12 @@ import json
 import logging
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from apiworld import GENEROUS, Api, World, make_settings, make_world
+from apiworld import GENEROUS, Api, World, make_settings, make_world, pg_schema
 from prometheus_client.parser import text_string_to_metric_families
 
 from faceward.api.app import create_app
@@ -83,6 +81,9 @@ def test_refusals_are_counted_by_code(observed: World) -> None:
     after = scrape(w)
     key = ("faceward_refusals_total", (("code", "unauthenticated"), ("status", "401")))
     assert after[key] == before.get(key, 0.0) + 1
+    # Refused by the gate before routing, and still counted under the route it was for.
+    gated = ("faceward_http_requests_total", (("method", "GET"), ("route", "/v1/subjects"), ("status", "401")))
+    assert after[gated] == before.get(gated, 0.0) + 1
     unmatched = ("faceward_http_requests_total", (("method", "GET"), ("route", "(unmatched)"), ("status", "404")))
     assert after[unmatched] == before.get(unmatched, 0.0) + 1
     assert not any("no-such-route" in str(labels) for _, labels in after)
@@ -197,20 +198,6 @@ class TcpProxy:
                     pass
                 s.close()
             self._open.clear()
-
-
-@contextmanager
-def pg_schema(admin: str) -> Iterator[str]:
-    import psycopg
-
-    schema = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{admin}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.mark.postgres
