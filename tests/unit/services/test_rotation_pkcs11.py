@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from faceward.security.audit import AuditLog
 from faceward.security.pkcs11 import Pkcs11Keyring
 from faceward.services.accounts import AccountService
-from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent, LawfulBasis
 from faceward.services.gallery import GalleryService
 from faceward.settings import Settings
