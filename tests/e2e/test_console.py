@@ -296,9 +296,9 @@ def test_enroll_search_review_erase_audit(browser: Any, server: Server) -> None:
         assert action in timeline, action
     page.get_by_label("Action").fill("review")
     page.get_by_role("button", name="Show entries").click()
-    page.get_by_text("(2 entries, oldest first)").wait_for()
+    page.get_by_text("(2 entries, newest first)").wait_for()
     outcomes = page.locator("#timeline .details").all_inner_texts()
-    assert "outcome: possible_match" in outcomes[0] and "outcome: confirmed" in outcomes[1]
+    assert "outcome: confirmed" in outcomes[0] and "outcome: possible_match" in outcomes[1]
     with page.expect_download() as download:
         page.get_by_role("button", name="Export JSON").click()
     exported = json.loads(Path(download.value.path()).read_text())

@@ -339,12 +339,14 @@ class Operations:
         action: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        newest_first: bool = False,
         source: str,
     ) -> list[AuditEntry]:
-        """The tenant's audit log, newest last. Reading it is itself audited."""
+        """The tenant's audit log, oldest first (``newest_first`` reverses it). Reading it is itself audited."""
         self._admit(principal, Permission.AUDIT_READ, "audit.read", source)
         entries = self.audit.entries(
-            principal.tenant_id, since=since, until=until, actor=actor, action=action, limit=limit, offset=offset
+            principal.tenant_id, since=since, until=until, actor=actor, action=action, limit=limit, offset=offset,
+            newest_first=newest_first,
         )
         filters = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
                    "actor": actor, "action": action, "limit": limit, "offset": offset}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -20,7 +20,7 @@ def usage(ops: OperationsDep, caller: CallerDep) -> UsageOut:
     return UsageOut.model_validate(ops.usage_summary(caller.principal, source=caller.source))
 
 
-@router.get("/audit", response_model=AuditListOut, summary="The tenant's audit log, oldest first")
+@router.get("/audit", response_model=AuditListOut, summary="The tenant's audit log, oldest first (or newest first)")
 def audit(
     ops: OperationsDep,
     caller: CallerDep,
@@ -30,10 +30,11 @@ def audit(
     action: Annotated[str | None, Query(max_length=64, pattern=FILTER_PATTERN, description="e.g. search, subject.erase")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    order: Annotated[Literal["oldest", "newest"], Query(description="oldest first (default) or newest first")] = "oldest",
 ) -> AuditListOut:
     entries = ops.audit_entries(
         caller.principal, since=since, until=until, actor=actor, action=action, limit=limit, offset=offset,
-        source=caller.source,
+        newest_first=order == "newest", source=caller.source,
     )
     return AuditListOut(entries=[AuditEntryOut.model_validate(e.as_dict()) for e in entries], limit=limit, offset=offset)
 

@@ -38,12 +38,12 @@ async function show(reset) {
     $("#timeline").replaceChildren();
   }
   try {
-    const page = await api("GET", "/v1/audit", { query: { ...filters(), limit: PAGE, offset } });
+    const page = await api("GET", "/v1/audit", { query: { ...filters(), limit: PAGE, offset, order: "newest" } });
     say(message, "");
     $("#timeline").append(...page.entries.map(entryItem));
     offset += page.entries.length;
     shown += page.entries.length;
-    $("#timeline-count").textContent = `(${shown} entr${shown === 1 ? "y" : "ies"}, oldest first)`;
+    $("#timeline-count").textContent = `(${shown} entr${shown === 1 ? "y" : "ies"}, newest first)`;
     $("#more").hidden = page.entries.length < PAGE;
   } catch (error) {
     sayError(message, error);

@@ -2,7 +2,7 @@
 // photos, each checked (face boxed, quality verdict) before it is saved; bulk upload with progress.
 import { api, plain, say, sayError } from "./api.js";
 import { boxedPhoto } from "./faces.js";
-import { $, boot, dropZone, el } from "./shell.js";
+import { $, boot, dropZone, el, noPreview } from "./shell.js";
 
 let subject = null;
 const photos = []; // {file, url, detection, card, state: "checking"|"ready"|"refused"|"enrolled"|"failed"}
@@ -60,7 +60,7 @@ async function addFiles(files) {
     const photo = { file, url: URL.createObjectURL(file), detection: null, state: "checking" };
     photo.card = el("div", { className: "card" },
       el("h3", { text: file.name }),
-      el("div", { className: "slot" }, el("img", { src: photo.url, alt: file.name, className: "face-img" })),
+      el("div", { className: "slot" }, el("img", { src: photo.url, alt: file.name, className: "face-img", onerror: noPreview })),
       el("p", { className: "verdict notice", role: "status", text: "Checking…" }));
     $("#photo-cards").append(photo.card);
     photos.push(photo);

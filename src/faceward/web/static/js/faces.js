@@ -1,5 +1,5 @@
 // Photos with their detected faces boxed, face choosers, face crops, and the figures of a match.
-import { el, svg } from "./shell.js";
+import { el, noPreview, svg } from "./shell.js";
 
 // A photo (object URL) with an SVG overlay in the image's own pixel coordinates, so boxes scale with it.
 export function boxedPhoto(url, detection, { chosen = null, alt = "Photo" } = {}) {
@@ -15,7 +15,7 @@ export function boxedPhoto(url, detection, { chosen = null, alt = "Photo" } = {}
   });
   const count = detection.faces.length;
   const description = `${alt}: ${count === 0 ? "no face found" : `${count} face${count > 1 ? "s" : ""} boxed`}`;
-  return el("div", { className: "stage" }, el("img", { src: url, alt: description }), overlay);
+  return el("div", { className: "stage" }, el("img", { src: url, alt: description, onerror: noPreview }), overlay);
 }
 
 export function markChosen(stage, chosen) {

@@ -1,7 +1,7 @@
 // Review: reviewed candidates with their steps; a second reviewer confirms (or rejects) a possible match.
 import { api, plain, say, sayError } from "./api.js";
 import { OUTCOMES } from "./faces.js";
-import { $, boot, el, when } from "./shell.js";
+import { $, boot, el, noPreview, when } from "./shell.js";
 
 let session = null;
 let probeUrl = null;
@@ -71,7 +71,7 @@ function render(candidates) {
   }
   candidates.forEach((candidate, index) => {
     const pair = el("div", { className: "pair" },
-      probeUrl ? el("figure", {}, el("img", { className: "face-img", src: probeUrl, alt: "Probe photo (local)" }), el("figcaption", { text: "Probe (local)" })) : null,
+      probeUrl ? el("figure", {}, el("img", { className: "face-img", src: probeUrl, alt: "Probe photo (local)", onerror: noPreview }), el("figcaption", { text: "Probe (local)" })) : null,
       el("figure", {}, thumbnail(candidate), el("figcaption", { text: "Enrolled" })));
     const steps = el("ol", { className: "steps" }, candidate.steps.map((step) => el("li", {},
       el("strong", { text: OUTCOMES[step.outcome] }), ` by key `, el("code", { text: step.reviewer_key_id }),

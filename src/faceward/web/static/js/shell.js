@@ -28,6 +28,11 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+// A picked file the browser cannot draw (the server refuses it too): a plain note, not a broken-image icon.
+export function noPreview(event) {
+  event.target.replaceWith(el("div", { className: "face-img no-thumb", text: "No preview: not a JPEG, PNG or WebP image" }));
+}
+
 export function svg(tag, attributes = {}, ...children) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [name, value] of Object.entries(attributes)) {
