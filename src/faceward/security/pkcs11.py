@@ -8,7 +8,9 @@ its value, so no file, dump or backup can hold it. A tenant key is wrapped by AE
 token* (``C_Encrypt`` with ``CKM_AES_GCM``), the tenant id and the master key's label as associated
 data, exactly as :class:`~faceward.security.crypto.Keyring` does it in software::
 
-    b"\\x02" | u8 label length | label | nonce (12) | ciphertext + tag
+    b"\\x11" | u8 label length | label | nonce (12) | ciphertext + tag
+
+(0x11, apart from the software seals' 0x01 and 0x02, so neither format is ever mistaken for the other.)
 
 Master keys are labelled ``<FACEWARD_PKCS11_KEY_LABEL>.<n>``; the highest ``n`` wraps, and any
 key still in the token unwraps what it wrapped (the label travels with the wrapped bytes). That is
@@ -35,7 +37,7 @@ from faceward.security.errors import MasterKeyError, SealError
 if TYPE_CHECKING:
     from faceward.settings import Settings
 
-VERSION = b"\x02"
+VERSION = b"\x11"  # an HSM-wrapped key; software seals start with 0x01 or 0x02
 DEFAULT_LABEL = "faceward-master"
 _LABEL = struct.Struct("B")
 
