@@ -300,7 +300,7 @@ def make_backend(backend: str, args: argparse.Namespace, tenant: str = "bench") 
         if args.milvus_index:
             options["index_type"] = args.milvus_index
         if args.milvus_index == "SCANN":
-            options["index_params"] = {"nlist": args.nlist, "with_raw_data": True}
+            options["index_params"] = {"nlist": args.nlist}
             options["search_params"] = {"nprobe": args.nprobe, "reorder_k": args.reorder_k}
         if args.milvus_index == "HNSW":
             options["index_params"] = {"M": args.connectivity or 16, "efConstruction": args.expansion_add or 128}

@@ -32,7 +32,7 @@ from faceward.index.base import IndexError_, Labels, Vectors, as_rows
 # at 1M faces (decision 016) this kept recall@10 at 0.99+; Milvus's AUTOINDEX is an HNSW that lost
 # badly there. milvus-lite has no SCANN, so a file URI keeps AUTOINDEX (lite's FLAT).
 SERVER_INDEX_TYPE = "SCANN"
-SERVER_INDEX_PARAMS: dict[str, Any] = {"nlist": 64, "with_raw_data": True}
+SERVER_INDEX_PARAMS: dict[str, Any] = {"nlist": 64}  # raw rows are kept by default (2.3 refuses the flag as a string)
 SERVER_SEARCH_PARAMS: dict[str, Any] = {"nprobe": 16, "reorder_k": 1024}
 # Milvus refuses a top-k above this (its ``quotaAndLimits.limits.topK``).
 MAX_TOP_K = 16384
