@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -108,5 +109,9 @@ def test_breach_drill_through_http(tmp_path: Path, astronaut_jpeg: bytes, astron
         assert template not in stolen and template[:16] not in stolen and template[-16:] not in stolen
         assert np.asarray(descriptor, dtype=">f4").tobytes()[:16] not in stolen
         assert astronaut_probe[:64] not in stolen and astronaut_jpeg[:64] not in stolen
+        # The enrolled photo's SHA-256 is kept only keyed: holding the photo does not tell whether it is enrolled.
+        photo = hashlib.sha256(astronaut_jpeg)
+        assert photo.hexdigest().encode() not in stolen and photo.digest() not in stolen
+        assert photo.hexdigest().upper().encode() not in stolen
         assert searcher_secret.split("_")[2].encode() not in stolen and admin.split("_")[2].encode() not in stolen
         app.state.services.gallery.store.close()

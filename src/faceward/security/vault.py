@@ -85,6 +85,7 @@ def _derive(key: bytes, info: bytes) -> bytes:
 AUDIT_INFO = b"faceward/audit-chain/v1"
 USAGE_INFO = b"faceward/usage-bucket/v1"
 REVIEW_INFO = b"faceward/review-token/v1"
+IMAGE_INFO = b"faceward/image-digest/v1"
 SHREDDED_NAME = "(shredded)"
 
 
@@ -202,6 +203,16 @@ class TenantVault:
         return hmac.new(self._tenant_key(tenant_id), b"ref:" + reference.encode(), hashlib.sha256).hexdigest()
 
     # -- faces -------------------------------------------------------------------------
+
+    def image_digest(self, tenant_id: str, sha256_hex: str) -> str:
+        """What ``faces.image_sha256`` stores for a photo: HMAC of its SHA-256 under a key of the tenant's.
+
+        Deterministic within a tenant, so enrolling the same photo twice is still found (dedupe);
+        a reader of the database holding the photo cannot tell whether it is enrolled, and the same
+        photo in two tenants leaves two unrelated values (#12).
+        """
+        key = _derive(self._tenant_key(tenant_id), IMAGE_INFO)
+        return hmac.new(key, bytes.fromhex(sha256_hex), hashlib.sha256).hexdigest()
 
     def seal_template(self, subject: SubjectKeyed, face_id: str, template: bytes) -> bytes:
         return seal(self._subject(subject), template, aad(subject.tenant_id, "faces", face_id))

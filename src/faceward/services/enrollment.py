@@ -82,8 +82,10 @@ class Enrollment:
         return view
 
     def _existing(self, subject: SubjectRecord, digest: str, box: dict[str, int]) -> FaceView | None:
+        # Faces enrolled before the keyed digest (#12) still hold the plain SHA-256.
+        stored = (self.vault.image_digest(subject.tenant_id, digest), digest)
         for existing in self.store.faces_of(subject.tenant_id, subject.id):
-            if existing.image_sha256 == digest and existing.model_id == self.analysis.model_id:
+            if existing.image_sha256 in stored and existing.model_id == self.analysis.model_id:
                 return FaceView(existing.id, subject.id, existing.quality, box, digest, duplicate=True)
         return None
 
@@ -119,7 +121,7 @@ class Enrollment:
                     model_id=model_id,
                     template_sealed=self.vault.seal_template(subject, face_id, to_template(descriptor)),
                     quality=quality.as_dict(),
-                    image_sha256=digest,
+                    image_sha256=self.vault.image_digest(tenant_id, digest),  # keyed: the photo's SHA-256 stays out
                     created_at=self.clock(),
                 )
             )

@@ -81,7 +81,8 @@ class Migration:
             raise InvalidInput(
                 f"a {self.analysis.model_id} template has {target['embedding_size']} values, not {len(descriptor)}"
             )
-        if not self.store.has_image(tenant_id, subject_id, digest):
+        keyed = self.store.has_image(tenant_id, subject_id, self.enrollment.vault.image_digest(tenant_id, digest))
+        if not keyed and not self.store.has_image(tenant_id, subject_id, digest):  # enrolled before #12: plain
             raise InvalidInput("this image is not enrolled for the subject; a migration never adds photos", code="not_in_gallery")
         return self.enrollment.store_face(tenant, subject, descriptor, quality, box, digest, faces_in_image, claim=False)
 

@@ -16,7 +16,7 @@ from faceward.services.consent import Consent
 from faceward.services.gallery import FaceView, GalleryService, utcnow
 from faceward.services.doctor import doctor
 from faceward.settings import Settings
-from faceward.store import SqlStore
+from faceward.store import SqlStore, schema
 from faceward.vision.types import Quality
 
 GOOD = Quality(face_px=120, sharpness=80.0, detector_score=1.0, frontalness=0.95)
@@ -52,8 +52,37 @@ def test_concurrent_enrollments_of_one_photo_store_one_face(workers: list[Galler
             thread.start()
         for thread in threads:
             thread.join(30)
-        stored = [f for f in a.store.faces_of(tenant, subject) if f.image_sha256 == digest]
+        stored = [f for f in a.store.faces_of(tenant, subject) if f.image_sha256 == a.vault.image_digest(tenant, digest)]
         assert len(stored) == 1
         assert len(views) == 4 and {v.id for v in views} == {stored[0].id}  # every caller gets the stored face
         assert sum(not v.duplicate for v in views) == 1
     assert doctor(a).ok
+
+
+def test_the_stored_image_digest_is_keyed_per_tenant_and_still_dedupes(workers: list[GalleryService]) -> None:
+    a, _ = workers
+    consent = Consent.build("explicit_consent", "f-1", None, None, now=utcnow())
+    vector = np.full(128, 1 / np.sqrt(128), dtype=np.float32)
+    digest = "ab" * 32  # a photo's SHA-256
+    stored = {}
+    for name in ("Org A", "Org B"):
+        tenant = a.create_tenant(name)
+        subject = a.create_subject(tenant, "Eileen", consent).id
+        first = a.admit(tenant, subject, vector, GOOD, {}, digest, 1)
+        again = a.admit(tenant, subject, vector, GOOD, {}, digest, 1)
+        assert not first.duplicate and again.duplicate and again.id == first.id  # dedupe still works
+        assert first.image_sha256 == digest  # the caller is answered with its photo's own SHA-256
+        [face] = a.store.faces_of(tenant, subject)
+        stored[name] = face.image_sha256
+    assert digest not in stored.values() and stored["Org A"] != stored["Org B"]  # nothing links the tenants
+
+
+def test_faces_stored_with_a_plain_digest_before_it_was_keyed_still_dedupe(workers: list[GalleryService]) -> None:
+    a, _ = workers
+    tenant = a.create_tenant("Org")
+    subject = a.create_subject(tenant, "Eileen", Consent.build("explicit_consent", "f-1", None, None, now=utcnow())).id
+    vector = np.full(128, 1 / np.sqrt(128), dtype=np.float32)
+    first = a.admit(tenant, subject, vector, GOOD, {}, "cd" * 32, 1)
+    with a.store.transaction(tenant) as conn:  # as an older release stored it
+        conn.execute(schema.faces.update().where(schema.faces.c.id == first.id).values(image_sha256="cd" * 32))
+    assert a.admit(tenant, subject, vector, GOOD, {}, "cd" * 32, 1).id == first.id
