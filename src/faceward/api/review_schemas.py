@@ -22,7 +22,12 @@ class DetectOut(BaseModel):
     height: int
     image_sha256: str
     faces: list[DetectedFaceOut] = Field(description="Largest first.")
-    enrollable: bool = Field(description="Exactly one face, passing every quality limit.")
+    enrollable: bool = Field(
+        description="One face, or one clearly larger than and apart from the others, passing every quality limit."
+    )
+    subject: int | None = Field(
+        default=None, description="Index of the face enrollment would take; null when none is clearly the subject."
+    )
     verdict: str = Field(description="The enrollment verdict in words.")
 
 

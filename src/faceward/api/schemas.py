@@ -152,6 +152,10 @@ class FaceOut(BaseModel):
     box: dict[str, int]
     image_sha256: str
     duplicate: bool = Field(description="True when this exact image was already enrolled for the subject.")
+    bystanders: list[dict[str, int]] = Field(
+        default_factory=list,
+        description="Other faces in the photo, much smaller than the subject's and apart from it: not enrolled.",
+    )
 
 
 # -- search and verify ---------------------------------------------------------------------
@@ -214,6 +218,9 @@ class VerifyOut(BaseModel):
     calibrated: bool
     fmr_resolution: float | None = Field(
         default=None, description="The calibration's resolution, 1 / impostor pairs measured; null when uncalibrated."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="E.g. a photo showing several faces (which one was compared), an uncalibrated model."
     )
     notice: str
 

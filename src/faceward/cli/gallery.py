@@ -24,7 +24,8 @@ from faceward.vision.decode import EXTENSIONS, read_image_file
 from faceward.vision.embed import normalise
 from faceward.vision.engine import EngineOptions
 from faceward.vision.pipeline import FileResult, analyze_files
-from faceward.vision.types import Quality
+from faceward.vision.quality import dominant_face
+from faceward.vision.types import Box, Quality
 
 EngineOpt = typer.Option("--engine", help="Descriptor runtime (default from FACEWARD_ENGINE).")
 
@@ -137,13 +138,13 @@ def run_enroll(
                     existing = service.create_subject(tenant_id, name, consents[name], reference=name)
                     summary["subjects"] += 1
                 subject_ids[name] = existing.id
-            face = result.faces[0]
-            raw = face.raw + face.raw_flipped if flip else face.raw
-            descriptor = normalise(raw[None, :].astype(np.float32))[0]
             try:
+                face = result.faces[dominant_face([Box(**f.box) for f in result.faces])]
+                raw = face.raw + face.raw_flipped if flip else face.raw
+                descriptor = normalise(raw[None, :].astype(np.float32))[0]
                 view = service.admit(
                     tenant_id, subject_ids[name], descriptor, Quality(**face.quality),  # type: ignore[arg-type]
-                    face.box, result.sha256, len(result.faces),
+                    face.box, result.sha256, 1,
                 )
             except FacewardError as exc:
                 summary["refused"].append({"image": str(result.path), "reason": exc.message})
@@ -252,13 +253,13 @@ def run_reenroll(
             if not result.faces:
                 summary["refused"].append({"image": str(result.path), "reason": "no face found"})
                 continue
-            face = result.faces[0]
-            raw = face.raw + face.raw_flipped if service.engine.flip_average else face.raw
-            descriptor = normalise(raw[None, :].astype(np.float32))[0]
             try:
+                face = result.faces[dominant_face([Box(**f.box) for f in result.faces])]
+                raw = face.raw + face.raw_flipped if service.engine.flip_average else face.raw
+                descriptor = normalise(raw[None, :].astype(np.float32))[0]
                 view = service.admit_migrated(
                     tenant_id, subject_ids[owner[result.path]], descriptor, Quality(**face.quality),  # type: ignore[arg-type]
-                    face.box, result.sha256, len(result.faces),
+                    face.box, result.sha256, 1,
                 )
             except FacewardError as exc:
                 if exc.code == "not_in_gallery":
@@ -335,24 +336,31 @@ def verify(
     image_a: Annotated[Path, typer.Argument(help="First photo.")],
     image_b: Annotated[Optional[Path], typer.Argument(help="Second photo.")] = None,
     subject: Annotated[Optional[str], typer.Option(help="Compare IMAGE_A with every face of this subject instead.")] = None,
+    face: Annotated[Optional[int], typer.Option(min=0, help="Which face of IMAGE_A (0 = largest); default the largest.")] = None,
+    face_b: Annotated[Optional[int], typer.Option(min=0, help="Which face of IMAGE_B (0 = largest); default the largest.")] = None,
     engine: Annotated[Optional[Engine], EngineOpt] = None,
     tenant: Annotated[Optional[str], TenantOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """1:1 verification of two photos, or of a photo against an enrolled subject."""
-    run_verify(image_a, image_b, subject, engine, tenant, as_json)
+    """1:1 verification of two photos, or of a photo against an enrolled subject; warns when a photo shows several faces."""
+    run_verify(image_a, image_b, subject, engine, tenant, as_json, face, face_b)
 
 
 @friendly
-def run_verify(a: Path, b: Path | None, subject: str | None, engine: Engine | None, tenant: str | None, as_json: bool) -> None:
+def run_verify(
+    a: Path, b: Path | None, subject: str | None, engine: Engine | None, tenant: str | None, as_json: bool,
+    face: int | None = None, face_b: int | None = None,
+) -> None:
     if (b is None) == (subject is None):
         raise InvalidInput("give two images, or one image and --subject")
+    if subject and face_b is not None:
+        raise InvalidInput("--face-b needs a second image")
     service, tenant_id = _tenant(gallery(engine), tenant)
     if subject:
-        result = service.verify_subject(tenant_id, _read(a, service), subject)
+        result = service.verify_subject(tenant_id, _read(a, service), subject, face=face)
     else:
         assert b is not None
-        result = service.verify_images(tenant_id, _read(a, service), _read(b, service))
+        result = service.verify_images(tenant_id, _read(a, service), _read(b, service), face_a=face, face_b=face_b)
     if as_json:
         emit_json(result.as_dict())
         return
@@ -360,6 +368,8 @@ def run_verify(a: Path, b: Path | None, subject: str | None, engine: Engine | No
         f"score {result.score:.4f}  estimated FMR {result.estimated_fmr:.2e}  decision {result.decision.value} "
         f"(threshold {result.threshold:.3f})"
     )
+    for warning in result.warnings:
+        out.print(f"warning: {warning}", markup=False)
 
 
 subjects_app = typer.Typer(help="List, show and erase enrolled subjects.", no_args_is_help=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -15,7 +16,7 @@ from faceward.services.ids import aware, new_id
 from faceward.services.tenancy import Tenants, check_model
 from faceward.services.views import FaceView
 from faceward.store import FaceRecord, SqlStore, SubjectRecord, TenantRecord
-from faceward.vision import LowQualityFace, NoFaceFound, refusals
+from faceward.vision import LowQualityFace, NoFaceFound, dominant_face, refusals
 from faceward.vision.embed import to_template
 from faceward.vision.types import Quality
 
@@ -44,16 +45,19 @@ class Enrollment:
         return subject
 
     def enroll(self, tenant_id: str, subject_id: str, image: bytes) -> FaceView:
-        """Enroll the face in ``image``: exactly one face, passing every quality limit."""
+        """Enroll the subject's face in ``image``: its one face, or the clearly dominant one
+        (:func:`faceward.vision.dominant_face`; the others are reported as bystanders), passing every quality limit."""
         self.admissible(tenant_id, subject_id)
         faces, digest = self.analysis.faces(image, tenant_id)
         if not faces:
             raise NoFaceFound("no face was found in the image")
-        face = faces[0]
+        index = dominant_face([f.box for f in faces])  # the subject; the others are bystanders, or it refuses
+        face = faces[index]
         assert face.descriptor is not None
-        return self.admit(
-            tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, len(faces), chip=face.chip
+        view = self.admit(
+            tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, 1, chip=face.chip
         )
+        return replace(view, bystanders=[f.box.as_dict() for i, f in enumerate(faces) if i != index])
 
     def admit(
         self,

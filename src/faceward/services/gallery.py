@@ -236,11 +236,13 @@ class GalleryService:
     def gallery_threshold(self, gallery_size: int, target_fpir: float) -> float:
         return self.matching.gallery_threshold(gallery_size, target_fpir)
 
-    def verify_images(self, tenant_id: str, image_a: bytes, image_b: bytes) -> VerifyResult:
-        return self.matching.verify_images(tenant_id, image_a, image_b)
+    def verify_images(
+        self, tenant_id: str, image_a: bytes, image_b: bytes, *, face_a: int | None = None, face_b: int | None = None
+    ) -> VerifyResult:
+        return self.matching.verify_images(tenant_id, image_a, image_b, face_a=face_a, face_b=face_b)
 
-    def verify_subject(self, tenant_id: str, image: bytes, subject_id: str) -> VerifyResult:
-        return self.matching.verify_subject(tenant_id, image, subject_id)
+    def verify_subject(self, tenant_id: str, image: bytes, subject_id: str, *, face: int | None = None) -> VerifyResult:
+        return self.matching.verify_subject(tenant_id, image, subject_id, face=face)
 
 
 __all__ = [

@@ -7,6 +7,8 @@ estimate, never identifications; the decision is the scoring's
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from faceward.errors import InvalidInput
@@ -33,24 +35,31 @@ class Matching:
         self.store, self.vault, self.tenants, self.subjects = store, vault, tenants, subjects
         self.analysis, self.indexes, self.target_fmr = analysis, indexes, target_fmr
 
-    def _probe(self, tenant_id: str, image: bytes, face: int | None) -> tuple[Face, int, str]:
+    def _probe(
+        self, tenant_id: str, image: bytes, face: int | None, what: str = "probe", verb: str = "searched"
+    ) -> tuple[Face, int, str, list[str]]:
+        """The face to match in ``image``: the largest, or the ``face``-th (0 = largest, as ``detect`` lists
+        them); how many faces the image shows; its SHA-256; a warning when it shows several."""
         if face is None:
-            return self.analysis.largest(image, "probe", tenant_id)
-        found, digest = self.analysis.faces(image, tenant_id)
-        if not 0 <= face < len(found):
-            raise InvalidInput(f"the probe shows {len(found)} face(s); face must be 0 to {len(found) - 1}", code="no_such_face")
-        return found[face], len(found), digest
+            probe, count, digest = self.analysis.largest(image, what, tenant_id)
+        else:
+            found, digest = self.analysis.faces(image, tenant_id)
+            count = len(found)
+            if not 0 <= face < count:
+                raise InvalidInput(f"the {what} shows {count} face(s); face must be 0 to {count - 1}", code="no_such_face")
+            probe = found[face]
+        if count < 2:
+            return probe, count, digest, []
+        which = "the largest" if face is None else f"face {face + 1}"
+        return probe, count, digest, [f"{count} faces in the {what}; {verb} {which}"]
 
     def search(self, tenant_id: str, image: bytes, *, k: int = 10, face: int | None = None) -> SearchResult:
         """Search with the largest face of the probe, or with its ``face``-th (0 = largest, as ``detect`` lists them)."""
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}")
         check_model(self.tenants.active(tenant_id), self.analysis.model_id)
-        probe, count, digest = self._probe(tenant_id, image, face)
-        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.analysis.limits)]
-        if count > 1:
-            warnings.append(f"{count} faces in the probe; searched the largest" if face is None
-                            else f"{count} faces in the probe; searched face {face + 1}")
+        probe, count, digest, several = self._probe(tenant_id, image, face)
+        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.analysis.limits)] + several
         entry = self.indexes.get(tenant_id)
         gallery = len(entry.index)
         scoring = self.analysis.scoring
@@ -100,24 +109,29 @@ class Matching:
             scoring.threshold(self.target_fmr), compared, warnings, scoring.fmr_floor,
         )
 
-    def verify_images(self, tenant_id: str, image_a: bytes, image_b: bytes) -> VerifyResult:
+    def verify_images(
+        self, tenant_id: str, image_a: bytes, image_b: bytes, *, face_a: int | None = None, face_b: int | None = None
+    ) -> VerifyResult:
+        """Compare the largest (or the chosen) face of each photo; warns when a photo shows several."""
         self.tenants.active(tenant_id)
-        face_a, _, _ = self.analysis.largest(image_a, "first image", tenant_id)
-        face_b, _, _ = self.analysis.largest(image_b, "second image", tenant_id)
-        assert face_a.descriptor is not None and face_b.descriptor is not None
-        return self._verdict(float(face_a.descriptor @ face_b.descriptor), 1)
+        probe_a, _, _, warn_a = self._probe(tenant_id, image_a, face_a, "first image", "compared")
+        probe_b, _, _, warn_b = self._probe(tenant_id, image_b, face_b, "second image", "compared")
+        assert probe_a.descriptor is not None and probe_b.descriptor is not None
+        result = self._verdict(float(probe_a.descriptor @ probe_b.descriptor), 1)
+        return replace(result, warnings=warn_a + warn_b + result.warnings)
 
-    def verify_subject(self, tenant_id: str, image: bytes, subject_id: str) -> VerifyResult:
-        """Compare against every face of the subject; the best match decides."""
+    def verify_subject(self, tenant_id: str, image: bytes, subject_id: str, *, face: int | None = None) -> VerifyResult:
+        """Compare the photo's largest (or chosen) face with every face of the subject; the best match decides."""
         check_model(self.tenants.active(tenant_id), self.analysis.model_id)
         subject = self.store.get_subject(tenant_id, subject_id)
         faces = [f for f in self.store.faces_of(tenant_id, subject_id) if f.model_id == self.analysis.model_id]
         if not faces:
             raise InvalidInput("this subject has no enrolled face yet", code="no_faces")
-        probe, _, _ = self.analysis.largest(image, "image", tenant_id)
+        probe, _, _, several = self._probe(tenant_id, image, face, "image", "compared")
         assert probe.descriptor is not None
         gallery = np.stack([from_template(self.vault.open_template(subject, f.id, f.template_sealed)) for f in faces])
-        return self._verdict(float(np.max(gallery @ probe.descriptor)), len(faces))
+        result = self._verdict(float(np.max(gallery @ probe.descriptor)), len(faces))
+        return replace(result, warnings=several + result.warnings)
 
 
 __all__ = ["MAX_K", "Matching"]

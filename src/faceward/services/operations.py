@@ -304,20 +304,33 @@ class Operations:
         self._audit(principal, "search", details, source)
         return result
 
-    def verify_images(self, principal: Principal, image_a: bytes, image_b: bytes, *, source: str) -> VerifyResult:
+    def verify_images(
+        self, principal: Principal, image_a: bytes, image_b: bytes, *, source: str,
+        face_a: int | None = None, face_b: int | None = None,
+    ) -> VerifyResult:
         self._admit(principal, Permission.VERIFY, "verify", source)
-        result = self.gallery.verify_images(principal.tenant_id, image_a, image_b)
-        details = {"mode": "images", "image_sha256": [_sha256(image_a), _sha256(image_b)], "decision": result.decision.value}
+        result = self.gallery.verify_images(principal.tenant_id, image_a, image_b, face_a=face_a, face_b=face_b)
+        details: dict[str, Any] = {
+            "mode": "images", "image_sha256": [_sha256(image_a), _sha256(image_b)], "decision": result.decision.value,
+        }
+        if face_a is not None or face_b is not None:
+            details["face"] = [face_a, face_b]
         self._audit(principal, "verify", details, source)
         return result
 
-    def verify_subject(self, principal: Principal, image: bytes, subject_id: str, *, source: str) -> VerifyResult:
+    def verify_subject(
+        self, principal: Principal, image: bytes, subject_id: str, *, source: str, face: int | None = None
+    ) -> VerifyResult:
         self._admit(principal, Permission.VERIFY, "verify", source)
         try:
-            result = self.gallery.verify_subject(principal.tenant_id, image, self._subject_id(subject_id))
+            result = self.gallery.verify_subject(principal.tenant_id, image, self._subject_id(subject_id), face=face)
         except NotFound as exc:
             raise self._same_404(exc, "subject") from None
-        details = {"mode": "subject", "subject_id": subject_id, "image_sha256": [_sha256(image)], "decision": result.decision.value}
+        details: dict[str, Any] = {
+            "mode": "subject", "subject_id": subject_id, "image_sha256": [_sha256(image)], "decision": result.decision.value,
+        }
+        if face is not None:
+            details["face"] = face
         self._audit(principal, "verify", details, source)
         return result
 

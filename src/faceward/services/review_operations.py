@@ -35,7 +35,7 @@ from faceward.security.ratelimit import key_rate_limited
 from faceward.services.reviews import CandidateReview, Outcome, ReviewService
 from faceward.services.sessions import ConsoleSessions, Session
 from faceward.services.thumbnails import Thumbnails, enabled
-from faceward.vision import QualityLimits, refusals
+from faceward.vision import AmbiguousSubject, QualityLimits, dominant_face, refusals
 from faceward.vision.types import Face
 
 if TYPE_CHECKING:
@@ -57,17 +57,35 @@ class Detection:
     image_sha256: str
 
     @property
+    def subject(self) -> int | None:
+        """Index of the face enrollment would take (the only one, or the clearly dominant one); None if ambiguous."""
+        if not self.faces:
+            return None
+        try:
+            return dominant_face([f.box for f in self.faces])
+        except AmbiguousSubject:
+            return None
+
+    @property
     def enrollable(self) -> bool:
-        return len(self.faces) == 1 and not refusals(self.faces[0].quality, self.limits)
+        index = self.subject
+        return index is not None and not refusals(self.faces[index].quality, self.limits)
 
     @property
     def verdict(self) -> str:
         if not self.faces:
             return "no face was found"
-        if len(self.faces) > 1:
-            return f"{len(self.faces)} faces: enrollment needs a photo showing only the subject"
-        problems = refusals(self.faces[0].quality, self.limits)
-        return "ready to enroll" if not problems else "refused: " + "; ".join(problems)
+        index = self.subject
+        if index is None:
+            try:
+                dominant_face([f.box for f in self.faces])
+            except AmbiguousSubject as exc:
+                return exc.reasons[0]
+        assert index is not None
+        problems = refusals(self.faces[index].quality, self.limits)
+        others = len(self.faces) - 1
+        where = f" (face {index + 1}; {others} bystander{'s' if others > 1 else ''} not enrolled)" if others else ""
+        return ("ready to enroll" + where) if not problems else "refused: " + "; ".join(problems)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,7 +94,7 @@ class Detection:
                 {**face.summary(), "index": i, "refusals": refusals(face.quality, self.limits)}
                 for i, face in enumerate(self.faces)
             ],
-            "enrollable": self.enrollable, "verdict": self.verdict,
+            "enrollable": self.enrollable, "verdict": self.verdict, "subject": self.subject,
         }
 
 

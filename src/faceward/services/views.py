@@ -54,6 +54,7 @@ class FaceView:
     box: dict[str, int]
     image_sha256: str
     duplicate: bool = False
+    bystanders: list[dict[str, int]] = field(default_factory=list)  # other faces in the photo, not enrolled
 
 
 @dataclass(frozen=True)

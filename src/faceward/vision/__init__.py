@@ -3,6 +3,7 @@
 from faceward.vision.decode import decode_image, read_image_file
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.errors import (
+    AmbiguousSubject,
     CorruptImage,
     EmptyImage,
     ImageError,
@@ -12,11 +13,11 @@ from faceward.vision.errors import (
     UnsupportedFormat,
     VisionError,
 )
-from faceward.vision.quality import QualityLimits, refusals
+from faceward.vision.quality import QualityLimits, dominant_face, refusals
 from faceward.vision.types import Box, Face, Quality
 
 __all__ = [
-    "Box", "CorruptImage", "EmptyImage", "EngineOptions", "Face", "FaceEngine", "ImageError",
+    "AmbiguousSubject", "Box", "CorruptImage", "EmptyImage", "EngineOptions", "Face", "FaceEngine", "ImageError",
     "ImageTooLarge", "LowQualityFace", "NoFaceFound", "Quality", "QualityLimits", "UnsupportedFormat",
-    "VisionError", "decode_image", "read_image_file", "refusals",
+    "VisionError", "decode_image", "dominant_face", "read_image_file", "refusals",
 ]

@@ -50,6 +50,15 @@ class LowQualityFace(VisionError):
         self.reasons = reasons
 
 
+class AmbiguousSubject(LowQualityFace):
+    """An enrollment photo shows several faces and none is clearly the subject."""
+
+    code = "ambiguous_subject"
+
+    def __init__(self, message: str) -> None:
+        super().__init__([message])
+
+
 class ModelIntegrityError(VisionError):
     """A model file is missing or its SHA-256 differs from the manifest: refuse to run it."""
 

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.vision.types import Quality
+from faceward.vision.errors import AmbiguousSubject
+from faceward.vision.types import Box, Quality
+
+# The subject of an enrollment photo is its largest face when that face is at least this many
+# times as wide as every other and overlaps none: the others are bystanders (decision 013).
+DOMINANT_RATIO = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +59,24 @@ def refusals(quality: Quality, limits: QualityLimits) -> list[str]:
     if quality.frontalness < limits.min_frontalness:
         reasons.append(f"head is turned too far (frontalness {quality.frontalness:.2f} < {limits.min_frontalness})")
     return reasons
+
+
+def dominant_face(boxes: list[Box]) -> int:
+    """Index of the face an enrollment photo is of; the others are bystanders.
+
+    That is the largest face, when it is :data:`DOMINANT_RATIO` times as wide
+    as each other face and overlaps none of them. Raises :class:`AmbiguousSubject`
+    otherwise (two people of similar size, or faces on top of each other).
+    """
+    if not boxes:
+        raise ValueError("no faces")
+    order = sorted(range(len(boxes)), key=lambda i: -boxes[i].area)
+    subject = boxes[order[0]]
+    for other in (boxes[i] for i in order[1:]):
+        if subject.width < DOMINANT_RATIO * other.width or subject.iou(other) > 0:
+            raise AmbiguousSubject(
+                f"{len(boxes)} faces in the image and none clearly the subject (the largest is {subject.width} px "
+                f"wide, another {other.width} px{', overlapping it' if subject.iou(other) > 0 else ''}); "
+                "crop the photo to the subject"
+            )
+    return order[0]

@@ -309,7 +309,34 @@ def test_detect_boxes_faces_and_search_uses_the_chosen_one(sqlite_world: World, 
     assert found.status_code == 200, found.text
     body = found.json()
     assert (body["width"], body["height"]) == (pair.shape[1], pair.shape[0])
-    assert len(body["faces"]) == 2 and body["enrollable"] is False and "2 faces" in body["verdict"]
+    # the astronaut at twice the size of the other face, apart from it: she is the subject, the other a bystander
+    assert len(body["faces"]) == 2 and body["enrollable"] is True and body["subject"] == 0
+    assert "1 bystander not enrolled" in body["verdict"]
+    twins = np.concatenate([astronaut, astronaut], axis=1)
+    buffer2 = io.BytesIO()
+    Image.fromarray(twins).save(buffer2, format="JPEG", quality=92)
+    same = w.api.post("/v1/detect", headers=t.auth(Role.SEARCHER), files={"image": ("twins.jpg", buffer2.getvalue(), "image/jpeg")}).json()
+    assert len(same["faces"]) == 2 and same["enrollable"] is False and same["subject"] is None
+    assert "none clearly the subject" in same["verdict"]
+    subject = w.new_subject(t, "Pair Photo")
+    enrolled = w.api.post(f"/v1/subjects/{subject}/faces", headers=t.auth(Role.ENROLLER), files=photo)
+    assert enrolled.status_code == 201, enrolled.text
+    assert enrolled.json()["box"] == body["faces"][0]["box"] and enrolled.json()["bystanders"] == [body["faces"][1]["box"]]
+    # verify with a photo of several faces warns, and takes a face index as search does
+    single = ("a.jpg", upload(w, "astronaut")["image"][1], "image/jpeg")
+    largest = w.api.post("/v1/verify", headers=t.auth(Role.SEARCHER), files={"image_a": photo["image"], "image_b": single})
+    assert largest.status_code == 200, largest.text
+    assert "2 faces in the first image; compared the largest" in largest.json()["warnings"]
+    other = w.api.post("/v1/verify", headers=t.auth(Role.SEARCHER), data={"face_a": "1"},
+                       files={"image_a": photo["image"], "image_b": single})
+    assert "2 faces in the first image; compared face 2" in other.json()["warnings"]
+    against = w.api.post("/v1/verify", headers=t.auth(Role.SEARCHER), data={"subject_id": subject, "face": "0"},
+                         files={"image": photo["image"]})
+    assert against.status_code == 200 and against.json()["decision"] == "lead"
+    assert "2 faces in the image; compared face 1" in against.json()["warnings"]
+    beyond = w.api.post("/v1/verify", headers=t.auth(Role.SEARCHER), data={"subject_id": subject, "face": "2"},
+                        files={"image": photo["image"]})
+    assert beyond.status_code == 422 and beyond.json()["error"]["code"] == "no_such_face"
     assert body["faces"][0]["box"]["right"] <= astronaut.shape[1]  # the largest first
     assert w.api.post("/v1/detect", headers=t.auth(Role.AUDITOR), files=photo).status_code == 403
     assert w.api.post("/v1/detect", headers=t.auth(Role.ENROLLER), files=upload(w, "astronaut")).json()["enrollable"] is True

@@ -50,14 +50,23 @@ def verify(
     image_b: Annotated[UploadFile | None, File()] = None,
     image: Annotated[UploadFile | None, File()] = None,
     subject_id: Annotated[str | None, Form(max_length=64)] = None,
+    face: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="With image and subject_id: compare this face "
+                                     "of the image (0 = largest, as /v1/detect numbers them); default the largest.")] = None,
+    face_a: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Which face of image_a (default the largest).")] = None,
+    face_b: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Which face of image_b (default the largest).")] = None,
 ) -> VerifyOut:
     cap = get_services(request).settings.max_image_bytes
     if image_a is not None and image_b is not None and image is None and subject_id is None:
         a = read_image(image_a, field="image_a", max_bytes=cap)
         b = read_image(image_b, field="image_b", max_bytes=cap)
-        result = ops.verify_images(caller.principal, a, b, source=caller.source)
+        if face is not None:
+            raise InvalidInput("with image_a and image_b, choose faces with face_a and face_b", code="invalid_request")
+        result = ops.verify_images(caller.principal, a, b, source=caller.source, face_a=face_a, face_b=face_b)
     elif image is not None and subject_id is not None and image_a is None and image_b is None:
-        result = ops.verify_subject(caller.principal, read_image(image, field="image", max_bytes=cap), subject_id, source=caller.source)
+        if face_a is not None or face_b is not None:
+            raise InvalidInput("with image and subject_id, choose the face with face", code="invalid_request")
+        result = ops.verify_subject(caller.principal, read_image(image, field="image", max_bytes=cap), subject_id,
+                                    source=caller.source, face=face)
     else:
         raise InvalidInput("send image_a and image_b, or image and subject_id", code="invalid_request")
     return VerifyOut.model_validate(result.as_dict())

@@ -55,11 +55,11 @@ def erase_subject(subject_id: SubjectId, ops: OperationsDep, caller: CallerDep) 
     status_code=201,
     response_model=FaceOut,
     responses={200: {"model": FaceOut, "description": "This image was already enrolled for the subject."}, **errors(*UPLOAD)},
-    summary="Enroll the one face in an uploaded photo (JPEG, PNG or WebP)",
+    summary="Enroll the subject's face in an uploaded photo (JPEG, PNG or WebP): its one face, or the clearly largest",
 )
 def enroll_face(
     subject_id: SubjectId,
-    image: Annotated[UploadFile, File(description="The photo: exactly one face, passing the quality limits.")],
+    image: Annotated[UploadFile, File(description="The photo: one face, or one clearly larger than and apart from the others (bystanders), passing the quality limits.")],
     request: Request,
     response: Response,
     ops: OperationsDep,
@@ -71,5 +71,5 @@ def enroll_face(
         response.status_code = 200
     return FaceOut(
         id=face.id, subject_id=face.subject_id, quality=face.quality, box=face.box,
-        image_sha256=face.image_sha256, duplicate=face.duplicate,
+        image_sha256=face.image_sha256, duplicate=face.duplicate, bystanders=face.bystanders,
     )

@@ -43,8 +43,10 @@ async function check(photo) {
     return;
   }
   const detection = photo.detection;
-  photo.card.querySelector(".slot").replaceChildren(boxedPhoto(photo.url, detection, { chosen: 0, alt: photo.file.name }));
-  const q = detection.faces[0] && detection.faces[0].quality;
+  // The box drawn as chosen is the face enrollment takes (the subject); others are bystanders.
+  const chosen = detection.subject === null || detection.subject === undefined ? null : detection.subject;
+  photo.card.querySelector(".slot").replaceChildren(boxedPhoto(photo.url, detection, { chosen, alt: photo.file.name }));
+  const q = chosen !== null && detection.faces[chosen] ? detection.faces[chosen].quality : null;
   const figures = q ? ` Face ${q.face_px} px wide, sharpness ${q.sharpness}, frontal ${q.frontalness}.` : "";
   if (detection.enrollable) {
     photo.state = "ready";
@@ -89,7 +91,9 @@ async function enrollReady() {
     try {
       const face = await api("POST", `/v1/subjects/${subject.id}/faces`, { form });
       photo.state = "enrolled";
-      setVerdict(photo, face.duplicate ? "Already enrolled (the same photo)." : "Enrolled.", "ok");
+      const others = face.bystanders && face.bystanders.length
+        ? ` The boxed face was enrolled; ${face.bystanders.length} other face${face.bystanders.length > 1 ? "s were" : " was"} not.` : "";
+      setVerdict(photo, (face.duplicate ? "Already enrolled (the same photo)." : "Enrolled.") + others, "ok");
       done += 1;
     } catch (error) {
       photo.state = "failed";
