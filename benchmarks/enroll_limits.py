@@ -95,7 +95,8 @@ def main() -> None:
         if problems:
             refused[name] = problems
     per_limit = {}
-    for key, label in (("face_px", "px"), ("sharpness", "blurred"), ("frontalness", "turned"), ("detector_score", "detector score")):
+    for key, label in (("face_px", "px minimum"), ("sharpness", "blurred"), ("frontalness", "turned"),
+                       ("detector_score", "detector score")):
         hit = [n for n, reasons in refused.items() if any(label in r for r in reasons)]
         per_limit[key] = {"refused": len(hit), "would_have_matched": summary(hit, figures)}
     per_limit["subject"] = {
@@ -108,7 +109,7 @@ def main() -> None:
             for lo, hi in zip(edges[:-1], edges[1:])
         ]
     report = {
-        "engine": engine.describe(load_detector=False)["detector"], "limits": limits.__dict__ if hasattr(limits, "__dict__") else {
+        "engine": engine.describe(load_detector=False)["detector"], "limits": {
             "min_face_px": limits.min_face_px, "min_sharpness": limits.min_sharpness,
             "min_detector_score": limits.min_detector_score, "min_frontalness": limits.min_frontalness},
         "first_photos": len(enrolled), "refused": len(refused), "refused_rate": round(len(refused) / len(enrolled), 4),

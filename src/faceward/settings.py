@@ -113,7 +113,10 @@ class Settings(BaseSettings):
     min_face_px: int = Field(default=40, ge=0, description="Enrollment refuses faces narrower than this.")
     min_sharpness: float = Field(default=10.0, ge=0, description="Enrollment refuses chips blurrier than this.")
     min_detector_score: float = Field(default=0.0, description="Enrollment refuses weaker detections.")
-    min_frontalness: float = Field(default=0.5, ge=0, le=1, description="Enrollment refuses profile views.")
+    min_frontalness: float = Field(
+        default=0.3, ge=0, le=1,
+        description="Enrollment refuses heads turned further than this (0.3: where matching measurably suffers).",
+    )
 
     target_fmr: float = Field(default=1e-3, gt=0, lt=1, description="False match rate the decision threshold targets.")
 

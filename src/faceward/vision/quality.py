@@ -11,8 +11,10 @@ from faceward.vision.errors import AmbiguousSubject
 from faceward.vision.types import Box, Quality
 
 # The subject of an enrollment photo is its largest face when that face is at least this many
-# times as wide as every other and overlaps none: the others are bystanders (decision 013).
-DOMINANT_RATIO = 1.5
+# times as wide as every other and overlaps none (boxes sharing more than OVERLAP_IOU of their
+# union): the others are bystanders (decision 013).
+DOMINANT_RATIO = 1.3
+OVERLAP_IOU = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +22,7 @@ class QualityLimits:
     min_face_px: int = 40
     min_sharpness: float = 10.0
     min_detector_score: float = 0.0
-    min_frontalness: float = 0.5
+    min_frontalness: float = 0.3  # 0.3-0.5 matched as well as the rest on lfw-dev; under 0.3 worse (decision 013)
 
 
 def sharpness(chip: NDArray[np.uint8]) -> float:
@@ -53,11 +55,17 @@ def refusals(quality: Quality, limits: QualityLimits) -> list[str]:
     if quality.face_px < limits.min_face_px:
         reasons.append(f"face is {quality.face_px} px wide, under the {limits.min_face_px} px minimum")
     if quality.sharpness < limits.min_sharpness:
-        reasons.append(f"face is blurred (sharpness {quality.sharpness:.1f} < {limits.min_sharpness})")
+        reasons.append(
+            f"face is blurred (sharpness {quality.sharpness:.1f} < {limits.min_sharpness}; on lfw-dev, probes under "
+            "10 were found at rank 1 89% of the time, against 95% for the rest)"
+        )
     if quality.detector_score < limits.min_detector_score:
         reasons.append(f"detector score {quality.detector_score:.2f} < {limits.min_detector_score}")
     if quality.frontalness < limits.min_frontalness:
-        reasons.append(f"head is turned too far (frontalness {quality.frontalness:.2f} < {limits.min_frontalness})")
+        reasons.append(
+            f"head is turned too far (frontalness {quality.frontalness:.2f} < {limits.min_frontalness}; on lfw-dev, "
+            "probes under 0.3 were found at rank 1 78% of the time, against 95% for the rest)"
+        )
     return reasons
 
 
@@ -65,7 +73,8 @@ def dominant_face(boxes: list[Box]) -> int:
     """Index of the face an enrollment photo is of; the others are bystanders.
 
     That is the largest face, when it is :data:`DOMINANT_RATIO` times as wide
-    as each other face and overlaps none of them. Raises :class:`AmbiguousSubject`
+    as each other face and overlaps none of them (IoU above :data:`OVERLAP_IOU`;
+    neighbours' boxes may touch). Raises :class:`AmbiguousSubject`
     otherwise (two people of similar size, or faces on top of each other).
     """
     if not boxes:
@@ -73,10 +82,11 @@ def dominant_face(boxes: list[Box]) -> int:
     order = sorted(range(len(boxes)), key=lambda i: -boxes[i].area)
     subject = boxes[order[0]]
     for other in (boxes[i] for i in order[1:]):
-        if subject.width < DOMINANT_RATIO * other.width or subject.iou(other) > 0:
+        overlapping = subject.iou(other) > OVERLAP_IOU
+        if subject.width < DOMINANT_RATIO * other.width or overlapping:
             raise AmbiguousSubject(
                 f"{len(boxes)} faces in the image and none clearly the subject (the largest is {subject.width} px "
-                f"wide, another {other.width} px{', overlapping it' if subject.iou(other) > 0 else ''}); "
+                f"wide, another {other.width} px{', overlapping it' if overlapping else ''}); "
                 "crop the photo to the subject"
             )
     return order[0]

@@ -18,6 +18,7 @@ def test_a_much_larger_face_apart_from_the_others_is_the_subject() -> None:
 def test_similar_sizes_or_overlap_are_ambiguous() -> None:
     with pytest.raises(AmbiguousSubject, match="none clearly the subject"):
         dominant_face([Box(0, 0, 100, 100), Box(200, 0, 280, 80)])  # 100 vs 80 px: two people
+    assert dominant_face([Box(0, 0, 100, 100), Box(95, 0, 155, 60)]) == 0  # touching, not overlapping
     with pytest.raises(AmbiguousSubject, match="overlapping"):
-        dominant_face([Box(0, 0, 100, 100), Box(90, 90, 120, 120)])  # a small face on top of the large one
+        dominant_face([Box(0, 0, 100, 100), Box(60, 60, 120, 120)])  # a smaller face on top of the large one
     assert AmbiguousSubject("x").code == "ambiguous_subject" and AmbiguousSubject("x").status == 422
