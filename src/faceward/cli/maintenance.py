@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from faceward.bootstrap import master_keyring, open_gallery
 from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
 from faceward.errors import FacewardError, InvalidInput
+from faceward.security.errors import MasterKeyError
 from faceward.store import backup as backups
 from faceward.store.backup_prune import prune_backups
 from faceward.services.gallery import GalleryService
@@ -125,7 +126,14 @@ def restore(
 @friendly
 def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
     s = settings()
-    keyring = master_keyring(s)  # never create a key here: only the backup's master key opens it
+    try:
+        keyring = master_keyring(s)  # never create a key here: only the backup's master key opens it
+    except MasterKeyError as exc:
+        raise MasterKeyError(
+            f"{exc.message.split(' (run', 1)[0]}. A restore needs the master key the backup was made under "
+            "(FACEWARD_MASTER_KEY_FILE or FACEWARD_MASTER_KEY); `faceward init` would make a new key, which "
+            "cannot open it"
+        ) from None
     s.home.mkdir(parents=True, exist_ok=True)
     s.home.chmod(0o700)
     from faceward.store.ledger import ErasureLedger

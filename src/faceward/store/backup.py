@@ -434,7 +434,7 @@ def restore(
         raise BackupError(
             f"no erasure ledger at {ledger.path}: without it, subjects erased after this backup was made "
             "would come back. Put the ledger kept beside the master key there (FACEWARD_ERASURE_LEDGER), "
-            "or accept the loss explicitly"
+            "or accept the loss explicitly with `faceward restore --without-ledger`"
         )
     with _scratch(scratch) as folder:
         dump = folder / "dump"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pytest import MonkeyPatch
 from typer.testing import CliRunner
 
 from faceward import __version__
@@ -11,3 +14,12 @@ from faceward.cli.main import app
 def test_version_prints_and_exits() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"faceward {__version__}"
+
+
+def test_restore_without_the_master_key_does_not_suggest_a_new_one(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    for name in ("FACEWARD_MASTER_KEY", "FACEWARD_MASTER_KEY_FILE", "FACEWARD_CONFIG", "FACEWARD_KMS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FACEWARD_HOME", str(tmp_path / "fresh"))
+    result = CliRunner().invoke(app, ["restore", str(tmp_path / "some.fwbackup")])
+    assert result.exit_code != 0
+    assert "the master key the backup was made under" in result.output and "cannot open it" in result.output

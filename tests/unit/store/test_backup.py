@@ -128,7 +128,7 @@ def test_restore_needs_the_ledger(
     old.delete_subject(tenant, subject.id)
     old.store.close()
 
-    with pytest.raises(BackupError, match="no erasure ledger"):
+    with pytest.raises(BackupError, match=r"no erasure ledger.*`faceward restore --without-ledger`"):
         restore(archive, target_url, keyring, ErasureLedger(tmp_path / "lost.jsonl"), scratch=tmp_path)
     older = ErasureLedger(tmp_path / "older.jsonl")
     older.record_subject(tenant, "s_someone_else")
