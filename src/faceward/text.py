@@ -16,6 +16,7 @@ the paper record it names.
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime, timezone
 
 JOINERS = frozenset({"\u200c", "\u200d"})
 
@@ -56,4 +57,11 @@ def normal(value: str) -> str:
     return unicodedata.normalize("NFC", value)
 
 
-__all__ = ["FORMAT_RANGES", "JOINERS", "TEXT_PATTERN", "is_format", "normal", "text_problem"]
+def rfc3339(moment: datetime) -> str:
+    """The one way faceward writes a moment for people and clients: RFC 3339 in UTC with ``Z``
+    (a naive value is taken as UTC, as the store hands them back)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+__all__ = ["FORMAT_RANGES", "JOINERS", "TEXT_PATTERN", "is_format", "normal", "rfc3339", "text_problem"]

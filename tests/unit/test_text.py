@@ -35,3 +35,13 @@ def test_problems_are_said_in_words_and_match_the_schema_pattern(value: str, pro
 
 def test_text_is_kept_in_normal_form_c() -> None:
     assert normal("Zoe\u0308") == "Zoë" and len(normal("Zoe\u0308")) == 3
+
+
+def test_moments_are_written_in_rfc3339_utc_with_z() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from faceward.text import rfc3339
+
+    assert rfc3339(datetime(2026, 12, 1, 5, 30, tzinfo=timezone.utc)) == "2026-12-01T05:30:00Z"
+    assert rfc3339(datetime(2026, 12, 1, 6, 30, tzinfo=timezone(timedelta(hours=1)))) == "2026-12-01T05:30:00Z"
+    assert rfc3339(datetime(2026, 12, 1, 5, 30)) == "2026-12-01T05:30:00Z"  # naive: the store's UTC

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from faceward.errors import FacewardError
 from faceward.settings import Settings, load_settings
+from faceward.text import rfc3339
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,7 +28,9 @@ TenantOpt = typer.Option("--tenant", help="Tenant id (default: the home's local 
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)
@@ -44,7 +47,18 @@ def emit_fields(data: dict[str, Any], as_json: bool) -> None:
         emit_json(data)
         return
     for key, value in data.items():
-        out.print(f"{key}: {value}", markup=False)
+        out.print(f"{key}: {shown(value)}", markup=False)
+
+
+def shown(value: Any) -> str:
+    """A value as a person reads it: moments in RFC 3339 UTC, lists and mappings as JSON, never a repr."""
+    if value is None:
+        return "-"
+    if isinstance(value, (datetime, date)):
+        return str(_default(value))
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=_default, ensure_ascii=False)
+    return str(value)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -13,6 +13,7 @@ from faceward.bootstrap import master_keyring, open_gallery
 from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
 from faceward.errors import FacewardError, InvalidInput
 from faceward.security.errors import MasterKeyError
+from faceward.text import rfc3339
 from faceward.store import backup as backups
 from faceward.store.backup_prune import prune_backups
 from faceward.services.gallery import GalleryService
@@ -106,7 +107,7 @@ def _backup(path: Path, keep: int | None, max_age: float | None, as_json: bool) 
         emit_json(data)
         return
     for item in pruned:
-        out.print(f"pruned backup {item.backup_id} of {item.created_at.isoformat()}: {item.path}", markup=False)
+        out.print(f"pruned backup {item.backup_id} of {rfc3339(item.created_at)}: {item.path}", markup=False)
     out.print(f"backup {info.backup_id} of the {info.database} store: {path} ({info.bytes} bytes)", markup=False)
     out.print(f"erasure ledger at backup time: {info.ledger.count} entries; keep {gallery.ledger.path} beside the master key",
               markup=False)
@@ -148,7 +149,7 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    out.print(f"restored backup {report.backup_id} of {report.created_at.isoformat()} into {s.db_url.split('@')[-1]}",
+    out.print(f"restored backup {report.backup_id} of {rfc3339(report.created_at)} into {s.db_url.split('@')[-1]}",
               markup=False)
     out.print(f"erased again from the ledger: {len(report.subjects_erased_again)} subject(s), "
               f"{len(report.tenants_erased_again)} tenant(s)", markup=False)

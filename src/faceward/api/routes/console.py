@@ -38,6 +38,7 @@ from faceward.errors import InvalidInput
 from faceward.security.errors import Forbidden
 from faceward.security.policy import permissions_of
 from faceward.services.sessions import Session
+from faceward.text import rfc3339
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 PAGES = ("search", "review", "enroll", "subjects", "audit", "usage", "keys")
@@ -71,7 +72,7 @@ def _who(session: Session) -> dict[str, Any]:
     return {
         "tenant_id": principal.tenant_id, "key_id": principal.key_id, "role": principal.role.value,
         "permissions": sorted(p.value for p in permissions_of(principal.role)),
-        "csrf_token": session.csrf_token, "expires_at": session.expires_at.isoformat(),
+        "csrf_token": session.csrf_token, "expires_at": rfc3339(session.expires_at),
     }
 
 
