@@ -14,7 +14,9 @@ Phases per target:
 2. **overload** - the server restarted with a per-key rate limit below the capacity the sweep
    measured, then driven at the highest concurrency: what fraction is refused with 429, whether every
    429/503 carries ``Retry-After``, and how fast refusals and admitted requests are.
-3. **soak** - (``--soak`` seconds, first target only unless ``--soak-all``) at moderate concurrency,
+3. **tenant flood** - (``--flood`` clients) a second tenant floods searches with blank 2000x2000
+   PNGs while a probe of the first tenant searches every 100 ms; its p50 against the same probe idle.
+4. **soak** - (``--soak`` seconds, first target only unless ``--soak-all``) at moderate concurrency,
    sampling the resident memory of the server and its workers every 5 s.
 
 Clients are ``aiohttp`` coroutines (the ``bench`` extra: ``pip install -e '.[bench]'``). The load generator shares the
@@ -185,7 +187,7 @@ class Target:
         self.proc = None
 
 
-def bootstrap(env: dict[str, str]) -> dict[str, str]:
+def bootstrap(env: dict[str, str], name: str = "load test") -> dict[str, str]:
     """A tenant and its keys, made in-process as the operator would (``faceward tenant create``)."""
     saved = dict(os.environ)
     os.environ.update(env)
@@ -198,7 +200,7 @@ def bootstrap(env: dict[str, str]) -> dict[str, str]:
         if settings.database_url is None:
             init_home(settings)
         accounts = open_accounts(settings)
-        tenant_id, _admin = accounts.create_tenant("load test")
+        tenant_id, _admin = accounts.create_tenant(name)
         keys = {"tenant": tenant_id}
         for role in (Role.ENROLLER, Role.SEARCHER):
             _, secret = accounts.create_key(tenant_id, role, f"load {role.value}", None, actor="operator", source="bench")
@@ -223,9 +225,10 @@ class Sample:
 
 class Load:
     def __init__(self, url: str, keys: dict[str, str], seeded: list[tuple[str, bytes]], probes: list[bytes],
-                 mix: dict[str, float]) -> None:
+                 mix: dict[str, float], probe_type: tuple[str, str] = ("p.jpg", "image/jpeg")) -> None:
         """``seeded``: (subject id, an accepted photo of that subject); enrollments add new copies of those photos."""
         self.url, self.keys, self.seeded, self.probes = url, keys, seeded, probes
+        self.probe_type = probe_type
         self.subjects = [s for s, _ in seeded]
         self.ops = list(mix)
         self.weights = [mix[o] for o in self.ops]
@@ -237,7 +240,7 @@ class Load:
         form = aiohttp.FormData()
         if op == "search":
             url, key = "/v1/search", self.keys["searcher"]
-            form.add_field("image", probe, filename="p.jpg", content_type="image/jpeg")
+            form.add_field("image", probe, filename=self.probe_type[0], content_type=self.probe_type[1])
             for name, value in (("purpose", "load test"), ("case_reference", "bench"), ("k", "5")):
                 form.add_field(name, value)
         elif op == "verify":
@@ -406,6 +409,9 @@ def bench_target(name: str, args: argparse.Namespace, soak: float) -> dict[str, 
         capacity = max(s["throughput_rps"] for s in sweep)
         result["capacity_rps"] = capacity
 
+        if args.flood > 0:
+            result["tenant_flood"] = tenant_flood(target, env, keys, probes[0], args, scratch)
+
         if soak > 0:
             pid = target.proc.pid  # type: ignore[union-attr]
             rss = [(0.0, round(tree_rss_mb(pid), 1))]
@@ -460,6 +466,30 @@ def bench_target(name: str, args: argparse.Namespace, soak: float) -> dict[str, 
     return result
 
 
+def blank_png(side: int = 2000) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (255, 255, 255)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def tenant_flood(target: Target, env: dict[str, str], keys: dict[str, str], photo: bytes, args: argparse.Namespace,
+                 scratch: Path) -> dict[str, Any]:
+    """Tenant isolation: another tenant floods searches with blank 2000x2000 PNGs (``--flood`` clients)
+    while the probe (this tenant, a search every 100 ms) is timed; the same probe idle just before."""
+    idle = probe_result(start_probe(target.url, keys["searcher"], photo, args.duration, scratch))
+    flooder = bootstrap(env, "flooding tenant")
+    load = Load(target.url, {"searcher": flooder["searcher"]}, [], [blank_png()], {"search": 1.0}, ("b.png", "image/png"))
+    watcher = start_probe(target.url, keys["searcher"], photo, args.duration, scratch)
+    samples, wall = asyncio.run(load.run(args.flood, args.duration, seed=5))
+    loaded = probe_result(watcher)
+    ratio = (loaded["ok_p50_ms"] / idle["ok_p50_ms"]) if loaded.get("ok_p50_ms") and idle.get("ok_p50_ms") else None
+    out = {"flood_clients": args.flood, "flood": summarise(samples, wall, args.flood), "probe_idle": idle,
+           "probe_during_flood": loaded, "probe_p50_ratio": round(ratio, 2) if ratio else None}
+    print(f"[{target.name}] tenant flood: {out['flood']['status_counts']}; probe p50 {idle.get('ok_p50_ms')} ms idle, "
+          f"{loaded.get('ok_p50_ms')} ms during the flood (x{out['probe_p50_ratio']})", flush=True)
+    return out
+
+
 def seed(url: str, keys: dict[str, str], photos: list[bytes]) -> list[tuple[str, bytes]]:
     """One subject per photo; returns ``(subject id, photo)`` for those whose photo was accepted."""
     subjects = []
@@ -494,6 +524,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=120.0, help="soak seconds (0: none)")
     parser.add_argument("--soak-concurrency", type=int, default=8)
     parser.add_argument("--soak-all", action="store_true", help="soak every target, not only the first")
+    parser.add_argument("--flood", type=int, default=8,
+                        help="tenant isolation phase: clients of another tenant sending blank 2000x2000 PNGs (0: none)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary homes and server logs")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
