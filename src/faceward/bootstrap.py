@@ -82,4 +82,4 @@ def open_accounts(settings: Settings, *, create_schema: bool = True) -> AccountS
     from faceward.security.audit import AuditLog
 
     gallery = open_gallery(settings, create_schema=create_schema)
-    return AccountService(gallery, AuditLog(gallery.store, gallery.tenant_key, clock=gallery.clock))
+    return AccountService(gallery, AuditLog(gallery.store, gallery.vault.tenant_key, clock=gallery.clock))

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from faceward.cli.main import app
 
+WHY = ("--purpose", "end-to-end check", "--case-reference", "TEST-1")  # a search states why, as the API's does
+
 PEOPLE = ["Angela_Bassett", "Abel_Pacheco", "Anders_Fogh_Rasmussen"]
 
 
@@ -72,7 +74,7 @@ def test_enroll_search_verify_erase(home: Path, gallery_dir: Path, lfw_dir: Path
     assert again["subjects"] == 0 and again["enrolled"] == 0 and again["already_enrolled"] == summary["enrolled"]
 
     probe = sorted((lfw_dir / "images" / "Angela_Bassett").glob("*.jpg"))[2]
-    code, out = run("search", str(probe), "--json")
+    code, out = run("search", str(probe), *WHY, "--json")
     assert code == 0, out
     result = json.loads(out)
     top = result["candidates"][0]
@@ -95,9 +97,9 @@ def test_enroll_search_verify_erase(home: Path, gallery_dir: Path, lfw_dir: Path
 
     code, out = run("subjects", "show", top["subject_id"], "--json")
     assert code == 0 and json.loads(out)["consent_reference"] == "batch-7"
-    code, out = run("subjects", "delete", top["subject_id"], "--json")
+    code, out = run("subjects", "delete", top["subject_id"], "--yes", "--json")
     assert code == 0
-    code, out = run("search", str(probe), "--json")
+    code, out = run("search", str(probe), *WHY, "--json")
     assert all(c["subject_id"] != top["subject_id"] for c in json.loads(out)["candidates"])
     code, out = run("subjects", "show", top["subject_id"])
     assert code != 0 and "no such subject" in out
@@ -109,7 +111,7 @@ def test_hostile_files_give_one_line_errors_and_change_nothing(home: Path, galle
     before = enrolled(home)
     good = next(gallery_dir.glob("*/*.jpg"))
     for bad in hostile_files(tmp_path / "bad"):
-        for args in (("search", str(bad)), ("verify", str(bad), str(good)), ("verify", str(good), str(bad))):
+        for args in (("search", str(bad), *WHY), ("verify", str(bad), str(good)), ("verify", str(good), str(bad))):
             code, out = run(*args)
             lines = out.strip().splitlines()
             assert code != 0 and len(lines) == 1 and lines[0].startswith("error:"), (args, out)

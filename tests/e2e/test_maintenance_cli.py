@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from faceward.cli.main import app
 from tests.conftest import jpeg
 
+WHY = ("--purpose", "end-to-end check", "--case-reference", "TEST-1")  # a search states why, as the API's does
+
 
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
@@ -43,7 +45,7 @@ def test_backup_erase_restore_into_a_fresh_home(
     archive = tmp_path / "backup.fwb"
     code, out = run("backup", str(archive), "--json")
     assert code == 0 and json.loads(out)["ledger"]["count"] == 0, out
-    code, out = run("subjects", "delete", ids["Eileen"])
+    code, out = run("subjects", "delete", ids["Eileen"], "--yes")
     assert code == 0, out
 
     # A fresh home; the same master key (environment) and the ledger kept beside it.
@@ -55,7 +57,7 @@ def test_backup_erase_restore_into_a_fresh_home(
     assert subjects() == {"Pam": ids["Pam"]}
     probe = tmp_path / "probe.jpg"
     probe.write_bytes(jpeg(astronaut[:, ::-1]))
-    code, out = run("search", str(probe), "--json")
+    code, out = run("search", str(probe), *WHY, "--json")
     assert code == 0 and [c["subject_id"] for c in json.loads(out)["candidates"]] == [ids["Pam"]], out
     code, out = run("doctor", "--json")
     report = json.loads(out)

@@ -28,6 +28,8 @@ from faceward.vision.engine import EngineOptions
 from faceward.vision.recognizer import load_manifest
 from tests.unit.vision.tiny_recognizer import DIM, THRESHOLD, write_recognizer
 
+WHY = ("--purpose", "end-to-end check", "--case-reference", "TEST-1")  # a search states why, as the API's does
+
 NOW = datetime.now(timezone.utc)
 
 
@@ -213,10 +215,10 @@ def test_reenroll_command_migrates_the_local_gallery(
     assert (report["migrated"], report["old_faces_removed"], report["not_in_gallery"]) == (2, 2, 1)
     assert report["unknown_folders"] == ["Stranger"] and report["without_new_faces"] == []
 
-    code, out = run("search", str(probe), "--json")
+    code, out = run("search", str(probe), *WHY, "--json")
     assert code != 0 and "reenroll" in out  # the default engine no longer matches the gallery
     monkeypatch.setenv("FACEWARD_RECOGNIZER_MANIFEST", str(manifest_path))
-    code, out = run("search", str(probe), "--json")
+    code, out = run("search", str(probe), *WHY, "--json")
     assert code == 0, out
     result = json.loads(out)
     assert result["model_id"] == model_id and result["calibrated"] is False

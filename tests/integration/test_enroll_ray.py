@@ -143,7 +143,7 @@ def stored_templates(home: Path, master_key: str) -> dict[tuple[str, str], np.nd
         "for s in g.list_subjects(t, limit=500):\n"
         "    faces = g.store.faces_of(t, s.id)\n"
         "    if not faces: continue\n"
-        "    vectors = g._open_templates(faces)\n"
+        "    vectors = g.templates.open(faces)\n"
         "    out += [[s.display_name, f.image_sha256, v.tolist()] for f, v in zip(faces, vectors)]\n"
         "json.dump(out, sys.stdout)\n"
     )

@@ -1,8 +1,7 @@
 """The application factory: ``create_app(settings) -> FastAPI``.
 
-Wiring happens here and nowhere else: settings -> master key -> store -> services
--> :class:`~faceward.services.operations.Operations`, kept on ``app.state`` (no
-module-level singletons). Creating the app fails, before anything is served,
+The service graph comes from :func:`faceward.wiring.build_services` (the same one
+every CLI command builds) and is kept on ``app.state`` (no module-level singletons). Creating the app fails, before anything is served,
 when there is no master key or it is a placeholder.
 """
 
@@ -27,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from faceward import __version__
 from faceward.api import errors
-from faceward.api.deps import Services, identifier
+from faceward.api.deps import identifier
 from faceward.api.middleware import (
     AuthGateMiddleware,
     BodyIntakeMiddleware,
@@ -38,21 +37,13 @@ from faceward.api.middleware import (
 )
 from faceward.api.observe import RequestTelemetryMiddleware, RouteTemplates
 from faceward.api.routes import ROUTERS
-from faceward.bootstrap import master_keyring
 from faceward.memory import limit_malloc_arenas
-from faceward.security.throttle import FailureThrottle
-from faceward.services.accounts import AccountService
-from faceward.security.audit import AuditLog
-from faceward.services.gallery import GalleryService
 from faceward.services.retention import RetentionScheduler
 from faceward.services.operations import Limits
-from faceward.services.review_operations import ReviewOperations
-from faceward.services.usage import UsageService
 from faceward.settings import Settings, load_settings
-from faceward.store import SqlStore
 from faceward.telemetry import Telemetry
-from faceward.vision import EngineOptions, FaceEngine
-from faceward.vision.remote import RemoteEngine
+from faceward.vision import FaceEngine
+from faceward.wiring import Services, build_services, settings_limits
 
 log = logging.getLogger("faceward.api")
 
@@ -71,30 +62,6 @@ Consent-first face search for one organisation per tenant.
   with the probe's SHA-256, and the probe image is never stored.
 * Images are uploaded as bytes (JPEG, PNG or WebP); the API never fetches a URL.
 """
-
-
-def settings_limits(settings: Settings) -> Limits:
-    """Per-key limits from ``FACEWARD_RATE_PER_MINUTE``, ``FACEWARD_RATE_BURST``, ``FACEWARD_SEARCHES_PER_DAY``."""
-    return Limits(settings.rate_per_minute, settings.rate_burst, settings.searches_per_day)
-
-
-def build_services(settings: Settings, *, engine: FaceEngine | None = None, limits: Limits | None = None) -> Services:
-    """The service graph for ``settings``. Raises ``MasterKeyError`` without a usable master key."""
-    keyring = master_keyring(settings)
-    store = SqlStore.open(settings.db_url)
-    gallery = GalleryService(store, keyring, settings, engine=engine)
-    if engine is None and settings.analysis_workers:
-        gallery.remote = RemoteEngine(
-            EngineOptions.from_settings(settings), workers=settings.analysis_workers,
-            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
-            per_tenant=settings.analysis_per_tenant or None, queue_per_tenant=settings.analysis_queue_per_tenant,
-        )
-    audit = AuditLog(store, gallery.tenant_key)
-    usage = UsageService(store, gallery.vault)
-    accounts = AccountService(gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute))
-    operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or settings_limits(settings))
-    gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
-    return Services(settings, gallery, accounts, audit, usage, operations)
 
 
 def body_limit(settings: Settings) -> Any:

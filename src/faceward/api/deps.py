@@ -22,6 +22,7 @@ from faceward.security.errors import Unauthenticated
 from faceward.security.policy import Principal
 from faceward.services.operations import Operations
 from faceward.settings import Settings
+from faceward.wiring import Services
 
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService
@@ -29,18 +30,6 @@ if TYPE_CHECKING:
     from faceward.services.gallery import GalleryService
     from faceward.services.sessions import Session
     from faceward.services.usage import UsageService
-
-
-@dataclass(frozen=True)
-class Services:
-    """Everything a request may need, built once per application by :func:`faceward.api.app.build_services`."""
-
-    settings: Settings
-    gallery: GalleryService
-    accounts: AccountService
-    audit: AuditLog
-    usage: UsageService
-    operations: Operations
 
 
 def get_services(request: Request) -> Services:

@@ -10,7 +10,8 @@ from faceward import __version__
 from faceward.bootstrap import init_home
 from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
 from faceward.cli.evaluate import eval_app
-from faceward.cli.gallery import enroll, reenroll, search, subjects_app, verify
+from faceward.cli.enrolling import enroll, reenroll
+from faceward.cli.gallery import search, subjects_app, verify
 from faceward.cli.maintenance import backup, doctor, purge, restore, retention
 from faceward.cli.models import models_app
 from faceward.cli.operator import audit_app, keys_app, tenant_app

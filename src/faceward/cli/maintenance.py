@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from sqlalchemy.exc import DBAPIError
 
-from faceward.bootstrap import master_keyring, open_gallery
+from faceward.bootstrap import master_keyring
+from faceward.cli.acting import open_services
+from faceward.security.operator_log import OperatorLog
 from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
 from faceward.errors import FacewardError, InvalidInput
 from faceward.security.errors import MasterKeyError
@@ -41,7 +42,7 @@ def doctor(
 
 @friendly
 def _doctor(repair: bool, snapshots: Path | None, as_json: bool) -> bool:
-    gallery = open_gallery(settings())
+    gallery = open_services(settings(), "doctor").gallery
     try:
         report = run_doctor(gallery, repair=repair, snapshots=snapshots)
     finally:
@@ -91,7 +92,7 @@ def _backup(path: Path, keep: int | None, max_age: float | None, as_json: bool) 
     try:
         # Erasures the store knows but the ledger lacks (a worker with another ledger path) go in first.
         reconcile_ledger(gallery)
-    except (FacewardError, DBAPIError) as exc:
+    except Exception as exc:  # a driver error included
         # Worth saying, not worth refusing the backup for: the ledger already holds every erasure made
         # through a service that shares it.
         err.print(f"warning: could not compare the store's erasures with the ledger: {str(exc).splitlines()[0]}", markup=False)
@@ -141,6 +142,10 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
 
     ledger = ErasureLedger(s.erasure_ledger_file)
     report = backups.restore(path, s.db_url, keyring, ledger, scratch=s.home, allow_missing_ledger=without_ledger)
+    OperatorLog(s.home / OperatorLog.FILE_NAME, command="restore").append("backup.restore", tenant_id=None, details={
+        "backup_id": report.backup_id, "subjects_erased_again": len(report.subjects_erased_again),
+        "tenants_erased_again": len(report.tenants_erased_again),
+    })
     local = report.extra.get("local_tenant")
     marker = local_tenant_file(s)
     if local and not marker.exists() and local not in report.tenants_erased_again:
@@ -162,13 +167,11 @@ def purge(as_json: Annotated[bool, JsonOpt] = False) -> None:
 
 @friendly
 def _purge(as_json: bool) -> None:
-    from faceward.security.audit import AuditLog
-
-    gallery = open_gallery(settings())
+    services = open_services(settings(), "purge")
     try:
-        report = purge_due(gallery, audit=AuditLog(gallery.store, gallery.tenant_key, clock=gallery.clock))
+        report = purge_due(services.gallery, audit=services.audit)
     finally:
-        gallery.store.close()
+        services.gallery.store.close()
     data = report.as_dict()
     if as_json:
         emit_json(data)
@@ -195,7 +198,7 @@ def _retention(days: int | None, clear: bool, tenant: str | None, as_json: bool)
     if clear and days is not None:
         raise InvalidInput("give DAYS or --clear, not both")
     s = settings()
-    gallery = open_gallery(s)
+    gallery = open_services(s, "retention").gallery
     try:
         marker = local_tenant_file(s)
         tenant_id = tenant or (marker.read_text().strip() if marker.is_file() else None)

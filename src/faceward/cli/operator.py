@@ -13,7 +13,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from faceward.bootstrap import init_home, key_file, open_accounts
+from faceward.bootstrap import key_file
+from faceward.cli.acting import open_services
 from faceward.cli.common import JsonOpt, emit_json, fail, friendly, out, settings
 from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring, load_master_key
@@ -30,13 +31,11 @@ TenantArg = typer.Argument(help="Tenant id (see `faceward tenant list`).")
 TenantFilter = typer.Option("--tenant", help="One tenant id (default: every tenant).")
 
 
-def accounts() -> AccountService:
-    """The services over the configured database. The embedded default home is created on first use;
-    a configured database (FACEWARD_DATABASE_URL) must come with its configured master key."""
-    s = settings()
-    if s.database_url is None:
-        init_home(s)
-    return open_accounts(s)
+def accounts(command: str) -> AccountService:
+    """The services over the configured database, for the operator's ``command`` (the operator log records it).
+    The embedded default home is created on first use; a configured database (FACEWARD_DATABASE_URL) must
+    come with its configured master key."""
+    return open_services(settings(), command).accounts
 
 
 def parse_moment(value: str | None, *, name: str) -> datetime | None:
@@ -74,7 +73,7 @@ def tenant_create(
 
 @friendly
 def _tenant_create(name: str, as_json: bool) -> None:
-    tenant_id, token = accounts().create_tenant(name)
+    tenant_id, token = accounts("tenant create").create_tenant(name)
     if as_json:
         emit_json({"tenant_id": tenant_id, "admin_key": token})
         return
@@ -91,7 +90,7 @@ def tenant_list(as_json: Annotated[bool, JsonOpt] = False) -> None:
 
 @friendly
 def _tenant_list(as_json: bool) -> None:
-    rows = accounts().list_tenants()
+    rows = accounts("tenant list").list_tenants()
     if as_json:
         emit_json({"tenants": rows})
         return
@@ -116,7 +115,7 @@ def tenant_resume(tenant: Annotated[str, TenantArg], as_json: Annotated[bool, Js
 
 @friendly
 def _tenant_status(tenant: str, suspended: bool, as_json: bool) -> None:
-    accounts().suspend_tenant(tenant, suspended)
+    accounts("tenant suspend" if suspended else "tenant resume").suspend_tenant(tenant, suspended)
     status = "suspended" if suspended else "active"
     if as_json:
         emit_json({"tenant_id": tenant, "status": status})
@@ -138,7 +137,7 @@ def tenant_delete(
 def _tenant_delete(tenant: str, yes: bool, as_json: bool) -> None:
     if not yes:
         fail("deleting a tenant destroys its key and every record for good; pass --yes to confirm")
-    accounts().delete_tenant(tenant)
+    accounts("tenant delete").delete_tenant(tenant)
     if as_json:
         emit_json({"tenant_id": tenant, "deleted": True})
     else:
@@ -160,7 +159,7 @@ def _tenant_admin_key(tenant: str, label: str, as_json: bool) -> None:
     from faceward.security.permissions import Role
     from faceward.services.accounts import OPERATOR
 
-    view, token = accounts().create_key(tenant, Role.ADMIN, label, None, actor=OPERATOR, source="cli")
+    view, token = accounts("tenant admin-key").create_key(tenant, Role.ADMIN, label, None, actor=OPERATOR, source="cli")
     if as_json:
         emit_json({"tenant_id": tenant, "key_id": view.id, "admin_key": token})
     else:
@@ -180,15 +179,39 @@ def _live_tenants(service: AccountService, tenant: str | None) -> list[str]:
 @audit_app.command("verify")
 def audit_verify(
     tenant: Annotated[Optional[str], TenantFilter] = None,
+    operator: Annotated[bool, typer.Option("--operator", help="Check the operator audit log instead.")] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Check every entry's MAC chains to the one before; exit 1 naming the first bad entry if not."""
-    _audit_verify(tenant, as_json)
+    if operator:
+        _operator_verify(as_json)
+    else:
+        _audit_verify(tenant, as_json)
+
+
+@friendly
+def _operator_verify(as_json: bool) -> None:
+    from faceward.security.operator_log import OperatorLog, OperatorLogError
+
+    log = OperatorLog(settings().home / OperatorLog.FILE_NAME)
+    try:
+        entries = log.entries()
+    except OperatorLogError as exc:
+        data: dict[str, Any] = {"ok": False, "reason": exc.message}
+    else:
+        data = {"ok": True, "entries": len(entries), "head": entries[-1].hash if entries else None}
+    if as_json:
+        emit_json(data)
+    else:
+        out.print(f"operator log {log.path}: " + (f"{data['entries']} entries: ok" if data["ok"] else data["reason"]),
+                  markup=False)
+    if not data["ok"]:
+        raise typer.Exit(1)
 
 
 @friendly
 def _audit_verify(tenant: str | None, as_json: bool) -> None:
-    service = accounts()
+    service = accounts("audit verify")
     reports: list[tuple[str, AuditReport]] = [(t, service.audit.verify(t)) for t in _live_tenants(service, tenant)]
     bad = [(t, r) for t, r in reports if not r.ok]
     per_tenant = [{"tenant_id": t, **r.as_dict()} for t, r in reports]
@@ -232,7 +255,7 @@ def _audit_timeline(
     limit: int, as_json: bool,
 ) -> None:
     start, end = parse_moment(since, name="--since"), parse_moment(until, name="--until")
-    service = accounts()
+    service = accounts("audit timeline")
     rows: list[tuple[str, AuditEntry]] = []
     for tid in _live_tenants(service, tenant):
         entries = service.audit.entries(tid, since=start, until=end, actor=actor, action=action, limit=limit)
@@ -272,7 +295,7 @@ def rotate_master(
 
 @friendly
 def _rotate_master(new_key_file: Path | None, as_json: bool) -> None:
-    service = accounts()
+    service = accounts("keys rotate-master")
     keyring = service.gallery.keyring
     if isinstance(keyring, Pkcs11Keyring):
         if new_key_file is not None:
@@ -319,10 +342,8 @@ def _keys_migrate(to: Kms, as_json: bool) -> None:
     if to is not Kms.PKCS11:
         fail("only --to pkcs11 is supported (moving a key out of an HSM would defeat it)")
     s = settings()
-    if s.database_url is None:
-        init_home(s.model_copy(update={"kms": Kms.FILE}))
     source = s.model_copy(update={"kms": Kms.FILE})
-    service = open_accounts(source)  # the gallery as it is today: unwrapping with the key file
+    service = open_services(source, "keys migrate").accounts  # the gallery as it is today: unwrapping with the key file
     token = open_keyring(s)
     label, created = token.ensure()
     counts = service.rotate_master(token.pinned(label))

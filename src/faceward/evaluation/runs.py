@@ -51,10 +51,8 @@ class Variant:
         if self.jitter:
             if face.raw_jittered is None:
                 raise ValueError("this analysis was made without jitters")
-            raw = face.raw_jittered
-        else:
-            raw = face.raw + face.raw_flipped if self.flip_average else face.raw
-        return normalise(raw[None, :].astype(np.float32))[0]
+            return normalise(face.raw_jittered[None, :].astype(np.float32))[0]
+        return face.template(self.flip_average)
 
 
 BASELINE = Variant("face_recognition-style (detector, 5-pt chip, ResNet)", flip_average=False, mmod_fallback=False)
@@ -67,6 +65,7 @@ def _face_to_json(face: FileFace | None) -> Any:
     if face is None:
         return None
     data = asdict(face)
+    data.pop("measured", None)  # the cache keeps the rounded figures only
     data["raw"] = face.raw.tolist()
     data["raw_flipped"] = face.raw_flipped.tolist()
     data["raw_jittered"] = None if face.raw_jittered is None else face.raw_jittered.tolist()

@@ -34,7 +34,7 @@ from faceward.durability import fsync_dir
 from faceward.index.ann import AnnIndex, AnnParams, GraphCoder, GraphState, Quantisation
 from faceward.index.base import IndexError_, VectorIndex
 from faceward.index.exact import ExactIndex
-from faceward.security.crypto import aad, open_sealed, seal
+from faceward.security.sealed_files import open_chunk, seal_chunk
 from faceward.security.errors import SealError
 
 MAGIC = b"FWIXSNP1"
@@ -79,8 +79,8 @@ def _sections(index: VectorIndex) -> tuple[dict[str, Any], list[tuple[str, bytes
 # -- sealed chunk stream ------------------------------------------------------
 
 
-def _chunk_aad(tenant_id: str, snapshot_id: bytes, number: int, final: bool) -> bytes:
-    return aad(tenant_id, "index-snapshot", snapshot_id.hex(), str(number), "final" if final else "more")
+def _context(tenant_id: str, snapshot_id: bytes) -> tuple[str, ...]:
+    return (tenant_id, "index-snapshot", snapshot_id.hex())
 
 
 class _SealedWriter:
@@ -102,7 +102,7 @@ class _SealedWriter:
         self._emit(final=True)
 
     def _emit(self, *, final: bool) -> None:
-        sealed = seal(self._key, bytes(self._buffer), _chunk_aad(self._tenant, self._id, self._number, final))
+        sealed = seal_chunk(self._key, _context(self._tenant, self._id), self._number, final, bytes(self._buffer))
         self._out.write(_LENGTH.pack(len(sealed)))
         self._out.write(sealed)
         self._buffer = bytearray()
@@ -131,7 +131,7 @@ class _SealedReader:
             # and the AAD makes that claim checkable: a cut-short file cannot pass.
             final = length - _SEAL_OVERHEAD < CHUNK
             try:
-                plain = open_sealed(key, sealed, _chunk_aad(tenant_id, snapshot_id, number, final))
+                plain = open_chunk(key, _context(tenant_id, snapshot_id), number, final, sealed)
             except SealError:
                 raise SnapshotError("snapshot failed authentication: wrong key or tenant, or tampered") from None
             yield plain

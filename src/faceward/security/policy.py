@@ -37,18 +37,45 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
 )
 
 
+OPERATOR_PERMISSIONS: frozenset[Permission] = frozenset(
+    {
+        Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE, Permission.SEARCH,
+        Permission.VERIFY, Permission.DETECT,
+    }
+)
+"""What the host's operator may do in a tenant through the CLI: the gallery's acts, not its keys or audit log
+(those have their own operator commands)."""
+
+OPERATOR_KEY = "operator"
+"""The key id an operator's acts are counted and rate limited under."""
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The person at the host's shell: the system user and the command they ran (never its arguments)."""
+
+    user: str
+    command: str
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: an authenticated API key of one tenant, with its role."""
+    """Who is asking: an authenticated API key of one tenant with its role, or the host's operator."""
 
     tenant_id: str
     key_id: str
     role: Role
+    operator: Operator | None = None
 
     @property
     def actor(self) -> str:
         """How the audit log names this principal."""
-        return f"key:{self.key_id}"
+        return "operator" if self.operator is not None else f"key:{self.key_id}"
+
+
+def operator_principal(tenant_id: str, operator: Operator) -> Principal:
+    """The CLI's principal in ``tenant_id``: the operator, holding :data:`OPERATOR_PERMISSIONS`."""
+    return Principal(tenant_id, OPERATOR_KEY, Role.ADMIN, operator)
 
 
 def permissions_of(role: Role) -> frozenset[Permission]:
@@ -56,13 +83,19 @@ def permissions_of(role: Role) -> frozenset[Permission]:
 
 
 def allowed(principal: Principal, permission: Permission) -> bool:
+    if principal.operator is not None:
+        return permission in OPERATOR_PERMISSIONS
     return permission in permissions_of(principal.role)
 
 
 def authorize(principal: Principal, permission: Permission) -> None:
     """Return if ``principal`` holds ``permission``; raise :class:`Forbidden` with the reason otherwise."""
     if not allowed(principal, permission):
-        raise Forbidden(reason=f"role {principal.role.value!r} lacks permission {permission.value!r}")
+        who = "the operator" if principal.operator is not None else f"role {principal.role.value!r}"
+        raise Forbidden(reason=f"{who} lacks permission {permission.value!r}")
 
 
-__all__ = ["ROLE_PERMISSIONS", "Principal", "allowed", "authorize", "permissions_of"]
+__all__ = [
+    "OPERATOR_KEY", "OPERATOR_PERMISSIONS", "ROLE_PERMISSIONS", "Operator", "Principal", "allowed", "authorize",
+    "operator_principal", "permissions_of",
+]

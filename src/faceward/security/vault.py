@@ -126,6 +126,18 @@ class TenantVault:
         """Unwrap the tenant's key now (before a transaction that must not open another to read it)."""
         self._tenant_key(tenant_id)
 
+    def tenant_key_opens(self, tenant_id: str) -> bool:
+        """Whether the tenant's wrapped key opens under this master key (the doctor's check)."""
+        try:
+            self._tenant_key(tenant_id)
+        except SealError:
+            return False
+        return True
+
+    def index_snapshot_key(self, tenant_id: str) -> bytes:
+        """The key the tenant's index snapshot files are sealed under: its data key (a snapshot is its data)."""
+        return self._tenant_key(tenant_id)
+
     def _subject(self, subject: SubjectKeyed) -> bytes:
         return self._subject_key(subject.tenant_id, subject.id, subject.wrapped_key)
 

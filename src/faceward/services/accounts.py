@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import update
-
 from faceward.errors import Conflict, InvalidInput, NotFound
 from faceward.security.apikeys import Token, hash_token, matches, new_token, parse_token
 from faceward.security.errors import RateLimited, Unauthenticated
@@ -26,9 +24,9 @@ from faceward.security.permissions import Role
 from faceward.security.policy import Principal
 from faceward.security.throttle import FailureDigest, FailureThrottle
 from faceward.security.audit import AuditLog
+from faceward.security.operator_log import OperatorLog
 from faceward.services.gallery import GalleryService
 from faceward.security.ratelimit import retry_after_seconds
-from faceward.store import schema
 from faceward.store.accounts import AccountStore, utc
 from faceward.store.records import ApiKeyRecord
 
@@ -62,9 +60,13 @@ class KeyView:
 
 
 class AccountService:
-    def __init__(self, gallery: GalleryService, audit: AuditLog, *, throttle: FailureThrottle | None = None) -> None:
+    def __init__(
+        self, gallery: GalleryService, audit: AuditLog, *, throttle: FailureThrottle | None = None,
+        operator_log: OperatorLog | None = None,
+    ) -> None:
         self.gallery = gallery
         self.audit = audit
+        self.operator_log = operator_log  # acts on tenants themselves, kept where a tenant's deletion cannot reach
         self.store = gallery.store
         self._repo = AccountStore(gallery.store)
         self.throttle = throttle or FailureThrottle()
@@ -72,6 +74,10 @@ class AccountService:
 
     def _now(self) -> datetime:
         return utc(self.gallery.clock())
+
+    def _operator_act(self, action: str, tenant_id: str | None, details: dict[str, Any] | None = None) -> None:
+        if self.operator_log is not None:
+            self.operator_log.append(action, tenant_id=tenant_id, details=details, at=self._now())
 
     # -- tenants (operator only) ----------------------------------------------------
 
@@ -84,6 +90,7 @@ class AccountService:
         except BaseException:
             self.store.delete_tenant(tenant_id)
             raise
+        self._operator_act("tenant.create", tenant_id)
         return tenant_id, token
 
     def list_tenants(self) -> list[dict[str, Any]]:
@@ -110,11 +117,12 @@ class AccountService:
         self._live_tenant(tenant_id)
         status = "suspended" if suspended else "active"
         with self.store.transaction(tenant_id) as conn:
-            conn.execute(update(schema.tenants).where(schema.tenants.c.id == tenant_id).values(status=status))
+            self.store.set_tenant_status(tenant_id, status, conn=conn)
             self.audit.append(
                 tenant_id, actor=OPERATOR, action="tenant.suspend" if suspended else "tenant.resume",
                 details={}, source=None, conn=conn,
             )
+        self._operator_act("tenant.suspend" if suspended else "tenant.resume", tenant_id)
 
     def delete_tenant(self, tenant_id: str) -> None:
         """Crypto-shred: destroy the wrapped tenant key (committed first), then delete every row.
@@ -128,6 +136,7 @@ class AccountService:
         finishes the job.
         """
         self.store.get_tenant(tenant_id)  # NotFound for an unknown id
+        self._operator_act("tenant.delete", tenant_id)  # first: the tenant's own chain goes with its key
         ledger = getattr(self.gallery, "ledger", None)  # decision 007: the erasure outlives restored backups
         if ledger is not None:
             ledger.record_tenant(tenant_id, at=self._now())
@@ -158,18 +167,13 @@ class AccountService:
             if rewrapped is None:
                 counts["already"] += 1
                 continue
-            tenants = schema.tenants
             with self.store.transaction(tenant_id) as conn:
-                done = conn.execute(
-                    update(tenants)
-                    .where(tenants.c.id == tenant_id, tenants.c.wrapped_key == record.wrapped_key)
-                    .values(wrapped_key=rewrapped)
-                )
-                if done.rowcount != 1:
+                if not self.store.replace_wrapped_key(tenant_id, record.wrapped_key, rewrapped, conn=conn):
                     raise Conflict(f"tenant {tenant_id} changed during the rotation; run it again")
                 self.audit.append(tenant_id, actor=OPERATOR, action="master_key.rotate", details={}, source=None, conn=conn)
             counts["rotated"] += 1
         vault.use_keyring(new)
+        self._operator_act("master_key.rotate", None, counts)
         return counts
 
     # -- API keys -------------------------------------------------------------------

@@ -164,9 +164,6 @@ class GalleryService:
     def gallery_dim(self, tenant_id: str) -> int:
         return gallery_dim(self.store.get_tenant(tenant_id), self.analysis.embedding_size)
 
-    def tenant_key(self, tenant_id: str) -> bytes:
-        return self.vault.tenant_key(tenant_id)
-
     def forget_keys(self) -> None:
         self.vault.forget()
 

@@ -25,17 +25,22 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from faceward.errors import InvalidInput, NotFound
 from faceward.security.apikeys import is_key_id
-from faceward.security.errors import Forbidden, RateLimited
 from faceward.security.permissions import Permission, Role
-from faceward.security.policy import Principal, authorize
+from faceward.security.policy import Principal
 from faceward.services.consent import Consent
-from faceward.services.gallery import FaceView, GalleryService, SearchResult, SubjectView, VerifyResult, utcnow
-from faceward.security.ratelimit import TokenBucket, key_rate_limited, retry_after_seconds
+from faceward.services.gallery import GalleryService
+from faceward.store.integrity import IntegrityStore
+from faceward.services.ids import utcnow
+from faceward.services.views import FaceView, MigrationReport, SearchResult, SubjectView, VerifyResult
+from faceward.vision.types import Quality
+from faceward.services.gate import Gate, Limits
 from faceward.text import normal, text_problem
 
 if TYPE_CHECKING:
@@ -50,12 +55,14 @@ TEXT_MAX = 500
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Per-key limits. Defaults suit one investigator's interactive use, not bulk scraping."""
+class AnalysedFace:
+    """A face analysed before the act (by the CLI's bulk workers): template, unrounded quality, box, image hash."""
 
-    requests_per_minute: float = 300.0
-    burst: int = 60
-    searches_per_day: int = 2000
+    descriptor: np.ndarray
+    quality: Quality
+    box: dict[str, int]
+    image_sha256: str
+    faces_in_image: int
 
 
 def _clean(value: str, what: str, *, max_len: int = TEXT_MAX) -> str:
@@ -91,46 +98,16 @@ class Operations:
         self.usage = usage
         self.limits = limits or Limits()
         self.clock = clock
-        self.bucket = TokenBucket(self.limits.requests_per_minute, self.limits.burst, clock=monotonic)
+        self.gate = Gate(audit, usage, self.limits, clock=clock, monotonic=monotonic)
+        self.bucket = self.gate.bucket  # the ASGI rate gate takes from the same buckets
 
     # -- the common steps -----------------------------------------------------------
 
     def _admit(self, principal: Principal, permission: Permission, act: str, source: str) -> None:
-        wait = self.bucket.take(principal.key_id)
-        if wait > 0:
-            raise key_rate_limited(wait)
-        try:
-            authorize(principal, permission)
-        except Forbidden as exc:
-            self._record_denial(principal, act, permission, exc, source)
-            raise
-        if act == "search":
-            self._check_search_quota(principal)
-        else:
-            self._count(principal, act)
-
-    def _record_denial(self, principal: Principal, act: str, permission: Permission, exc: Forbidden, source: str) -> None:
-        details = {"act": act, "permission": permission.value, "role": principal.role.value, "reason": exc.reason}
-        try:
-            self.audit.append(principal.tenant_id, actor=principal.actor, action="denied", details=details, source=source)
-        except Exception:  # the denial stands whether or not it could be recorded
-            log.exception("could not audit a denied %s by key %s", act, principal.key_id)
-
-    def _count(self, principal: Principal, kind: str) -> int:
-        return self.usage.record(principal.tenant_id, principal.key_id, kind, day=self.clock().date())
-
-    def _check_search_quota(self, principal: Principal) -> None:
-        count = self._count(principal, "search")
-        if count > self.limits.searches_per_day:
-            now = self.clock().astimezone(timezone.utc)
-            midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
-            raise RateLimited(
-                f"this key's daily search quota ({self.limits.searches_per_day}) is used up",
-                retry_after=retry_after_seconds((midnight - now).total_seconds()),
-            )
+        self.gate.admit(principal, permission, act, source)
 
     def _audit(self, principal: Principal, action: str, details: dict[str, Any], source: str) -> None:
-        self.audit.append(principal.tenant_id, actor=principal.actor, action=action, details=details, source=source)
+        self.gate.audit(principal, action, details, source)
 
     @staticmethod
     def _subject_id(subject_id: str) -> str:
@@ -185,12 +162,16 @@ class Operations:
         given_at: datetime | None,
         expires_at: datetime | None,
         source: str,
+        external_reference: str | None = None,
     ) -> SubjectView:
-        """A subject with its consent record; without a valid consent nothing is created (422)."""
+        """A subject with its consent record; without a valid consent nothing is created (422).
+
+        ``external_reference`` (kept only as a keyed hash) makes the subject findable again
+        with :meth:`find_subject`: the CLI's folder name."""
         self._admit(principal, Permission.SUBJECTS_WRITE, "subject.create", source)
         display_name = _clean(display_name, "a display name", max_len=200)
         consent = Consent.build(basis, _clean(reference, "a consent reference", max_len=200), given_at, expires_at, now=self.clock())
-        view = self.gallery.create_subject(principal.tenant_id, display_name, consent)
+        view = self.gallery.create_subject(principal.tenant_id, display_name, consent, reference=external_reference)
         try:
             self._audit(principal, "subject.create", {"subject_id": view.id, "consent_basis": consent.basis.value}, source)
         except Exception:
@@ -206,6 +187,19 @@ class Operations:
             raise self._same_404(exc, "subject") from None
         self._audit(principal, "subject.read", {"subject_id": view.id}, source)
         return view
+
+    def find_subject(self, principal: Principal, external_reference: str, *, source: str) -> SubjectView | None:
+        """The subject created with this external reference, if any (the audit keeps the id found, never the reference)."""
+        self._admit(principal, Permission.SUBJECTS_READ, "subject.find", source)
+        view = self.gallery.subject_for_ref(principal.tenant_id, external_reference)
+        self._audit(principal, "subject.find", {"subject_id": view.id if view else None}, source)
+        return view
+
+    def count_subjects(self, principal: Principal, *, source: str) -> int:
+        self._admit(principal, Permission.SUBJECTS_READ, "subject.count", source)
+        count = self.gallery.store.count_subjects(principal.tenant_id)
+        self._audit(principal, "subject.count", {"count": count}, source)
+        return count
 
     def list_subjects(self, principal: Principal, *, limit: int, offset: int, source: str) -> list[SubjectView]:
         self._admit(principal, Permission.SUBJECTS_READ, "subject.list", source)
@@ -247,34 +241,62 @@ class Operations:
     def enroll(self, principal: Principal, subject_id: str, image: bytes, *, source: str) -> FaceView:
         """Enroll the one face in ``image`` (uploaded bytes; they are hashed, never kept)."""
         self._admit(principal, Permission.FACES_WRITE, "face.enroll", source)
-        tenant_id = principal.tenant_id
         try:
-            face = self.gallery.enroll(tenant_id, self._subject_id(subject_id), image)
+            face = self.gallery.enroll(principal.tenant_id, self._subject_id(subject_id), image)
         except NotFound as exc:
             raise self._same_404(exc, "subject") from None
+        return self._enrolled(principal, face, "face.enroll", source)
+
+    def admit_face(
+        self, principal: Principal, subject_id: str, face: AnalysedFace, *, source: str, migrating: bool = False,
+    ) -> FaceView:
+        """Enroll a face analysed elsewhere (the CLI's bulk workers): the same gate, audit and count as :meth:`enroll`.
+
+        ``migrating`` stores it as the new model's template of an image the subject already has
+        (``faceward reenroll``), audited as ``face.migrate``."""
+        act = "face.migrate" if migrating else "face.enroll"
+        self._admit(principal, Permission.FACES_WRITE, act, source)
+        subject_id = self._subject_id(subject_id)
+        admit = self.gallery.admit_migrated if migrating else self.gallery.admit
+        try:
+            view = admit(principal.tenant_id, subject_id, face.descriptor, face.quality, face.box, face.image_sha256,
+                         face.faces_in_image)
+        except NotFound as exc:
+            raise self._same_404(exc, "subject") from None
+        return self._enrolled(principal, view, act, source)
+
+    def _enrolled(self, principal: Principal, face: FaceView, act: str, source: str) -> FaceView:
         details = {"subject_id": face.subject_id, "face_id": face.id, "image_sha256": face.image_sha256, "duplicate": face.duplicate}
         try:
-            self._audit(principal, "face.enroll", details, source)
+            self._audit(principal, act, details, source)
         except Exception:
             if not face.duplicate:
-                self._discard_face(tenant_id, face.id)
+                self._discard_face(principal.tenant_id, face.id)
             raise
         return face
 
+    # -- model migration (faceward reenroll) ----------------------------------------
+
+    def begin_migration(self, principal: Principal, *, source: str) -> str:
+        """Start or resume moving the gallery to the engine's model; returns the gallery's current model."""
+        self._admit(principal, Permission.FACES_WRITE, "gallery.migrate", source)
+        current = self.gallery.begin_migration(principal.tenant_id)
+        self._audit(principal, "gallery.migrate", {"from": current, "to": self.gallery.model_id}, source)
+        return current
+
+    def finish_migration(self, principal: Principal, *, require_all: bool, source: str) -> MigrationReport:
+        self._admit(principal, Permission.FACES_WRITE, "gallery.switch", source)
+        report = self.gallery.finish_migration(principal.tenant_id, require_all=require_all)
+        self._audit(principal, "gallery.switch", {
+            "from": report.old_model_id, "to": report.new_model_id, "switched": report.switched,
+            "faces_migrated": report.faces_migrated, "old_faces_removed": report.old_faces_removed,
+        }, source)
+        return report
+
     def _discard_face(self, tenant_id: str, face_id: str) -> None:
         """Remove a face whose enrollment could not be audited, from the store and the index."""
-        store = self.gallery.store
         try:
-            remove = getattr(store, "delete_face", None)
-            if remove is not None:
-                remove(tenant_id, face_id)
-            else:
-                from sqlalchemy import delete
-
-                from faceward.store import schema
-
-                with store.transaction(tenant_id) as conn:
-                    conn.execute(delete(schema.faces).where(schema.faces.c.tenant_id == tenant_id, schema.faces.c.id == face_id))
+            IntegrityStore(self.gallery.store).delete_faces(tenant_id, [face_id])
         except Exception:
             log.exception("could not remove unaudited face %s", face_id)
         # The in-memory index follows additions by sequence; rebuild it rather than trust it.

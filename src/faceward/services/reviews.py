@@ -19,7 +19,6 @@ subject's key: erasing the subject erases its reviews (the audit log keeps the i
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import uuid
@@ -33,7 +32,6 @@ from sqlalchemy import Connection
 
 from faceward.errors import FacewardError, InvalidInput, NotFound
 from faceward.services.gallery import GalleryService
-from faceward.store import SubjectRecord
 from faceward.store.accounts import utc
 from faceward.store.reviews import ReviewRecord, ReviewStore
 

@@ -3,17 +3,9 @@
 ``backup`` takes a consistent copy while the service keeps running: SQLite's
 ``VACUUM INTO`` (one read transaction, so one point in time, and no free pages
 that could still hold deleted rows), or ``pg_dump --format=custom`` (one
-snapshot) for PostgreSQL. The copy is then sealed into one file::
-
-    b"FWBACKUP" | u32 header length | header (JSON, clear) | chunk* (u32 length | sealed chunk)
-
-Each chunk of at most 4 MiB is AES-256-GCM under a fresh random backup key,
-with ``aad("~backup", backup id, sha256(header), chunk number, "more"|"final")``
-so the header cannot be edited and chunks cannot be reordered, dropped,
-truncated or spliced from another backup. The backup key is wrapped by the
-master key (``Keyring.wrap_tenant_key`` under the pseudo-tenant
-``~backup:<id>``; a KMS wrapper works unchanged) and kept in the header: only
-the master key opens a backup.
+snapshot) for PostgreSQL. The copy is then sealed into one file that only the
+master key opens (:mod:`faceward.security.sealed_files`: chunked AES-256-GCM
+under a fresh backup key wrapped by the master key).
 
 ``restore`` decrypts into a fresh home (or an empty PostgreSQL database),
 migrates it to the current schema, and then applies the erasure ledger
@@ -26,14 +18,10 @@ would bring erased people back. See ``docs/decisions/007-erasure-and-backups.md`
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import os
 import secrets
 import shutil
 import sqlite3
-import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -41,30 +29,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from faceward import __version__
 from faceward.durability import fsync_dir
-from faceward.errors import FacewardError
-from faceward.security.crypto import aad, new_key, open_sealed, seal
 from faceward.security.kms import TenantKeyWrapper
-from faceward.security.errors import SealError
+from faceward.security.sealed_files import FORMAT, BackupError, open_file, read_header, seal_file
 from faceward.store.ledger import ErasureLedger, LedgerHead
 from faceward.store import SqlStore
 
-MAGIC = b"FWBACKUP"
-FORMAT = 1
-CHUNK = 4 * 1024 * 1024
-_LENGTH = struct.Struct("<I")
-_SEAL_OVERHEAD = 1 + 12 + 16
-
-
-class BackupError(FacewardError):
-    """A backup cannot be made, read or restored: the message says why."""
-
-    code = "backup_error"
-    status = 500
 
 
 @dataclass(frozen=True)
@@ -100,131 +74,6 @@ class RestoreReport:
             "subjects_erased_again": len(self.subjects_erased_again),
             "tenants_erased_again": len(self.tenants_erased_again), "ledger_entries": self.ledger_entries,
         }
-
-
-# -- the sealed container --------------------------------------------------------------------
-
-
-def _key_owner(backup_id: str) -> str:
-    return f"~backup:{backup_id}"
-
-
-def _chunk_aad(backup_id: str, header_digest: str, number: int, final: bool) -> bytes:
-    return aad("~backup", backup_id, header_digest, str(number), "final" if final else "more")
-
-
-def _read_exact(source: BinaryIO, size: int, what: str) -> bytes:
-    data = source.read(size)
-    if len(data) != size:
-        raise BackupError(f"the backup is cut short ({what})")
-    return data
-
-
-def seal_file(plain: Path, target: Path, keyring: TenantKeyWrapper, header: dict[str, Any]) -> int:
-    """Write ``plain`` sealed to ``target`` atomically (temp file, fsync, rename), mode 0600; returns its size."""
-    backup_id = str(header["backup_id"])
-    key = new_key()
-    header = {**header, "wrapped_key": base64.b64encode(keyring.wrap_tenant_key(_key_owner(backup_id), key)).decode()}
-    head = json.dumps(header, sort_keys=True).encode()
-    digest = hashlib.sha256(head).hexdigest()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out, plain.open("rb") as source:
-            out.write(MAGIC + _LENGTH.pack(len(head)) + head)
-            number = 0
-            chunk = source.read(CHUNK)
-            while True:
-                following = source.read(CHUNK)
-                final = not following
-                sealed = seal(key, chunk, _chunk_aad(backup_id, digest, number, final))
-                out.write(_LENGTH.pack(len(sealed)) + sealed)
-                if final:
-                    break
-                chunk, number = following, number + 1
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BackupError(f"cannot write backup {target}: {exc.strerror or exc}") from exc
-    fsync_dir(target.parent)
-    return target.stat().st_size
-
-
-def read_header(path: Path) -> dict[str, Any]:
-    """The backup's header (clear, authenticated only when its chunks are opened)."""
-    try:
-        with path.open("rb") as source:
-            return _header(source)[0]
-    except OSError as exc:
-        raise BackupError(f"cannot read backup {path}: {exc.strerror or exc}") from exc
-
-
-def _header(source: BinaryIO) -> tuple[dict[str, Any], str]:
-    if source.read(len(MAGIC)) != MAGIC:
-        raise BackupError("not a faceward backup")
-    (length,) = _LENGTH.unpack(_read_exact(source, _LENGTH.size, "header length"))
-    if length > 1 << 20:
-        raise BackupError("the backup header is implausibly large")
-    head = _read_exact(source, length, "header")
-    try:
-        header = json.loads(head)
-    except ValueError:
-        raise BackupError("the backup header is not JSON") from None
-    if header.get("format") != FORMAT:
-        raise BackupError(f"unknown backup format {header.get('format')!r}")
-    return header, hashlib.sha256(head).hexdigest()
-
-
-def open_file(path: Path, target: Path, keyring: TenantKeyWrapper) -> dict[str, Any]:
-    """Decrypt the backup at ``path`` into ``target`` (mode 0600); returns its header.
-
-    Raises :class:`BackupError` for a wrong master key, tampering, truncation
-    or a file that is not a backup.
-    """
-    try:
-        source = path.open("rb")
-    except OSError as exc:
-        raise BackupError(f"cannot read backup {path}: {exc.strerror or exc}") from exc
-    with source:
-        header, digest = _header(source)
-        backup_id = str(header["backup_id"])
-        try:
-            key = keyring.tenant_key(_key_owner(backup_id), base64.b64decode(header["wrapped_key"]))
-        except (SealError, ValueError, KeyError):
-            raise BackupError("this backup does not open with this master key") from None
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            number = 0
-            while True:
-                raw = source.read(_LENGTH.size)
-                if len(raw) != _LENGTH.size:
-                    raise BackupError("the backup is cut short (its final chunk is missing)")
-                (length,) = _LENGTH.unpack(raw)
-                if length > CHUNK + _SEAL_OVERHEAD:
-                    raise BackupError("the backup is damaged (a chunk is too large)")
-                sealed = _read_exact(source, length, f"chunk {number}")
-                for final in (False, True):
-                    try:
-                        out.write(open_sealed(key, sealed, _chunk_aad(backup_id, digest, number, final)))
-                        break
-                    except SealError:
-                        continue
-                else:
-                    raise BackupError(f"the backup is damaged or was altered (chunk {number} fails to open)")
-                if final:
-                    if source.read(1):
-                        raise BackupError("the backup has data after its final chunk")
-                    break
-                number += 1
-            out.flush()
-            os.fsync(out.fileno())
-    return header
-
-
-# -- the two databases --------------------------------------------------------------------
 
 
 def sqlite_path(url: str) -> Path:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from faceward.store import schema
 from faceward.store.engine import APP_ROLE, make_engine
-from faceward.store.migrate import upgrade
+from faceward.store.migrate import current, upgrade
 from faceward.store.errors import Conflict, NotFound, StoreUnavailable
 from faceward.store.records import FaceRecord, SubjectRecord, TenantRecord
 
@@ -131,6 +131,32 @@ class SqlStore:
             done = conn.execute(update(schema.tenants).where(schema.tenants.c.id == tenant_id).values(**values))
             if done.rowcount == 0:
                 raise NotFound("no such tenant")
+
+    @contextmanager
+    def _joined(self, tenant_id: str, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.transaction(tenant_id) as own:
+                yield own
+
+    def set_tenant_status(self, tenant_id: str, status: str, *, conn: Connection | None = None) -> None:
+        """Suspend or reinstate (with ``conn``, in the caller's transaction, beside its audit entry)."""
+        with self._joined(tenant_id, conn) as c:
+            c.execute(update(schema.tenants).where(schema.tenants.c.id == tenant_id).values(status=status))
+
+    def replace_wrapped_key(self, tenant_id: str, old: bytes, new: bytes, *, conn: Connection | None = None) -> bool:
+        """Compare-and-set the tenant's wrapped key; False when it changed meanwhile."""
+        with self._joined(tenant_id, conn) as c:
+            t = schema.tenants
+            done = c.execute(update(t).where(t.c.id == tenant_id, t.c.wrapped_key == old).values(wrapped_key=new))
+            return done.rowcount == 1
+
+    def schema_revision(self) -> str | None:
+        """The revision the database's schema is at; reaching the database at all is the readiness probe."""
+        with self._guard(), self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            return current(conn)
 
     def delete_tenant(self, tenant_id: str) -> None:
         with self.transaction(tenant_id) as conn:

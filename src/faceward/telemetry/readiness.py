@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 
 if TYPE_CHECKING:
     from faceward.services.gallery import GalleryService
@@ -38,12 +37,10 @@ class Readiness:
 
 
 def _store(gallery: GalleryService) -> tuple[Check, Check]:
-    from faceward.store.migrate import current, head
+    from faceward.store.migrate import head
 
     try:
-        with gallery.store.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            revision = current(conn)
+        revision = gallery.store.schema_revision()
     except Exception as exc:  # any failure to reach it means "not ready", never a 500
         log.warning("readiness: store unreachable: %s", exc.__class__.__name__)
         return Check(False, "the store is unreachable"), Check(False, "unknown (store unreachable)")

@@ -37,6 +37,16 @@ def normalise(vectors: Vectors) -> Vectors:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def templates(raw: Vectors, flipped: Vectors | None = None) -> Vectors:
+    """Templates from raw descriptors (``N x d``): mirror-averaged with ``flipped`` when given, then unit length.
+
+    The one place mirror averaging happens: the engine, the bulk workers, the CLI
+    and the evaluation all turn raw descriptors into templates here, so a photo
+    gives the same template bytes whichever path analysed it.
+    """
+    return normalise(raw + flipped if flipped is not None else raw)
+
+
 class Embedder:
     """Turns chips into templates: optional mirror averaging, then L2 normalisation.
 
@@ -50,9 +60,10 @@ class Embedder:
 
     def embed(self, chips: NDArray[np.uint8]) -> Vectors:
         raw = self.runtime.compute(chips)
+        flipped = None
         if self.flip_average and len(chips):
-            raw = raw + self.runtime.compute(np.ascontiguousarray(chips[:, :, ::-1, :]))
-        return normalise(raw)
+            flipped = self.runtime.compute(np.ascontiguousarray(chips[:, :, ::-1, :]))
+        return templates(raw, flipped)
 
 
 def to_template(vector: NDArray[np.float32]) -> bytes:

@@ -23,7 +23,8 @@ import numpy as np
 from faceward.errors import FacewardError
 from faceward.vision.decode import decode_file_bytes, read_image_file
 from faceward.vision.engine import EngineOptions, FaceEngine
-from faceward.vision.types import Face
+from faceward.vision.embed import templates
+from faceward.vision.types import Face, Quality
 from faceward.vision.workers import exit_with_parent
 
 DEFAULT_BATCH = 4  # images per worker task: descriptor runs of ~8 chips (faces and mirrors); small tail
@@ -38,6 +39,12 @@ class FileFace:
     raw: np.ndarray  # un-normalised descriptor of the chip
     raw_flipped: np.ndarray  # ... and of its mirror image
     raw_jittered: np.ndarray | None = None  # mean of dlib.jitter_image copies, when asked for
+    measured: Quality | None = None  # the quality figures unrounded, as the enrollment gate reads them
+
+    def template(self, flip_average: bool) -> np.ndarray:
+        """This face's template, exactly as :class:`~faceward.vision.embed.Embedder` makes it in process."""
+        flipped = self.raw_flipped[None, :] if flip_average else None
+        return templates(self.raw[None, :].astype(np.float32), flipped)[0]
 
 
 @dataclass
@@ -115,7 +122,7 @@ def analyze_batch(
                 jittered = runtime.compute(copies).mean(axis=0)
             result.faces.append(
                 FileFace(face.box.as_dict(), face.detector, face.detector_score, face.quality.as_dict(),
-                         raw[row], flipped[row], jittered)
+                         raw[row], flipped[row], jittered, face.quality)
             )
             row += 1
     return results

@@ -38,7 +38,7 @@ def clock() -> Clock:
 def accounts(db_url: str, tmp_path: Path, clock: Clock) -> Iterator[AccountService]:
     store = SqlStore.open(db_url)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=tmp_path / "home"), clock=clock)
-    yield AccountService(gallery, AuditLog(store, gallery.tenant_key, clock=clock))
+    yield AccountService(gallery, AuditLog(store, gallery.vault.tenant_key, clock=clock))
     store.close()
 
 

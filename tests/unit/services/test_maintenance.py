@@ -215,7 +215,7 @@ def test_a_snapshot_that_still_holds_an_erased_face_is_rewritten(gallery: Galler
 
 def test_consent_expiry_and_retention_purge_on_schedule(gallery: GalleryService) -> None:
     clock: Clock = gallery.clock  # type: ignore[assignment]
-    audit = AuditLog(gallery.store, gallery.tenant_key, clock=clock)
+    audit = AuditLog(gallery.store, gallery.vault.tenant_key, clock=clock)
     kept_forever = gallery.create_tenant("No retention")
     tenant = gallery.create_tenant("Org")
     set_retention(gallery, tenant, 30)

@@ -66,7 +66,7 @@ class Rig:
             SqlStore.open(db_url), Keyring(os.urandom(32)), settings,
             engine=engine, clock=lambda: NOW,
         )
-        self.audit = FlakyAudit(AuditLog(self.gallery.store, self.gallery.tenant_key, clock=lambda: NOW))
+        self.audit = FlakyAudit(AuditLog(self.gallery.store, self.gallery.vault.tenant_key, clock=lambda: NOW))
         self.usage = UsageService(self.gallery.store, self.gallery.vault)
         self.accounts = AccountService(self.gallery, self.audit.real)
         self.ticker = Ticker()

@@ -46,7 +46,7 @@ class Rig:
         self.db_url = db_url
         self.gallery = GalleryService(SqlStore.open(db_url), Keyring(os.urandom(32)), Settings(home=home, database_url=db_url),
                                       clock=self.clock)
-        self.accounts = AccountService(self.gallery, AuditLog(self.gallery.store, self.gallery.tenant_key, clock=self.clock))
+        self.accounts = AccountService(self.gallery, AuditLog(self.gallery.store, self.gallery.vault.tenant_key, clock=self.clock))
         self.reviews = ReviewService(self.gallery)
         self.thumbnails = Thumbnails(self.gallery)
         self.sessions = ConsoleSessions(self.accounts)

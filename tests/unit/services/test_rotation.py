@@ -20,7 +20,7 @@ from faceward.store import SqlStore
 
 def service(store: SqlStore, keyring: Keyring, home: Path) -> AccountService:
     gallery = GalleryService(store, keyring, Settings(home=home))
-    return AccountService(gallery, AuditLog(store, gallery.tenant_key))
+    return AccountService(gallery, AuditLog(store, gallery.vault.tenant_key))
 
 
 def test_rotation_rewraps_every_tenant(db_url: str, tmp_path: Path) -> None:

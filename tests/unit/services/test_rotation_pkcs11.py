@@ -20,7 +20,7 @@ def test_unwraps_never_fail_while_every_tenant_key_is_rewrapped(db_url: str, tmp
     keyring.ensure()
     store = SqlStore.open(db_url)
     gallery = GalleryService(store, keyring, Settings(home=tmp_path))
-    accounts = AccountService(gallery, AuditLog(store, gallery.tenant_key))
+    accounts = AccountService(gallery, AuditLog(store, gallery.vault.tenant_key))
     tenants = []
     for n in range(12):
         tenant_id, _ = accounts.create_tenant(f"Org {n}")

@@ -27,7 +27,7 @@ DAY = date(2026, 11, 1)
 def services(db_url: str, tmp_path: Path) -> Iterator[tuple[AccountService, UsageService]]:
     store = SqlStore.open(db_url)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=tmp_path / "home"))
-    yield AccountService(gallery, AuditLog(store, gallery.tenant_key)), UsageService(store, gallery.vault)
+    yield AccountService(gallery, AuditLog(store, gallery.vault.tenant_key)), UsageService(store, gallery.vault)
     store.close()
 
 

@@ -94,7 +94,7 @@ def test_an_erased_subject_stays_erased_after_restoring_an_older_backup(
             new.get_subject(tenant, erased.id)
         assert new.store.count_subjects(tenant) == 1 and new.store.count_faces(tenant) == 1
         # ... and unreadable: no key left in the restored store opens its sealed template.
-        tenant_key = new.tenant_key(tenant)
+        tenant_key = new.vault.tenant_key(tenant)
         with pytest.raises(SealError):
             open_sealed(tenant_key, erased_face.template_sealed, aad(tenant, "faces", erased_face.id))
         for view in new.list_subjects(tenant):

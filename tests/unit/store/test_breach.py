@@ -42,7 +42,7 @@ def populate(url: str, home: Path) -> tuple[SqlStore, list[bytes]]:
     store = SqlStore.open(url)
     engine = SimpleNamespace(template_id="fake-model", embedding_size=128, manifest=None)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=home), engine=engine)  # type: ignore[arg-type]
-    accounts = AccountService(gallery, AuditLog(store, gallery.tenant_key))
+    accounts = AccountService(gallery, AuditLog(store, gallery.vault.tenant_key))
     usage = UsageService(store, gallery.vault)
     rng = np.random.default_rng(7)
     secrets: list[bytes] = [CONSENT.encode(), LABEL.encode(), ACTOR_SOURCE.encode()]

@@ -33,7 +33,7 @@ def world(pg_url: str, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str, str
     """Two tenants with a key, a subject, audit entries and a usage counter each."""
     store = SqlStore.open(pg_url)
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=tmp_path / "home"))
-    accounts = AccountService(gallery, AuditLog(store, gallery.tenant_key))
+    accounts = AccountService(gallery, AuditLog(store, gallery.vault.tenant_key))
     usage = UsageService(store, gallery.vault)
     ids = []
     for name in ("A", "B"):

@@ -1,0 +1,82 @@
+"""The one service graph: ``build_services(settings)``, used by ``faceward serve`` and every CLI command.
+
+settings -> master key -> store -> vault and gallery use cases -> accounts, audit,
+usage -> :class:`~faceward.services.review_operations.ReviewOperations` (the gate
+every act passes). No module-level singletons; building fails, before anything
+runs, when there is no master key or it is a placeholder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faceward.bootstrap import master_keyring
+from faceward.security.audit import AuditLog
+from faceward.security.operator_log import OperatorLog
+from faceward.security.throttle import FailureThrottle
+from faceward.services.accounts import AccountService
+from faceward.services.gallery import GalleryService
+from faceward.services.operations import Limits
+from faceward.services.review_operations import ReviewOperations
+from faceward.services.usage import UsageService
+from faceward.settings import Settings
+from faceward.store import SqlStore
+from faceward.vision import EngineOptions, FaceEngine
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything an act may need, built once per process by :func:`build_services`."""
+
+    settings: Settings
+    gallery: GalleryService
+    accounts: AccountService
+    audit: AuditLog
+    usage: UsageService
+    operations: ReviewOperations
+    operator_log: OperatorLog
+
+
+def settings_limits(settings: Settings) -> Limits:
+    """Per-key limits from ``FACEWARD_RATE_PER_MINUTE``, ``FACEWARD_RATE_BURST``, ``FACEWARD_SEARCHES_PER_DAY``."""
+    return Limits(settings.rate_per_minute, settings.rate_burst, settings.searches_per_day)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engine: FaceEngine | None = None,
+    limits: Limits | None = None,
+    analysis_workers: bool = True,
+    create_schema: bool = True,
+    command: str = "serve",
+) -> Services:
+    """The service graph for ``settings``. Raises ``MasterKeyError`` without a usable master key.
+
+    ``analysis_workers`` lets the server analyse uploads in worker processes
+    (``FACEWARD_ANALYSIS_WORKERS``); a one-shot CLI command analyses in process.
+    ``command`` is what the operator audit log records for acts on tenants.
+    """
+    keyring = master_keyring(settings)
+    store = SqlStore.open(settings.db_url, create=create_schema)
+    gallery = GalleryService(store, keyring, settings, engine=engine)
+    if engine is None and analysis_workers and settings.analysis_workers:
+        from faceward.vision.remote import RemoteEngine
+
+        gallery.remote = RemoteEngine(
+            EngineOptions.from_settings(settings), workers=settings.analysis_workers,
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+            per_tenant=settings.analysis_per_tenant or None, queue_per_tenant=settings.analysis_queue_per_tenant,
+        )
+    audit = AuditLog(store, gallery.vault.tenant_key, clock=gallery.clock)
+    usage = UsageService(store, gallery.vault)
+    operator_log = OperatorLog(settings.home / OperatorLog.FILE_NAME, command=command)
+    accounts = AccountService(
+        gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute), operator_log=operator_log
+    )
+    operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or settings_limits(settings))
+    gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
+    return Services(settings, gallery, accounts, audit, usage, operations, operator_log)
+
+
+__all__ = ["Services", "build_services", "settings_limits"]
