@@ -59,9 +59,11 @@ def populate(url: str, home: Path) -> tuple[SqlStore, list[bytes]]:
                 vector /= np.linalg.norm(vector)
                 template = to_template(vector)
                 secrets += [template, template[:32], template[:32].hex().encode()]
+                photo = os.urandom(32).hex()  # the enrolled photo's SHA-256: stored only keyed (#12)
+                secrets += [photo.encode(), bytes.fromhex(photo)]
                 gallery.admit(
                     tenant_id, subject.id, vector, Quality(120, 80.0, 1.0, 0.9), {"left": 0, "top": 0, "right": 9, "bottom": 9},
-                    os.urandom(32).hex(), 1,
+                    photo, 1,
                 )
             accounts.audit.append(tenant_id, actor=principal.actor, action="subject.create",
                                   details={"subject_id": subject.id}, source=ACTOR_SOURCE)
