@@ -500,7 +500,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vectors-dir", dest="vectors_dir", help="ann: memory-map the float32 re-rank rows here")
     parser.add_argument("--milvus-uri", dest="milvus_uri", default=str(CACHE / "milvus-bench.db"))
     parser.add_argument("--milvus-index", dest="milvus_index", help="default: SCANN on a server, AUTOINDEX on milvus-lite")
-    parser.add_argument("--nlist", type=int, default=64, help="milvus SCANN: inverted lists")
+    parser.add_argument("--nlist", type=int, default=16, help="milvus SCANN: inverted lists")
     parser.add_argument("--nprobe", type=int, default=16, help="milvus SCANN: lists searched")
     parser.add_argument("--reorder-k", dest="reorder_k", type=int, default=1024, help="milvus SCANN: candidates re-scored exactly")
     parser.add_argument("--no-beside", dest="beside", action="store_false",

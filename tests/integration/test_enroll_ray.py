@@ -24,19 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceward.index.milvus_server import free_ports
+
 pytestmark = [pytest.mark.lfw, pytest.mark.slow]
 
 IMAGES = int(os.environ.get("FACEWARD_RAY_IMAGES", "60"))  # CI's sample; 200 was measured once (docs/deploy)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

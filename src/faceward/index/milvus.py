@@ -28,12 +28,12 @@ from numpy.typing import NDArray
 from faceward.index.base import IndexError_, Labels, Vectors, as_rows
 
 # The server's index when none is configured: SCANN (4-bit PQ fast-scan lists, like faceward's own
-# pq4) over few lists, keeping the raw vectors so the top reorder_k are re-scored exactly. Measured
-# at 1M faces (decision 016) this kept recall@10 at 0.99+; Milvus's AUTOINDEX is an HNSW that lost
-# badly there. milvus-lite has no SCANN, so a file URI keeps AUTOINDEX (lite's FLAT).
+# pq4) over few lists, all probed, the raw vectors kept so the top reorder_k are re-scored exactly.
+# On a 20k isotropic smoke gallery nlist 64 / nprobe 16 gave recall@10 0.52, 16 / 16 gave 1.0; Milvus's AUTOINDEX is an HNSW that lost
+# badly at 1M (issue #14). milvus-lite has no SCANN, so a file URI keeps AUTOINDEX (lite's FLAT).
 SERVER_INDEX_TYPE = "SCANN"
-SERVER_INDEX_PARAMS: dict[str, Any] = {"nlist": 64}  # raw rows are kept by default (2.3 refuses the flag as a string)
-SERVER_SEARCH_PARAMS: dict[str, Any] = {"nprobe": 16, "reorder_k": 1024}
+SERVER_INDEX_PARAMS: dict[str, Any] = {"nlist": 16}  # raw rows are kept by default (2.3 refuses the flag as a string)
+SERVER_SEARCH_PARAMS: dict[str, Any] = {"nprobe": 16, "reorder_k": 1024}  # every list: a full fast-scan, as pq4
 # Milvus refuses a top-k above this (its ``quotaAndLimits.limits.topK``).
 MAX_TOP_K = 16384
 # Rows per insert call: 128-d float32 rows stay well under gRPC's 64 MB message limit.
@@ -92,6 +92,10 @@ class MilvusIndex:
             if server and search_params is None:
                 search_params = SERVER_SEARCH_PARAMS
         self.index_type = index_type
+        # Session: a search sees every write of this client (its erasures included) without waiting for
+        # the server's next time tick as Strong does. SearchIndexes applies the store's erasures through
+        # this same client before each search, which is what the "removed is gone" contract needs.
+        self.search_consistency = "Session"
         self._search_params = {"metric_type": "IP", "params": dict(search_params or {})}
         self._owns_client = client is None
         try:
@@ -181,7 +185,7 @@ class MilvusIndex:
             params = {**params, "params": {**params["params"], "reorder_k": k}}
         results = self._call(
             "search", self._client.search, self.collection, data=list(queries), limit=k,
-            anns_field=_VECTOR, output_fields=[_PK], search_params=params,
+            anns_field=_VECTOR, output_fields=[_PK], search_params=params, consistency_level=self.search_consistency,
         )
         for row, hits in enumerate(results):
             for col, hit in enumerate(hits):

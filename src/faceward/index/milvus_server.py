@@ -42,7 +42,7 @@ def milvus_server_available() -> bool:
     return importlib.util.find_spec("milvus") is not None
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """``count`` distinct ports the kernel just handed out as free on 127.0.0.1."""
     sockets = []
     try:
@@ -88,7 +88,7 @@ class MilvusStandalone:
         from milvus import MilvusServer, MilvusServerConfig
 
         config = MilvusServerConfig(data_dir=str(self.data_dir))
-        ports = _free_ports(len(PORT_KEYS) + 2)  # + etcd's peer port and the health endpoint
+        ports = free_ports(len(PORT_KEYS) + 2)  # + etcd's peer port and the health endpoint
         for key, port in zip(PORT_KEYS, ports):
             config.set(key, port)
         for component in COMPONENTS:
@@ -172,7 +172,7 @@ class MilvusStandalone:
         return 0
 
 
-__all__ = ["MilvusStandalone", "milvus_server_available"]
+__all__ = ["MilvusStandalone", "free_ports", "milvus_server_available"]
 
 
 if __name__ == "__main__":  # pragma: no cover - a manual check: python -m faceward.index.milvus_server DIR
