@@ -9,6 +9,7 @@ disagrees with the store.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -75,7 +76,7 @@ def test_same_face_in_two_tenants_is_unlinkable_and_scores_unchanged(
         for i in range(30):  # other people, so a search ranks a real list
             other = milvus.create_subject(tenant, f"person {i}", consent())
             vector = rng.standard_normal(128).astype(np.float32)
-            milvus.admit(tenant, other.id, vector / np.linalg.norm(vector), GOOD, BOX, f"{name}-{i}", 1)
+            milvus.admit(tenant, other.id, vector / np.linalg.norm(vector), GOOD, BOX, hashlib.sha256(f"{name}-{i}".encode()).hexdigest(), 1)
         tenants.append(tenant)
 
     for tenant in tenants:
@@ -120,7 +121,7 @@ def test_erasure_deletes_vectors_even_where_no_process_had_the_tenant_loaded(
     kept = milvus.create_subject(tenant, "kept", consent())
     gone = milvus.create_subject(tenant, "gone", consent())
     milvus.enroll(tenant, gone.id, astronaut_jpeg)
-    milvus.admit(tenant, kept.id, np.eye(128, dtype=np.float32)[0], GOOD, BOX, "kept", 1)
+    milvus.admit(tenant, kept.id, np.eye(128, dtype=np.float32)[0], GOOD, BOX, hashlib.sha256(b"kept").hexdigest(), 1)
     assert len(engine_rows(milvus, tenant)) == 2
     gone_seq = milvus.store.faces_of(tenant, gone.id)[0].seq
     milvus.indexes.drop_tenant(tenant)  # as in a fresh process: nothing loaded
