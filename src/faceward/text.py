@@ -16,6 +16,8 @@ the paper record it names.
 from __future__ import annotations
 
 import unicodedata
+
+from faceward.errors import InvalidInput
 from datetime import datetime, timezone
 
 JOINERS = frozenset({"\u200c", "\u200d"})
@@ -64,4 +66,20 @@ def rfc3339(moment: datetime) -> str:
     return aware.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-__all__ = ["FORMAT_RANGES", "JOINERS", "TEXT_PATTERN", "is_format", "normal", "rfc3339", "text_problem"]
+TEXT_MAX = 500
+
+
+def clean_text(value: str, what: str, *, max_len: int = TEXT_MAX) -> str:
+    """``value`` stripped, required, at most ``max_len`` characters, free of control and format characters, in NFC."""
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput(f"{what} is required")
+    if len(value) > max_len:
+        raise InvalidInput(f"{what} is longer than {max_len} characters")
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidInput(f"{what} {problem}")
+    return normal(value)
+
+
+__all__ = ["TEXT_MAX", "clean_text", "FORMAT_RANGES", "JOINERS", "TEXT_PATTERN", "is_format", "normal", "rfc3339", "text_problem"]

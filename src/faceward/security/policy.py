@@ -15,11 +15,12 @@ matched) serves the searcher's probe and the enroller's photos alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from faceward.security.errors import Forbidden
 from faceward.security.permissions import Permission, Role
+from faceward.store.records import TenantRecord
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
     {
@@ -66,6 +67,8 @@ class Principal:
     key_id: str
     role: Role
     operator: Operator | None = None
+    tenant: TenantRecord | None = field(default=None, compare=False, repr=False)
+    """The tenant row as authentication read it: the act uses it instead of reading it again."""
 
     @property
     def actor(self) -> str:

@@ -28,7 +28,7 @@ from faceward.security.operator_log import OperatorLog
 from faceward.services.gallery import GalleryService
 from faceward.security.ratelimit import retry_after_seconds
 from faceward.store.accounts import AccountStore, utc
-from faceward.store.records import ApiKeyRecord
+from faceward.store.records import ApiKeyRecord, TenantRecord
 
 log = logging.getLogger("faceward.accounts")
 
@@ -277,17 +277,19 @@ class AccountService:
         if parsed is None:
             matches(None, _DUMMY, None)
             self._refuse(None, None, "malformed", source, address)
-        record = self._repo.key_for_authentication(parsed.key_id)
         pepper_key: bytes | None = None
         status = None
-        if record is not None:
-            try:
-                tenant = self.store.get_tenant(record.tenant_id)
-                if tenant.wrapped_key is not None:
-                    pepper_key = self.gallery.vault.api_key_pepper(record.tenant_id)
-                    status = tenant.status
-            except NotFound:
-                pass
+        tenant: TenantRecord | None = None
+        with self.store.unit_of_work():  # the key and its tenant, read in one transaction
+            record = self._repo.key_for_authentication(parsed.key_id)
+            if record is not None:
+                try:
+                    tenant = self.store.get_tenant(record.tenant_id)
+                    if tenant.wrapped_key is not None:
+                        pepper_key = self.gallery.vault.api_key_pepper(record.tenant_id)
+                        status = tenant.status
+                except NotFound:
+                    pass
         ok = matches(pepper_key, parsed, record.secret_hash if record else None)
         if record is None or pepper_key is None:
             self._refuse(None, parsed.key_id, "unknown key", source, address)
@@ -306,7 +308,7 @@ class AccountService:
         role = self.gallery.vault.open_key_role(record)
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
             self._repo.touch_key(record.tenant_id, record.id, at=now)
-        return Principal(record.tenant_id, record.id, role)
+        return Principal(record.tenant_id, record.id, role, tenant=tenant)
 
     def _refuse(self, tenant_id: str | None, key_id: str | None, reason: str, source: str | None,
                 address: str | None) -> NoReturn:

@@ -46,6 +46,14 @@ class Gate:
         self.bucket = TokenBucket(limits.requests_per_minute, limits.burst, clock=monotonic)
 
     def admit(self, principal: Principal, permission: Permission, act: str, source: str) -> None:
+        self.check(principal, permission, act, source)
+        if act == "search":
+            self.quota(principal)
+        else:
+            self.count(principal, act)
+
+    def check(self, principal: Principal, permission: Permission, act: str, source: str) -> None:
+        """Rate limit and authorize: the steps that need no store."""
         wait = self.bucket.take(principal.key_id)
         if wait > 0:
             raise key_rate_limited(wait)
@@ -54,10 +62,10 @@ class Gate:
         except Forbidden as exc:
             self._record_denial(principal, act, permission, exc, source)
             raise
-        if act == "search":
-            self._check_search_quota(principal)
-        else:
-            self.count(principal, act)
+
+    def quota(self, principal: Principal) -> None:
+        """Count a search and refuse it past the key's daily quota."""
+        self._check_search_quota(principal)
 
     def _record_denial(self, principal: Principal, act: str, permission: Permission, exc: Forbidden, source: str) -> None:
         details = {"act": act, "permission": permission.value, "role": principal.role.value, "reason": exc.reason}

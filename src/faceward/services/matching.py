@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from faceward.errors import InvalidInput
@@ -19,12 +21,20 @@ from faceward.services.analysis import Analysis
 from faceward.services.subjects import Subjects
 from faceward.services.tenancy import Tenants, check_model
 from faceward.services.views import Candidate, SearchResult, VerifyResult
-from faceward.store import SqlStore
+from faceward.store import SqlStore, TenantRecord
 from faceward.vision import refusals
 from faceward.vision.embed import from_template
 from faceward.vision.types import Face
 
 MAX_K = 50
+
+
+@dataclass(frozen=True)
+class Probe:
+    face: Face
+    faces_in_image: int
+    image_sha256: str
+    warnings: list[str]
 
 
 class Matching:
@@ -55,11 +65,19 @@ class Matching:
 
     def search(self, tenant_id: str, image: bytes, *, k: int = 10, face: int | None = None) -> SearchResult:
         """Search with the largest face of the probe, or with its ``face``-th (0 = largest, as ``detect`` lists them)."""
+        return self.match(tenant_id, self.probe(self.tenants.active(tenant_id), image, k=k, face=face), k=k)
+
+    def probe(self, tenant: TenantRecord, image: bytes, *, k: int, face: int | None) -> Probe:
+        """The probe's face, analysed (no store access: run it before the act's unit of work)."""
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}")
-        check_model(self.tenants.active(tenant_id), self.analysis.model_id)
-        probe, count, digest, several = self._probe(tenant_id, image, face)
-        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.analysis.limits)] + several
+        check_model(tenant, self.analysis.model_id)
+        return Probe(*self._probe(tenant.id, image, face))
+
+    def match(self, tenant_id: str, found: Probe, *, k: int = 10) -> SearchResult:
+        """The gallery's candidates for an analysed probe (index, names: the store part of a search)."""
+        probe, count, digest = found.face, found.faces_in_image, found.image_sha256
+        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.analysis.limits)] + list(found.warnings)
         entry = self.indexes.get(tenant_id)
         gallery = len(entry.index)
         scoring = self.analysis.scoring
@@ -134,4 +152,4 @@ class Matching:
         return replace(result, warnings=several + result.warnings)
 
 
-__all__ = ["MAX_K", "Matching"]
+__all__ = ["MAX_K", "Matching", "Probe"]

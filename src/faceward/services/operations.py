@@ -36,12 +36,13 @@ from faceward.security.permissions import Permission, Role
 from faceward.security.policy import Principal
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService
+from faceward.store import TenantRecord
 from faceward.store.integrity import IntegrityStore
 from faceward.services.ids import utcnow
-from faceward.services.views import FaceView, MigrationReport, SearchResult, SubjectView, VerifyResult
+from faceward.services.views import AnalysedFace, FaceView, MigrationReport, SearchResult, SubjectView, VerifyResult
 from faceward.vision.types import Quality
 from faceward.services.gate import Gate, Limits
-from faceward.text import normal, text_problem
+from faceward.text import clean_text
 
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService, KeyView
@@ -51,30 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBJECT_ID = re.compile(r"s_[0-9a-f]{28}")
-TEXT_MAX = 500
-
-
-@dataclass(frozen=True)
-class AnalysedFace:
-    """A face analysed before the act (by the CLI's bulk workers): template, unrounded quality, box, image hash."""
-
-    descriptor: np.ndarray
-    quality: Quality
-    box: dict[str, int]
-    image_sha256: str
-    faces_in_image: int
-
-
-def _clean(value: str, what: str, *, max_len: int = TEXT_MAX) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise InvalidInput(f"{what} is required")
-    if len(value) > max_len:
-        raise InvalidInput(f"{what} is longer than {max_len} characters")
-    problem = text_problem(value)
-    if problem is not None:
-        raise InvalidInput(f"{what} {problem}")
-    return normal(value)
 
 
 class Operations:
@@ -127,7 +104,7 @@ class Operations:
     ) -> tuple[KeyView, str]:
         """A new key for the caller's tenant; the secret is returned once and never stored."""
         self._admit(principal, Permission.KEYS_MANAGE, "key.create", source)
-        label = _clean(label, "a key label", max_len=100)
+        label = clean_text(label, "a key label", max_len=100)
         if expires_at is not None and _aware(expires_at) <= self.clock():
             raise InvalidInput("expires_at must be in the future")
         # AccountService writes the audit entry for key changes itself.
@@ -169,8 +146,8 @@ class Operations:
         ``external_reference`` (kept only as a keyed hash) makes the subject findable again
         with :meth:`find_subject`: the CLI's folder name."""
         self._admit(principal, Permission.SUBJECTS_WRITE, "subject.create", source)
-        display_name = _clean(display_name, "a display name", max_len=200)
-        consent = Consent.build(basis, _clean(reference, "a consent reference", max_len=200), given_at, expires_at, now=self.clock())
+        display_name = clean_text(display_name, "a display name", max_len=200)
+        consent = Consent.build(basis, clean_text(reference, "a consent reference", max_len=200), given_at, expires_at, now=self.clock())
         view = self.gallery.create_subject(principal.tenant_id, display_name, consent, reference=external_reference)
         try:
             self._audit(principal, "subject.create", {"subject_id": view.id, "consent_basis": consent.basis.value}, source)
@@ -311,10 +288,31 @@ class Operations:
         """1:N search. ``purpose`` and ``case_reference`` are required and audited with the probe's
         SHA-256 and the candidates' ids; the probe itself is never stored. ``face`` picks a face of the
         probe (0 = largest; default the largest); ``search_id``, when given, is audited to tie reviews to it."""
-        self._admit(principal, Permission.SEARCH, "search", source)
-        purpose = _clean(purpose, "a purpose")
-        case_reference = _clean(case_reference, "a case reference")
-        result = self.gallery.search(principal.tenant_id, image, k=k, face=face)
+        self.gate.check(principal, Permission.SEARCH, "search", source)
+        tenant_id, store = principal.tenant_id, self.gallery.store
+        try:  # the analysis runs before the act's unit of work, which it would hold open
+            purpose = clean_text(purpose, "a purpose")
+            case_reference = clean_text(case_reference, "a case reference")
+            probe = self.gallery.matching.probe(self.tenant(principal), image, k=k, face=face)
+        except Exception:
+            self.gate.quota(principal)  # a refused search still counts against the quota
+            raise
+        self.gate.quota(principal)  # its own transaction: a search over the quota is counted, then refused
+        with store.unit_of_work(tenant_id, known=principal.tenant):
+            result = self.gallery.matching.match(tenant_id, probe, k=k)
+            self._search_audit(principal, result, purpose, case_reference, k, face, search_id, source)
+        return result
+
+    def tenant(self, principal: Principal) -> TenantRecord:
+        """The caller's tenant, active: as authentication read it, else from the store."""
+        if principal.tenant is not None and principal.tenant.wrapped_key is not None and principal.tenant.status == "active":
+            return principal.tenant
+        return self.gallery.active_tenant(principal.tenant_id)
+
+    def _search_audit(
+        self, principal: Principal, result: SearchResult, purpose: str, case_reference: str, k: int,
+        face: int | None, search_id: str | None, source: str,
+    ) -> None:
         details: dict[str, Any] = {
             "purpose": purpose, "case_reference": case_reference, "probe_sha256": result.probe_sha256, "k": k,
             "gallery_faces": result.gallery_size, "candidates": [c.subject_id for c in result.candidates],
@@ -324,7 +322,6 @@ class Operations:
         if face is not None:
             details["face"] = face
         self._audit(principal, "search", details, source)
-        return result
 
     def verify_images(
         self, principal: Principal, image_a: bytes, image_b: bytes, *, source: str,

@@ -161,7 +161,7 @@ class ReviewOperations(Operations):
         tokens = {}
         if allowed(principal, Permission.REVIEW_WRITE):
             tokens = {c.subject_id: self.reviews.token(tenant_id, search_id, c.subject_id, c.face_id) for c in result.candidates}
-        thumbnails = allowed(principal, Permission.REVIEW_READ) and enabled(self.gallery.store.get_tenant(tenant_id))
+        thumbnails = allowed(principal, Permission.REVIEW_READ) and enabled(self.tenant(principal))
         base = {f.name: getattr(result, f.name) for f in fields(result)}
         return ReviewableSearch(**base, search_id=search_id, review_tokens=tokens, thumbnails=thumbnails)
 

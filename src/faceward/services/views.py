@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from faceward.scoring import Decision
+from faceward.vision.types import Quality
 
 LEAD_NOTICE = "Investigative lead only: a candidate must be reviewed by a trained person; it is not an identification."
 
@@ -125,4 +128,15 @@ class VerifyResult:
         }
 
 
-__all__ = ["LEAD_NOTICE", "Candidate", "FaceView", "MigrationReport", "SearchResult", "SubjectView", "VerifyResult"]
+@dataclass(frozen=True)
+class AnalysedFace:
+    """A face analysed before the act (by the CLI's bulk workers): template, unrounded quality, box, image hash."""
+
+    descriptor: np.ndarray
+    quality: Quality
+    box: dict[str, int]
+    image_sha256: str
+    faces_in_image: int
+
+
+__all__ = ["AnalysedFace", "LEAD_NOTICE", "Candidate", "FaceView", "MigrationReport", "SearchResult", "SubjectView", "VerifyResult"]

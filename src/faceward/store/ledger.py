@@ -29,23 +29,17 @@ lists a subject the store still holds, which ``faceward doctor`` reports and
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from faceward.durability import fsync_dir
+from faceward.chainfile import GENESIS, ChainFile
 from faceward.errors import FacewardError
 
-GENESIS = "0" * 64
 KINDS = ("subject", "tenant")
-_TAIL = 8192
 
 
 class LedgerError(FacewardError):
@@ -109,41 +103,16 @@ class ErasureLedger:
     """The ledger file at ``path`` (created on the first append, mode 0600)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        self._file = ChainFile(path)
+        self.path = self._file.path
 
     def __repr__(self) -> str:
         return f"ErasureLedger({str(self.path)!r})"
 
     def exists(self) -> bool:
-        return self.path.is_file()
+        return self._file.exists()
 
     # -- writing --------------------------------------------------------------------
-
-    @contextmanager
-    def _locked(self) -> Iterator[int]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if created:
-                fsync_dir(self.path.parent)
-            yield fd
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def _last(self, fd: int) -> Erasure | None:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return None
-        start = max(0, size - _TAIL)
-        while True:
-            tail = os.pread(fd, size - start, start)
-            body = tail[:-1] if tail.endswith(b"\n") else tail
-            cut = body.rfind(b"\n")
-            if cut >= 0 or start == 0:
-                return _parse(body[cut + 1 :], "last entry")
-            start = max(0, start - _TAIL)
 
     def append(self, kind: str, tenant_id: str, subject_id: str | None = None, *, at: datetime | None = None) -> Erasure:
         """Add one erasure and fsync it; returns the entry. ``kind`` is "subject" or "tenant"."""
@@ -152,18 +121,16 @@ class ErasureLedger:
         if (kind == "subject") != (subject_id is not None):
             raise ValueError("a subject erasure names its subject; a tenant erasure does not")
         moment = at or datetime.now(timezone.utc)
-        with self._locked() as fd:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                # A torn last line (power cut mid-write): drop it; its erasure was never acknowledged.
-                body = os.pread(fd, size, 0)
-                os.ftruncate(fd, body.rfind(b"\n") + 1)
-            last = self._last(fd)
-            n, prev = (last.n + 1, last.hash) if last else (0, GENESIS)
-            entry = Erasure(n, kind, tenant_id, subject_id, moment, prev, _digest(prev, n, kind, tenant_id, subject_id, moment))
-            os.write(fd, entry.line())
-            os.fsync(fd)
-        return entry
+        made: list[Erasure] = []
+
+        def line(last: bytes | None) -> bytes:
+            previous = _parse(last, "last entry") if last is not None else None
+            n, prev = (previous.n + 1, previous.hash) if previous else (0, GENESIS)
+            made.append(Erasure(n, kind, tenant_id, subject_id, moment, prev, _digest(prev, n, kind, tenant_id, subject_id, moment)))
+            return made[0].line()
+
+        self._file.append(line)  # a torn last line (power cut mid-write) is dropped: never acknowledged
+        return made[0]
 
     def record_subject(self, tenant_id: str, subject_id: str, *, at: datetime | None = None) -> Erasure:
         return self.append("subject", tenant_id, subject_id, at=at)
@@ -180,13 +147,9 @@ class ErasureLedger:
         fsynced, so its erasure was never acknowledged.
         """
         try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
+            complete = self._file.lines()  # the part after the last newline is empty or torn
         except OSError as exc:
             raise LedgerError(f"cannot read erasure ledger {self.path}: {exc.strerror or exc}") from None
-        lines = data.split(b"\n")
-        complete = lines[:-1]  # the part after the last newline is empty or torn
         out: list[Erasure] = []
         prev = GENESIS
         for number, raw in enumerate(complete):

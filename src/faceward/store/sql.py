@@ -13,7 +13,7 @@ Migrations run before that, as the login role (see :mod:`faceward.store.migrate`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from faceward.store.engine import APP_ROLE, make_engine
 from faceward.store.migrate import current, upgrade
 from faceward.store.errors import Conflict, NotFound, StoreUnavailable
 from faceward.store.records import FaceRecord, SubjectRecord, TenantRecord
+from faceward.store.unit import Unit, current_unit, unit_of_work
 
 
 class SqlStore:
@@ -72,12 +73,32 @@ class SqlStore:
                 raise StoreUnavailable("the database connection was lost") from exc
             raise
 
+    def _unit(self) -> Unit | None:
+        return current_unit(self)
+
+    def unit_of_work(self, tenant_id: str | None = None, *, known: TenantRecord | None = None) -> AbstractContextManager[None]:
+        """Run an act's store calls in one transaction (see :func:`faceward.store.unit.unit_of_work`)."""
+        return unit_of_work(self, tenant_id, known=known)
+
     @contextmanager
     def transaction(self, tenant_id: str | None = None) -> Iterator[Connection]:
+        unit = self._unit()
+        if unit is not None:  # inside an act's unit of work: join it, bound to this tenant
+            with self._guard():
+                if self.is_postgres and unit.bound != (tenant_id or ""):
+                    unit.conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant_id or ""})
+                    unit.bound = tenant_id or ""
+                yield unit.conn
+            return
         with self._guard(), self.engine.begin() as conn:
             if self.is_postgres:
                 conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant_id or ""})
             yield conn
+
+    def _forget_tenant(self, tenant_id: str) -> None:
+        unit = self._unit()
+        if unit is not None:
+            unit.tenants.pop(tenant_id, None)
 
     def _next_seq(self, conn: Connection) -> int:
         conn.execute(
@@ -92,11 +113,17 @@ class SqlStore:
             conn.execute(insert(schema.tenants).values(**_fields(record)))
 
     def get_tenant(self, tenant_id: str) -> TenantRecord:
+        unit = self._unit()
+        if unit is not None and tenant_id in unit.tenants:
+            return unit.tenants[tenant_id]
         with self.transaction(tenant_id) as conn:
             row = conn.execute(select(schema.tenants).where(schema.tenants.c.id == tenant_id)).mappings().first()
         if row is None:
             raise NotFound("no such tenant")
-        return TenantRecord(**row)
+        record = TenantRecord(**row)
+        if unit is not None:
+            unit.tenants[tenant_id] = record
+        return record
 
     def tenant_directory(self) -> list[tuple[str, str, datetime]]:
         """Every tenant's (id, status, created_at), oldest first: the one cross-tenant read.
@@ -127,6 +154,7 @@ class SqlStore:
         return records
 
     def update_tenant(self, tenant_id: str, **values: Any) -> None:
+        self._forget_tenant(tenant_id)
         with self.transaction(tenant_id) as conn:
             done = conn.execute(update(schema.tenants).where(schema.tenants.c.id == tenant_id).values(**values))
             if done.rowcount == 0:
@@ -142,11 +170,13 @@ class SqlStore:
 
     def set_tenant_status(self, tenant_id: str, status: str, *, conn: Connection | None = None) -> None:
         """Suspend or reinstate (with ``conn``, in the caller's transaction, beside its audit entry)."""
+        self._forget_tenant(tenant_id)
         with self._joined(tenant_id, conn) as c:
             c.execute(update(schema.tenants).where(schema.tenants.c.id == tenant_id).values(status=status))
 
     def replace_wrapped_key(self, tenant_id: str, old: bytes, new: bytes, *, conn: Connection | None = None) -> bool:
         """Compare-and-set the tenant's wrapped key; False when it changed meanwhile."""
+        self._forget_tenant(tenant_id)
         with self._joined(tenant_id, conn) as c:
             t = schema.tenants
             done = c.execute(update(t).where(t.c.id == tenant_id, t.c.wrapped_key == old).values(wrapped_key=new))
@@ -159,6 +189,7 @@ class SqlStore:
             return current(conn)
 
     def delete_tenant(self, tenant_id: str) -> None:
+        self._forget_tenant(tenant_id)
         with self.transaction(tenant_id) as conn:
             for table in (
                 schema.faces, schema.erasures, schema.subjects,
