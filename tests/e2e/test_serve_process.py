@@ -64,7 +64,15 @@ def test_init_and_serve_over_tcp(tmp_path: Path) -> None:
         assert keys.status_code == 200 and keys.json()["keys"][0]["role"] == "admin"
         assert httpx.get(f"{base}/v1/keys", timeout=5).status_code == 401
         assert httpx.get(f"{base}/openapi.json", timeout=5).json()["info"]["title"] == "faceward"
-        big = httpx.post(f"{base}/v1/subjects", content=b"x" * 200_000, headers={"content-type": "application/json"}, timeout=5)
+        # Without a key the gate answers 401 before any body is read (decision 014); with one, the cap is 413.
+        anonymous = httpx.post(f"{base}/v1/subjects", content=b"x" * 200_000, headers={"content-type": "application/json"}, timeout=5)
+        assert anonymous.status_code == 401
+        big = httpx.post(
+            f"{base}/v1/subjects",
+            content=b"x" * 200_000,
+            headers={"content-type": "application/json", "Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
         assert big.status_code == 413
     finally:
         process.send_signal(signal.SIGINT)
