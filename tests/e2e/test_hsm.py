@@ -30,6 +30,7 @@ from tests.conftest import jpeg
 from tests.softhsm import Token, make_token
 
 CLI = [sys.executable, "-m", "faceward.cli.main"]
+WHY = ("--purpose", "HSM end-to-end check", "--case-reference", "TEST-HSM")  # a CLI search states why, as the API's does
 pytestmark = pytest.mark.slow
 CONSENT = {"basis": "explicit_consent", "reference": "FORM-1", "given_at": "2026-01-02T03:04:05Z"}
 FORM = {"purpose": "identify a witness for case review", "case_reference": "CASE-7"}
@@ -143,7 +144,7 @@ def test_init_serve_backup_restore_with_the_master_key_in_the_token(
     cli(fresh, "restore", str(backups / "b.fwb"), "--json")
     probe = tmp_path / "probe.jpg"
     probe.write_bytes(astronaut_probe)
-    found = json.loads(cli(fresh, "search", str(probe), "--tenant", tenant["tenant_id"], "--json").stdout)
+    found = json.loads(cli(fresh, "search", str(probe), "--tenant", tenant["tenant_id"], *WHY, "--json").stdout)
     assert [c["subject_id"] for c in found["candidates"]] == [subject]
 
     # A copy of the home and database without the token opens nothing: not as a key-file home, not
@@ -181,7 +182,7 @@ def test_migrate_a_key_file_home_into_the_token(tmp_path: Path, astronaut: np.nd
     (home / "master.key").rename(tmp_path / "offline-master.key")  # moved off the machine
     probe = tmp_path / "probe.jpg"
     probe.write_bytes(astronaut_probe)
-    found = json.loads(cli(env, "search", str(probe), "--tenant", tenant["tenant_id"], "--json").stdout)
+    found = json.loads(cli(env, "search", str(probe), "--tenant", tenant["tenant_id"], *WHY, "--json").stdout)
     assert len(found["candidates"]) == 1
     audit = cli(env, "audit", "timeline", "--tenant", tenant["tenant_id"], "--json").stdout
     assert "master_key.rotate" in audit
