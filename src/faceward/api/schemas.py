@@ -8,10 +8,11 @@ fall in years 1900-9999 (a database stores them without surprises).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from faceward.scoring import Decision
 from faceward.security.permissions import Role
@@ -23,6 +24,16 @@ def _text_ok(value: str) -> str:
     if problem is not None:
         raise ValueError(problem)
     return normal(value)
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _moment_text(value: Any) -> Any:
+    # The schema promises an ISO 8601 string; pydantic alone would also read a number as Unix time.
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date and time, such as 2026-12-01T09:30:00Z")
+    return value
 
 
 def _moment_ok(value: datetime) -> datetime:
@@ -37,7 +48,7 @@ Reference = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATT
 
 
 Moment = Annotated[
-    datetime, AfterValidator(_moment_ok), Field(description="ISO 8601; without an offset it is taken as UTC.")
+    datetime, BeforeValidator(_moment_text), AfterValidator(_moment_ok), Field(description="ISO 8601; without an offset it is taken as UTC.")
 ]
 
 

@@ -85,6 +85,7 @@ def test_openapi_and_docs(sqlite_world: World) -> None:
         ("GET", "/v1/subjects?limit=0", {}, 422, "invalid_request"),
         ("GET", "/v1/subjects?offset=99999999999999999999", {}, 422, "invalid_request"),
         ("GET", "/v1/audit?since=yesterday", {}, 422, "invalid_request"),
+        ("GET", "/v1/audit?since=0.3333333333333333", {}, 422, "invalid_request"),  # not Unix time
     ],
 )
 def test_every_failure_has_the_one_error_shape(
