@@ -193,7 +193,8 @@ def test_online_rotation_loses_no_request(tmp_path: Path, astronaut: np.ndarray,
     while `faceward keys rotate-master` re-wraps every tenant key under a new key in the token."""
     token = make_token(tmp_path / "hsm")
     home = tmp_path / "home"
-    env = environment(home, token)
+    # The clients never back off: lift the per-key rate so a fast machine measures rotation, not the limiter.
+    env = environment(home, token, FACEWARD_RATE_PER_MINUTE="100000", FACEWARD_RATE_BURST="10000")
     cli(env, "init")
     tenants = [json.loads(cli(env, "tenant", "create", f"Org {n}", "--json").stdout) for n in range(4)]
     results: list[int] = []
