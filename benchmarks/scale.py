@@ -356,7 +356,10 @@ def recall(got: NDArray[np.int64], want: NDArray[np.int64], k: int) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    cached = (CACHE / f"lfw-dev-dlib-m{IMAGES_PER_MATE}-n{NON_MATED_IDENTITIES}.npz").exists()
+    started = time.perf_counter()
     real = real_descriptors()
+    descriptors_s = time.perf_counter() - started
     parts = split(real)
     model = DistractorModel.fit(real.vectors)
     probes = np.concatenate([parts.mated, parts.non_mated])
@@ -375,8 +378,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     add_all(index, gallery)
     if args.backend.startswith("milvus"):
         len(index)  # Strong consistency: wait until every insert is visible
+    index_wait_s = 0.0
     if args.backend == "milvus-server":
-        wait_indexed(index)
+        index_wait_s = index.wait_indexed()  # the query node serves the index on every segment: its latency, not a scan's
     build_s = time.perf_counter() - t0
     gc.collect()
     heap_after = rss_anon()
@@ -397,6 +401,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps(sweep[-1]), file=sys.stderr)
     if base_params is not None:
         index.params = base_params
+    base_search = dict(getattr(index, "search_params", {}))
+    for reorder_k in args.reorder_sweep or []:  # Milvus SCANN: re-scored candidates per segment, a per-search knob
+        index.search_params = {**base_search, "reorder_k": reorder_k}
+        labels, wall, thread = one_at_a_time(index, queries, args.k)
+        sweep.append({"reorder_k": reorder_k, "recall_at_1": recall(labels, truth_labels, 1),
+                      "recall_at_10": recall(labels, truth_labels, min(10, args.k)),
+                      "p50_ms": float(np.percentile(wall, 50) * 1e3), "p99_ms": float(np.percentile(wall, 99) * 1e3)})
+        print(json.dumps(sweep[-1]), file=sys.stderr)
+    if base_search:
+        index.search_params = base_search
     set_threads(index, 0)
     # Throughput in batches of 100: ExactIndex scores a whole batch at once (Q x N floats),
     # which at 1M faces and 1000 queries would be a 4 GB matrix.
@@ -433,6 +447,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "k": args.k,
         "real_faces_in_gallery": len(parts.gallery),
         "exact_truth_s": truth_s,
+        "descriptors_s": descriptors_s,
+        "descriptors_cached": cached,
         "params": {k: getattr(args, k) for k in ("connectivity", "expansion_add", "expansion_search",
                                                  "rerank_factor", "quantisation", "shortlist", "vectors_dir", "milvus_index",
                                                  "latency_threads")},
@@ -445,6 +461,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["server_rss_bytes"] = args.server.rss_bytes()
         result["server_rss_bytes_per_face"] = result["server_rss_bytes"] / args.size
         result["params"].update(nlist=args.nlist, nprobe=args.nprobe, reorder_k=args.reorder_k)
+        result["server_config"] = args.server_config
+        result["index_wait_s"] = index_wait_s
+        result["segments"] = [{"rows": rows, "indexed": indexed} for rows, indexed in index.segments()]
     if hasattr(index, "close"):
         index.close()
     if args.beside:
@@ -452,18 +471,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         result["beside"] = beside(args, gallery, queries, truth_labels)
     return result
-
-
-def wait_indexed(index: Any, timeout_s: float = 3600.0) -> None:
-    """Flush and wait until the server has built its index over every sealed segment (else searches brute-force)."""
-    client, name = index._client, index.collection
-    client.flush(name)
-    deadline = time.perf_counter() + timeout_s
-    while time.perf_counter() < deadline:
-        info = client.describe_index(name, index_name=client.list_indexes(name)[0])
-        if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= int(info.get("total_rows", 0)):
-            return
-        time.sleep(2)
 
 
 def beside(args: argparse.Namespace, gallery: NDArray[np.float32], queries: NDArray[np.float32],
@@ -503,9 +510,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nlist", type=int, default=16, help="milvus SCANN: inverted lists")
     parser.add_argument("--nprobe", type=int, default=16, help="milvus SCANN: lists searched")
     parser.add_argument("--reorder-k", dest="reorder_k", type=int, default=1024, help="milvus SCANN: candidates re-scored exactly")
+    parser.add_argument("--interim-index", dest="interim_index", action="store_true",
+                        help="milvus-server: leave Milvus's interim IVF on unindexed segments on (its default; faceward turns it off)")
     parser.add_argument("--no-beside", dest="beside", action="store_false",
                         help="milvus-server: skip measuring the in-process ANN on the same gallery")
     parser.add_argument("--sweep", type=int, nargs="*", help="ann: also measure these expansion_search values")
+    parser.add_argument("--reorder-sweep", dest="reorder_sweep", type=int, nargs="*",
+                        help="milvus SCANN: also measure these reorder_k values on the same index")
     parser.add_argument("--fpir", action="store_true", help="also FNIR at FPIR 0.01/0.001 (lfw-dev probes)")
     parser.add_argument("--tag", help="suffix for the results/ file name")
     parser.add_argument("--prepare", action="store_true", help="only compute and cache the lfw-dev descriptors")
@@ -519,9 +530,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"descriptors": len(real.vectors), "identities": len(set(real.identity.tolist()))}))
         return
     if args.backend == "milvus-server":
-        from faceward.index.milvus_server import MilvusStandalone
+        from faceward.index.milvus_server import REQUIRED_CONFIG, MilvusStandalone
 
-        with MilvusStandalone(CACHE / "milvus-server-data") as server:
+        extra = {"queryNode.segcore.interimIndex.enableIndex": True} if args.interim_index else {}
+        args.server_config = {**REQUIRED_CONFIG, **extra}
+        with MilvusStandalone(CACHE / "milvus-server-data", extra=extra) as server:
             args.server, args.milvus_uri = server, server.uri
             if args.milvus_index is None:
                 args.milvus_index = "SCANN"

@@ -107,6 +107,21 @@ def test_milvus_values_are_cluster_mode_and_the_tested_server_version() -> None:
     assert uri.endswith(":19530")
 
 
+def test_milvus_values_set_what_faceward_needs_of_the_server() -> None:
+    # The settings the test suite's and the benchmark's server run with (REQUIRED_CONFIG): the
+    # cluster must search what its index does not cover yet exactly, as they do.
+    from faceward.index.milvus_server import REQUIRED_CONFIG
+
+    (values,) = documents("milvus-values.yaml")
+    user = yaml.safe_load(values["extraConfigFiles"]["user.yaml"])
+    for key, value in REQUIRED_CONFIG.items():
+        node: Any = user
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"milvus-values.yaml's user.yaml does not set {key}"
+            node = node[part]
+        assert node == value, f"{key} is {node!r}, faceward needs {value!r}"
+
+
 def test_ray_cluster_runs_the_tested_ray() -> None:
 
     (cluster,) = documents("raycluster.yaml")

@@ -19,6 +19,7 @@ pymilvus is imported lazily: it is an optional dependency.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,6 +39,8 @@ SERVER_SEARCH_PARAMS: dict[str, Any] = {"nprobe": 16, "reorder_k": 1024}  # ever
 MAX_TOP_K = 16384
 # Rows per insert call: 128-d float32 rows stay well under gRPC's 64 MB message limit.
 _INSERT_BATCH = 8192
+# Milvus indexes no segment smaller than this (its dataCoord.segment.minSegmentNumRowsToEnableIndex).
+_MIN_INDEXED_ROWS = 1024
 _PK = "seq"
 _VECTOR = "vec"
 _TENANT_PROPERTY = "faceward.tenant"
@@ -96,7 +99,8 @@ class MilvusIndex:
         # the server's next time tick as Strong does. SearchIndexes applies the store's erasures through
         # this same client before each search, which is what the "removed is gone" contract needs.
         self.search_consistency = "Session"
-        self._search_params = {"metric_type": "IP", "params": dict(search_params or {})}
+        self.search_params: dict[str, Any] = dict(search_params or {})
+        """The index's query knobs (SCANN: ``nprobe``, ``reorder_k``), sent with every search; may be changed between searches."""
         self._owns_client = client is None
         try:
             if client is None:
@@ -180,9 +184,10 @@ class MilvusIndex:
         out_scores = np.full((len(queries), max(k, 0)), -np.inf, dtype=np.float32)
         if k <= 0 or len(queries) == 0:
             return out_labels, out_scores
-        params = self._search_params
-        if params["params"].get("reorder_k", k) < k:
-            params = {**params, "params": {**params["params"], "reorder_k": k}}
+        knobs = dict(self.search_params)
+        if knobs.get("reorder_k", k) < k:
+            knobs["reorder_k"] = k
+        params = {"metric_type": "IP", "params": knobs}
         results = self._call(
             "search", self._client.search, self.collection, data=list(queries), limit=k,
             anns_field=_VECTOR, output_fields=[_PK], search_params=params, consistency_level=self.search_consistency,
@@ -229,6 +234,39 @@ class MilvusIndex:
     def flush(self) -> None:
         """Seal what was inserted into the server's storage files (tests look at what lands on disk)."""
         self._call("flush", self._client.flush, self.collection)
+
+    def segments(self) -> list[tuple[int, bool]]:
+        """``(rows, indexed)`` of each segment the query node serves; unindexed ones are scanned exactly."""
+        loaded = self._call("list_loaded_segments", self._client.list_loaded_segments, self.collection)
+        return [(int(s.num_rows), bool(s.index_name)) for s in loaded]
+
+    def wait_indexed(self, timeout_s: float = 3600.0, poll_s: float = 1.0) -> float:
+        """Seal what was inserted, then wait until the query node searches every segment through the index.
+
+        Two steps, both needed: the index nodes build the index over every sealed row
+        (``describe_index``), then the query node swaps each segment it serves for its indexed
+        copy (the handoff, seconds later). Before that a search is still right (unindexed rows
+        are scanned exactly, :data:`~faceward.index.milvus_server.REQUIRED_CONFIG`) but slower,
+        so a benchmark or a bulk load waits here. Segments below Milvus's
+        ``minSegmentNumRowsToEnableIndex`` (1,024 rows) are never indexed and not waited for.
+        Returns the seconds waited; raises :class:`MilvusError` past ``timeout_s``.
+        """
+        started = time.monotonic()
+        self.flush()
+        name = self._call("list_indexes", self._client.list_indexes, self.collection)[0]
+        while True:
+            info = self._call("describe_index", self._client.describe_index, self.collection, index_name=name)
+            built = int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= int(
+                info.get("total_rows", 0))
+            segments = self.segments()
+            if built and all(indexed or rows < _MIN_INDEXED_ROWS for rows, indexed in segments):
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout_s:
+                unindexed = sum(rows for rows, indexed in segments if not indexed)
+                raise MilvusError(f"collection {self.collection}: index not served after {timeout_s:.0f} s "
+                                  f"({info.get('indexed_rows')}/{info.get('total_rows')} rows built, "
+                                  f"{unindexed} loaded rows without it)")
+            time.sleep(poll_s)
 
     # -- lifecycle ---------------------------------------------------------
 

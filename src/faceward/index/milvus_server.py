@@ -33,6 +33,13 @@ PORT_KEYS = (
     "query_node_port", "index_coord_port", "index_node_port", "data_coord_port", "data_node_port",
 )
 START_TIMEOUT_S = 120.0
+# Settings faceward needs from any Milvus it talks to (docs/deploy/milvus-values.yaml sets the same).
+# The query node searches rows its index does not cover yet (growing segments, and sealed ones until
+# the index is handed off) through an "interim" IVF of 128 lists probed 16 at a time: measured
+# recall@10 0.82 on a 100k gallery until the handoff, 0.976 at 1M (issue #14). Off, those rows are
+# scanned exactly, so a face enrolled a second ago is found like any other; the cost is a brute-force
+# scan of at most one growing segment (~230k rows) per search.
+REQUIRED_CONFIG: dict[str, Any] = {"queryNode.segcore.interimIndex.enableIndex": False}
 
 
 def milvus_server_available() -> bool:
@@ -61,7 +68,8 @@ class MilvusStandalone:
 
     ``uri`` is what :class:`~faceward.index.milvus.MilvusIndex` connects to.
     ``extra`` adds ``section.key: value`` settings to its milvus.yaml (for
-    example ``{"queryNode.segcore.chunkRows": 1024}``).
+    example ``{"queryNode.segcore.chunkRows": 1024}``) on top of
+    :data:`REQUIRED_CONFIG` (which it may override, to measure what that costs).
     """
 
     def __init__(self, data_dir: Path | str, *, extra: dict[str, Any] | None = None, keep_data: bool = False) -> None:
@@ -69,7 +77,7 @@ class MilvusStandalone:
         self.keep_data = keep_data
         # Seconds a SIGTERM gets before SIGKILL: Milvus flushes on SIGTERM, which a throw-away test server can skip.
         self.stop_timeout_s = 20.0
-        self._extra = dict(extra or {})
+        self._extra = {**REQUIRED_CONFIG, **(extra or {})}
         self._server: Any = None
         self.port = 0
 
@@ -172,7 +180,7 @@ class MilvusStandalone:
         return 0
 
 
-__all__ = ["MilvusStandalone", "free_ports", "milvus_server_available"]
+__all__ = ["REQUIRED_CONFIG", "MilvusStandalone", "free_ports", "milvus_server_available"]
 
 
 if __name__ == "__main__":  # pragma: no cover - a manual check: python -m faceward.index.milvus_server DIR
