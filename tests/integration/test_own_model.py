@@ -22,7 +22,7 @@ from faceward.evaluation.datasets import read_pairs
 from faceward.security.permissions import Role
 from faceward.vision.recognizer import load_manifest
 from tests.conftest import REPO
-from tests.unit.api.apiworld import GENEROUS, Api, make_settings, make_tenant
+from tests.integration.api.apiworld import GENEROUS, Api, make_settings, make_tenant
 
 MANIFEST = REPO / "benchmarks" / "models" / "mobilefacenet.json"
 FORM = {"purpose": "identify a witness for case review", "case_reference": "CASE-2026-0042"}

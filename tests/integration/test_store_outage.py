@@ -19,7 +19,7 @@ from faceward.services.operations import Limits
 from faceward.settings import Settings
 from faceward.vision import FaceEngine
 from tests.conftest import jpeg
-from tests.unit.api.apiworld import Api
+from tests.integration.api.apiworld import Api
 
 GENEROUS = Limits(requests_per_minute=1_000_000, burst=100_000, searches_per_day=1_000_000)
 CONSENT = {"basis": "explicit_consent", "reference": "form-1", "given_at": "2026-01-01T00:00:00Z"}

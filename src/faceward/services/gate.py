@@ -11,17 +11,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Protocol
 
 from faceward.security.errors import Forbidden, RateLimited
 from faceward.security.permissions import Permission
 from faceward.security.policy import Principal, authorize
 from faceward.security.ratelimit import TokenBucket, key_rate_limited, retry_after_seconds
 
-if TYPE_CHECKING:
-    from faceward.security.audit import AuditLog
-    from faceward.services.usage import UsageService
+
+class AuditTrail(Protocol):
+    """Where an act's entry goes (:class:`~faceward.security.audit.AuditLog`); raises if it cannot be written."""
+
+    def append(self, tenant_id: str, *, actor: str, action: str, details: dict[str, Any], source: str | None) -> Any: ...
+
+
+class UsageCounter(Protocol):
+    """Counts acts per key, kind and day (:class:`~faceward.services.usage.UsageService`); returns the new count."""
+
+    def record(self, tenant_id: str, key_id: str, kind: str, *, day: date) -> int: ...
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +47,7 @@ class Gate:
     """Admits acts for principals and writes their audit entries."""
 
     def __init__(
-        self, audit: AuditLog, usage: UsageService, limits: Limits, *, clock: Callable[[], datetime],
+        self, audit: AuditTrail, usage: UsageCounter, limits: Limits, *, clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log, self.usage, self.limits, self.clock = audit, usage, limits, clock
@@ -93,4 +101,4 @@ class Gate:
         self._log.append(principal.tenant_id, actor=principal.actor, action=action, details=details, source=source)
 
 
-__all__ = ["Gate", "Limits"]
+__all__ = ["AuditTrail", "Gate", "Limits", "UsageCounter"]
