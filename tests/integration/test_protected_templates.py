@@ -149,3 +149,20 @@ def test_doctor_checks_the_engine_against_the_store_and_repairs_it(services: Any
     repaired = doctor(milvus, running_index=False, repair=True)
     assert repaired.ok, repaired.problems
     assert sorted(engine_rows(milvus, tenant)) == [seq]
+
+
+def test_a_subject_erased_through_one_worker_is_gone_from_another_workers_search(
+    services: Any, tmp_path: Path, engine: FaceEngine, milvus_uri: str, astronaut_jpeg: bytes, astronaut_probe: bytes,
+) -> None:
+    # Two `serve` workers: one store, one Milvus, each its own client (Session consistency: a client is
+    # sure to see only its own deletes). The other worker learns of the erasure from the store's
+    # change sequence before its next search and deletes the rows again through its own client.
+    first, _ = services
+    second = GalleryService(first.store, first.keyring, first.settings, engine=engine)
+    tenant = first.create_tenant("acme")
+    subject = first.create_subject(tenant, "Eileen Collins", consent())
+    first.enroll(tenant, subject.id, astronaut_jpeg)
+    assert second.search(tenant, astronaut_probe, k=1).candidates[0].subject_id == subject.id  # loaded there
+    first.delete_subject(tenant, subject.id)
+    assert all(c.subject_id != subject.id for c in second.search(tenant, astronaut_probe, k=5).candidates)
+    assert len(second.indexes.get(tenant).index) == 0

@@ -97,7 +97,7 @@ def enroll(
     tenant: Annotated[Optional[str], TenantOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
     ray: Annotated[Optional[str], typer.Option(
-        "--ray", help="Analyse on the Ray cluster at this address (host:port); keys and writes stay here.")] = None,
+        "--ray", help="Analyse on the Ray cluster at this address (host:port; refused if not reachable within 10 s); keys and writes stay here.")] = None,
 ) -> None:
     """Enroll every image of every sub-folder. Resumable: re-running enrolls only what is missing."""
     run_enroll(folder, basis, reference, workers, engine, tenant, as_json, ray)

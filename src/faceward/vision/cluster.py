@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,27 @@ from faceward.vision.engine import EngineOptions
 from faceward.vision.pipeline import DEFAULT_BATCH, FileResult, _chunks
 
 ACTOR_CPUS = 1.0
+# Seconds to reach the head before giving up. ray.init itself retries an unreachable GCS for minutes
+# with nothing on screen; a plain TCP connect first answers in seconds with one line.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`ConfigError` (one line) unless something accepts TCP connections at ``address``.
+
+    ``host:port`` (the GCS) and ``ray://host:port`` (Ray Client) are probed; ``auto`` and an address
+    without a port are left to ``ray.init``.
+    """
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise ConfigError(f"cannot reach the Ray head at {address} within {timeout_s:.0f} s: {reason}") from None
 
 
 class _Analyst:
@@ -79,6 +101,7 @@ class RayAnalyzer:
         self.actors = actors
         self.batch = max(1, batch)
         self.limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
+        self.connect_timeout_s = CONNECT_TIMEOUT_S
         self._handles: list[Any] = []
         self._ray: Any = None
         # Ray prints worker failures and retries on the driver's stdout; stdout is the command's
@@ -95,6 +118,7 @@ class RayAnalyzer:
             import ray
         except ImportError as exc:
             raise ConfigError("--ray needs Ray: pip install 'faceward[ray]'") from exc
+        check_reachable(self.address, self.connect_timeout_s)
         try:
             ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
         except Exception as exc:  # ConnectionError, RuntimeError: no cluster there
@@ -131,4 +155,4 @@ class RayAnalyzer:
             yield from self._ray.get(pending.popleft())
 
 
-__all__ = ["RayAnalyzer"]
+__all__ = ["CONNECT_TIMEOUT_S", "RayAnalyzer", "check_reachable"]
