@@ -76,6 +76,7 @@ def build_services(
     )
     operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or settings_limits(settings))
     gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
+    operations.reviews.seal_after_migration(store.migrated_from)  # a migration holds no key (revision 0006)
     return Services(settings, gallery, accounts, audit, usage, operations, operator_log)
 
 

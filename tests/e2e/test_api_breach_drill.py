@@ -1,5 +1,6 @@
 """Breach drill through the API: after enrolling and searching over HTTP, the SQLite file and its
-WAL hold no tenant or subject name, consent reference, key label, template, probe, or search purpose."""
+WAL hold no tenant or subject name, consent reference, key label, template, probe, search purpose,
+review outcome or search id (#12)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_breach_drill_through_http(tmp_path: Path, astronaut_jpeg: bytes, astron
     accounts = app.state.services.accounts
     _, admin = accounts.create_tenant(TENANT)
 
-    async def drill() -> tuple[str, str]:
+    async def drill() -> tuple[str, str, str]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://drill") as client:
             admin_h = {"Authorization": f"Bearer {admin}"}
             made = {}
@@ -74,9 +75,9 @@ def test_breach_drill_through_http(tmp_path: Path, astronaut_jpeg: bytes, astron
             assert r.status_code == 201, r.text
             wrong = admin[:-1] + ("A" if admin[-1] != "A" else "B")
             assert (await client.get("/v1/usage", headers={"Authorization": f"Bearer {wrong}"})).status_code == 401
-            return subject_id, made["searcher"]["Authorization"].split()[1]
+            return subject_id, made["searcher"]["Authorization"].split()[1], found["search_id"]
 
-    subject_id, searcher_secret = asyncio.run(drill())
+    subject_id, searcher_secret, search_id = asyncio.run(drill())
     descriptor = engine.analyze(decode_image(astronaut_jpeg))[0].descriptor
     assert descriptor is not None
     template = to_template(descriptor)
@@ -103,7 +104,8 @@ def test_breach_drill_through_http(tmp_path: Path, astronaut_jpeg: bytes, astron
     for moment in ("while running", "after close"):
         stolen = database_bytes(home)
         assert len(stolen) > 10_000 and subject_id.encode() in stolen  # the drill read the right files
-        for secret in (TENANT, NAME, CONSENT_REF, LABEL, PURPOSE, CASE):
+        # The review's outcome and the search it is about are sealed (#12).
+        for secret in (TENANT, NAME, CONSENT_REF, LABEL, PURPOSE, CASE, "possible_match", search_id):
             for form in spellings(secret):
                 assert form not in stolen, f"{secret!r} found in the database files {moment}"
         assert template not in stolen and template[:16] not in stolen and template[-16:] not in stolen

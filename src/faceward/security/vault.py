@@ -73,6 +73,26 @@ class SealedSubject:
 
 
 @dataclass(frozen=True)
+class ReviewRefs:
+    """The keyed hashes a review step is found by: its candidate (search, subject), its search, its subject."""
+
+    candidate: str
+    search: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class ReviewStepFacts:
+    """What a review step says, sealed as one value (``reviews.step_sealed``)."""
+
+    search_id: str
+    subject_id: str
+    face_id: str | None
+    reviewer_key_id: str
+    outcome: str
+
+
+@dataclass(frozen=True)
 class SealedTenant:
     name_sealed: bytes
     wrapped_key: bytes
@@ -85,6 +105,7 @@ def _derive(key: bytes, info: bytes) -> bytes:
 AUDIT_INFO = b"faceward/audit-chain/v1"
 USAGE_INFO = b"faceward/usage-bucket/v1"
 REVIEW_INFO = b"faceward/review-token/v1"
+REVIEW_REF_INFO = b"faceward/review-ref/v1"
 IMAGE_INFO = b"faceward/image-digest/v1"
 SHREDDED_NAME = "(shredded)"
 
@@ -247,6 +268,36 @@ class TenantVault:
     def open_review_note(self, subject: SubjectKeyed, review_id: str, sealed: bytes) -> str:
         return open_sealed(self._subject(subject), sealed, aad(subject.tenant_id, "reviews", review_id, "note")).decode()
 
+    def _review_ref(self, tenant_id: str, *parts: str) -> str:
+        key = _derive(self._tenant_key(tenant_id), REVIEW_REF_INFO)
+        return hmac.new(key, json.dumps(parts).encode(), hashlib.sha256).hexdigest()
+
+    def review_subject_ref(self, tenant_id: str, subject_id: str) -> str:
+        """The keyed hash review steps carry for their subject (erasure deletes the subject's steps by it)."""
+        return self._review_ref(tenant_id, "subject", subject_id)
+
+    def review_search_ref(self, tenant_id: str, search_id: str) -> str:
+        return self._review_ref(tenant_id, "search", search_id)
+
+    def review_refs(self, tenant_id: str, search_id: str, subject_id: str) -> ReviewRefs:
+        """Keyed hashes, not ids: a reader of the database cannot tie a step to a search, a subject or the audit log."""
+        return ReviewRefs(
+            candidate=self._review_ref(tenant_id, "candidate", search_id, subject_id),
+            search=self.review_search_ref(tenant_id, search_id),
+            subject=self.review_subject_ref(tenant_id, subject_id),
+        )
+
+    def seal_review_step(self, tenant_id: str, review_id: str, facts: ReviewStepFacts) -> bytes:
+        """Ids, reviewer and outcome under the tenant key, padded: every step seals to one length, whatever its outcome."""
+        plain = json.dumps([facts.search_id, facts.subject_id, facts.face_id, facts.reviewer_key_id, facts.outcome])
+        return seal(self._tenant_key(tenant_id), plain.encode(), aad(tenant_id, "reviews", review_id, "step"), pad_to=TEXT_BUCKET)
+
+    def open_review_step(self, tenant_id: str, review_id: str, sealed: bytes) -> ReviewStepFacts:
+        search_id, subject_id, face_id, reviewer, outcome = json.loads(
+            open_sealed(self._tenant_key(tenant_id), sealed, aad(tenant_id, "reviews", review_id, "step"))
+        )
+        return ReviewStepFacts(str(search_id), str(subject_id), None if face_id is None else str(face_id), str(reviewer), str(outcome))
+
     def review_token(self, tenant_id: str, message: bytes) -> str:
         return hmac.new(_derive(self._tenant_key(tenant_id), REVIEW_INFO), message, hashlib.sha256).hexdigest()
 
@@ -298,6 +349,6 @@ class TenantVault:
 
 
 __all__ = [
-    "AUDIT_INFO", "SHREDDED_NAME", "SealedSubject", "SealedTenant", "SubjectKeyRef", "SubjectKeyed", "TenantDirectory",
+    "AUDIT_INFO", "SHREDDED_NAME", "ReviewRefs", "ReviewStepFacts", "SealedSubject", "SealedTenant", "SubjectKeyRef", "SubjectKeyed", "TenantDirectory",
     "TenantVault",
 ]

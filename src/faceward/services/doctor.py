@@ -8,13 +8,14 @@
   of the tenant's model;
 * **erasures** - the erasure ledger's hash chain holds, no subject or tenant it lists is still
   stored, and every erasure the store recorded is in the ledger;
+* **reviews** - no review step is still stored in clear (steps from before revision 0006);
 * **index** - with a running index (the server's :class:`GalleryService`), index snapshot files
   or a persistent engine (Milvus: every tenant's collection, protected templates turned back with
   the tenant's transform), the index holds exactly the stored faces: none missing, none erased,
   the same vectors.
 
 ``repair=True`` then rebuilds every checked index from the store (the store is the
-truth), finishes erasures the ledger lists, copies the store's erasures into the
+truth), seals review steps still in clear, finishes erasures the ledger lists, copies the store's erasures into the
 ledger, and removes orphaned and duplicated faces; it never touches a template
 that fails to open (that is a key problem for a person to look at). The report
 is the state *after* the repairs, with what was done in ``repairs``.
@@ -33,6 +34,7 @@ import numpy as np
 from faceward.security.errors import SealError
 from faceward.security.vault import SubjectKeyRef, TenantVault
 from faceward.services.gallery import GalleryService
+from faceward.services.reviews import ReviewService
 from faceward.store.ledger import LedgerError
 from faceward.errors import NotFound
 from faceward.settings import IndexBackend
@@ -128,6 +130,10 @@ def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | 
             found.add("tenants", "key_unopenable", tenant_id, "the tenant key does not open under this master key")
             continue
         _check_erasures(gallery, integrity, tenant_id, ledger_pairs, found)
+        if clear := ReviewService(gallery).clear_step_count(tenant_id):
+            found.checks["reviews"]["in_clear"] += clear
+            found.clear_reviews.add(tenant_id)
+            found.add("reviews", "in_clear", tenant_id, f"{clear} review steps are stored in clear (from before revision 0006)")
         subject_keys = _check_subject_keys(gallery.vault, tenant_id, integrity, found)
         live = _check_faces(tenant_id, tenant.settings, gallery, integrity, subject_keys, found)
         if tenant_id in loaded:
@@ -246,7 +252,8 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
         done.append({"repair": "ledger_entry_added", "tenant_id": tenant_id, "subject_id": subject_id})
     for tenant_id, subject_id in found.still_present:
         try:
-            store.delete_subject(tenant_id, subject_id, at=gallery.clock())
+            store.delete_subject(tenant_id, subject_id, at=gallery.clock(),
+                                 review_ref=gallery.vault.review_subject_ref(tenant_id, subject_id))
         except NotFound:
             pass
         gallery.indexes.forget_subject(tenant_id, subject_id)
@@ -256,6 +263,8 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
         store.delete_tenant(tenant_id)
         gallery.indexes.erase_tenant(tenant_id)
         done.append({"repair": "tenant_erasure_finished", "tenant_id": tenant_id})
+    for tenant_id in sorted(found.clear_reviews):
+        done.append({"repair": "reviews_sealed", "tenant_id": tenant_id, "steps": ReviewService(gallery).seal_clear_steps(tenant_id)})
     rebuild = set(found.bad_indexes)
     for tenant_id, face_ids in found.orphans.items():
         removed = integrity.delete_faces(tenant_id, face_ids)

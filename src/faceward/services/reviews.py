@@ -15,11 +15,16 @@ under a key derived from the tenant's, that the search handed out with the candi
 A step whose token does not match is refused as an unknown candidate, so reviews can
 only be recorded about what a search really returned. Notes are sealed with the
 subject's key: erasing the subject erases its reviews (the audit log keeps the ids).
+
+What a step says (search, subject, face, reviewer key, outcome) is sealed under the tenant
+key; the store finds steps by keyed hashes of the candidate, the search and the subject
+(#12). Steps stored in clear before that are sealed by :meth:`ReviewService.seal_clear_steps`.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -31,11 +36,16 @@ from typing import Any
 from sqlalchemy import Connection
 
 from faceward.errors import FacewardError, InvalidInput, NotFound
+from faceward.security.errors import SealError
+from faceward.security.vault import ReviewStepFacts
 from faceward.services.gallery import GalleryService
 from faceward.store.accounts import utc
 from faceward.store.reviews import ReviewRecord, ReviewStore
 
+log = logging.getLogger(__name__)
+
 NOTE_MAX = 2000
+SEALED_STEPS_REVISION = "0006"  # the store revision from which review steps are sealed
 SEARCH_ID = re.compile(r"q_[0-9a-f]{28}")
 SUBJECT_ID = re.compile(r"s_[0-9a-f]{28}")
 FACE_ID = re.compile(r"f_[0-9a-f]{28}")
@@ -95,6 +105,34 @@ class CandidateReview:
         }
 
 
+@dataclass(frozen=True)
+class PreparedStep:
+    """A checked step with its sealed record, not stored yet (:meth:`ReviewService.save`)."""
+
+    record: ReviewRecord
+    facts: ReviewStepFacts
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def search_id(self) -> str:
+        return self.facts.search_id
+
+    @property
+    def subject_id(self) -> str:
+        return self.facts.subject_id
+
+    @property
+    def face_id(self) -> str | None:
+        return self.facts.face_id
+
+    @property
+    def outcome(self) -> str:
+        return self.facts.outcome
+
+
 def clean_note(note: str) -> str:
     note = (note or "").strip()
     if not note:
@@ -132,8 +170,8 @@ class ReviewService:
         token: str,
         outcome: str,
         note: str,
-    ) -> ReviewRecord:
-        """Check one step against the rule and seal its note; nothing is stored yet (see :meth:`save`).
+    ) -> PreparedStep:
+        """Check one step against the rule and seal it and its note; nothing is stored yet (see :meth:`save`).
 
         :class:`NotFound` for a candidate no search returned (or an erased subject),
         :class:`SecondReviewerRequired` for a confirmation the rule refuses, 422 for a bad outcome or note.
@@ -152,9 +190,10 @@ class ReviewService:
             raise InvalidInput(f"outcome must be one of {', '.join(o.value for o in Outcome)}") from None
         note = clean_note(note)
         subject = self.gallery.store.get_subject(tenant_id, subject_id)  # NotFound once erased
+        vault = self.gallery.vault
         if chosen is Outcome.CONFIRMED:
-            steps = self._repo.reviews(tenant_id, search_id=search_id, subject_id=subject_id)
-            last = steps[-1] if steps else None
+            steps = self._steps(tenant_id, search_id, subject_id)
+            last = self._facts(tenant_id, steps[-1]) if steps else None
             if last is None or last.outcome != Outcome.POSSIBLE_MATCH.value:
                 raise SecondReviewerRequired(
                     "only a candidate another reviewer marked a possible match can be confirmed"
@@ -164,20 +203,71 @@ class ReviewService:
                     "a second reviewer must confirm: this key marked the possible match, so another key has to agree"
                 )
         review_id = "r_" + uuid.uuid4().hex[:28]
+        facts = ReviewStepFacts(search_id, subject_id, face_id, reviewer_key_id, chosen.value)
+        return PreparedStep(self._sealed(tenant_id, review_id, facts, vault.seal_review_note(subject, review_id, note),
+                                         utc(self.clock())), facts)
+
+    def _sealed(self, tenant_id: str, review_id: str, facts: ReviewStepFacts, note_sealed: bytes, at: datetime) -> ReviewRecord:
+        vault = self.gallery.vault
+        refs = vault.review_refs(tenant_id, facts.search_id, facts.subject_id)
         return ReviewRecord(
-            id=review_id, tenant_id=tenant_id, search_id=search_id, subject_id=subject_id, face_id=face_id,
-            reviewer_key_id=reviewer_key_id, outcome=chosen.value,
-            note_sealed=self.gallery.vault.seal_review_note(subject, review_id, note),
-            created_at=utc(self.clock()),
+            id=review_id, tenant_id=tenant_id, candidate_ref=refs.candidate, search_ref=refs.search, subject_ref=refs.subject,
+            step_sealed=vault.seal_review_step(tenant_id, review_id, facts), note_sealed=note_sealed, created_at=at,
         )
 
-    def save(self, record: ReviewRecord, *, conn: Connection | None = None) -> None:
+    def _steps(self, tenant_id: str, search_id: str, subject_id: str) -> list[ReviewRecord]:
+        ref = self.gallery.vault.review_refs(tenant_id, search_id, subject_id).candidate
+        return self._repo.reviews(tenant_id, candidate=(ref, search_id, subject_id))
+
+    def _facts(self, tenant_id: str, record: ReviewRecord) -> ReviewStepFacts:
+        if record.step_sealed is not None:
+            return self.gallery.vault.open_review_step(tenant_id, record.id, record.step_sealed)
+        # stored in clear before revision 0006 and not sealed yet
+        return ReviewStepFacts(str(record.search_id), str(record.subject_id), record.face_id, str(record.reviewer_key_id),
+                               str(record.outcome))
+
+    def save(self, step: PreparedStep, *, conn: Connection | None = None) -> None:
         """Store a prepared step (with ``conn``, in the caller's transaction, beside its audit entry)."""
-        self._repo.add_review(record, conn=conn)
+        self._repo.add_review(step.record, conn=conn)
+
+    def seal_clear_steps(self, tenant_id: str) -> int:
+        """Seal the tenant's steps stored in clear before revision 0006; returns how many (0 when none are left).
+
+        Each clear row is replaced by its sealed form (same id, time and note) in batches; run again
+        after an interruption, it finishes the rest.
+        """
+        done = 0
+        while batch := self._repo.clear_steps(tenant_id):
+            self._repo.replace_steps(tenant_id, [
+                self._sealed(tenant_id, r.id, self._facts(tenant_id, r), r.note_sealed, r.created_at) for r in batch
+            ])
+            done += len(batch)
+        return done
+
+    def seal_after_migration(self, migrated_from: str | None) -> int:
+        """After the store migrated from before revision 0006, seal every tenant's clear steps; returns how many.
+
+        A tenant whose key does not open is left for ``faceward doctor`` to report.
+        """
+        if migrated_from is None or migrated_from >= SEALED_STEPS_REVISION:
+            return 0
+        done = 0
+        for tenant in self.gallery.store.list_tenants():
+            if tenant.wrapped_key is None:
+                continue
+            try:
+                done += self.seal_clear_steps(tenant.id)
+            except SealError:
+                log.warning("review steps of a tenant stay in clear: its key does not open (see faceward doctor)")
+        return done
+
+    def clear_step_count(self, tenant_id: str) -> int:
+        """How many of the tenant's steps are still in clear (``faceward doctor`` reports them)."""
+        return len(self._repo.clear_steps(tenant_id, limit=1_000_000))
 
     def candidate(self, tenant_id: str, search_id: str, subject_id: str) -> CandidateReview:
         """One reviewed candidate with all its steps; :class:`NotFound` when it has none (or was erased)."""
-        found = self._group(tenant_id, self._repo.reviews(tenant_id, search_id=search_id, subject_id=subject_id))
+        found = self._group(tenant_id, self._steps(tenant_id, search_id, subject_id))
         if not found:
             raise NotFound("no such candidate")
         return found[0]
@@ -194,31 +284,33 @@ class ReviewService:
         """Reviewed candidates, the most recently reviewed first; ``status`` keeps those whose latest step has it."""
         if search_id is not None and not SEARCH_ID.fullmatch(search_id):
             return []
-        found = self._group(tenant_id, self._repo.reviews(tenant_id, search_id=search_id, limit=5000))
+        search = None if search_id is None else (self.gallery.vault.review_search_ref(tenant_id, search_id), search_id)
+        found = self._group(tenant_id, self._repo.reviews(tenant_id, search=search, limit=5000))
         if status is not None:
             found = [c for c in found if c.status is status]
         return found[:limit]
 
     def _group(self, tenant_id: str, records: list[ReviewRecord]) -> list[CandidateReview]:
-        by_candidate: dict[tuple[str, str], list[ReviewRecord]] = {}
+        by_candidate: dict[tuple[str, str], list[tuple[ReviewRecord, ReviewStepFacts]]] = {}
         for record in sorted(records, key=lambda r: r.created_at):
-            by_candidate.setdefault((record.search_id, record.subject_id), []).append(record)
+            facts = self._facts(tenant_id, record)
+            by_candidate.setdefault((facts.search_id, facts.subject_id), []).append((record, facts))
         subjects = self.gallery.store.subjects_by_id(tenant_id, sorted({s for _, s in by_candidate}))
         out = []
+        vault = self.gallery.vault
         for (search_id, subject_id), steps in by_candidate.items():
             subject = subjects.get(subject_id)
             if subject is None:  # erased meanwhile
                 continue
-            vault = self.gallery.vault
             name = vault.open_subject_name(subject, subject.display_name_sealed)
-            face_id = steps[-1].face_id
+            face_id = steps[-1][1].face_id
             out.append(CandidateReview(
                 search_id, subject_id, face_id, name, self.token(tenant_id, search_id, subject_id, face_id),
-                [ReviewStep(r.id, r.reviewer_key_id, Outcome(r.outcome),
+                [ReviewStep(r.id, f.reviewer_key_id, Outcome(f.outcome),
                             vault.open_review_note(subject, r.id, r.note_sealed), r.created_at)
-                 for r in steps],
+                 for r, f in steps],
             ))
         return sorted(out, key=lambda c: c.steps[-1].at, reverse=True)
 
 
-__all__ = ["CandidateReview", "Outcome", "ReviewService", "ReviewStep", "SecondReviewerRequired"]
+__all__ = ["CandidateReview", "Outcome", "PreparedStep", "ReviewService", "ReviewStep", "SecondReviewerRequired"]

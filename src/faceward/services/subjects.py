@@ -96,7 +96,8 @@ class Subjects:
         moment = self.clock()
         self.ledger.record_subject(tenant_id, subject_id, at=moment)
         seqs = [face.seq for face in self.store.faces_of(tenant_id, subject_id)]
-        face_ids = self.store.delete_subject(tenant_id, subject_id, at=moment)
+        face_ids = self.store.delete_subject(tenant_id, subject_id, at=moment,
+                                             review_ref=self.vault.review_subject_ref(tenant_id, subject_id))
         self.indexes.forget_subject(tenant_id, subject_id, seqs)
         self.vault.forget_subjects()
         return face_ids

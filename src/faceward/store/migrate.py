@@ -56,24 +56,31 @@ def _legacy_revision(conn: Connection) -> str | None:
     return None
 
 
-def upgrade_connection(conn: Connection) -> None:
+def upgrade_connection(conn: Connection) -> str | None:
+    """Migrate to head; returns the revision the database was at (None for an empty one)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
     version = current(conn)
     if version == head():
-        return
+        return version
     config = alembic_config(conn)
     if version is None and (legacy := _legacy_revision(conn)) is not None:
         command.stamp(config, legacy)
+        version = legacy
     command.upgrade(config, "head")
+    return version
 
 
-def upgrade(target: str | Engine) -> None:
-    """Migrate the database at ``target`` (a URL or an engine that connects as the owner) to head."""
+def upgrade(target: str | Engine) -> str | None:
+    """Migrate the database at ``target`` (a URL or an engine that connects as the owner) to head.
+
+    Returns the revision it was at before (None for an empty database), so that a caller holding
+    keys can finish what a migration cannot (revision 0006: sealing review steps stored in clear).
+    """
     engine = make_engine(target, poolclass=NullPool) if isinstance(target, str) else target
     try:
         with engine.begin() as conn:
-            upgrade_connection(conn)
+            return upgrade_connection(conn)
     finally:
         if isinstance(target, str):
             engine.dispose()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from faceward.store import schema
 from faceward.store.accounts import utc
@@ -20,15 +20,25 @@ from faceward.store.sql import SqlStore
 
 @dataclass(frozen=True, slots=True)
 class ReviewRecord:
+    """A stored review step: keyed hashes to find it by, what it says sealed, its note sealed.
+
+    The clear fields are set only on steps stored before revision 0006 that the service has not
+    sealed yet (``step_sealed`` is then None); see :meth:`ReviewStore.clear_steps`.
+    """
+
     id: str
     tenant_id: str
-    search_id: str
-    subject_id: str
-    face_id: str | None
-    reviewer_key_id: str
-    outcome: str
+    candidate_ref: str | None
+    search_ref: str | None
+    subject_ref: str | None
+    step_sealed: bytes | None
     note_sealed: bytes
     created_at: datetime
+    search_id: str | None = None
+    subject_id: str | None = None
+    face_id: str | None = None
+    reviewer_key_id: str | None = None
+    outcome: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,8 @@ def _review(row: Any) -> ReviewRecord:
     values = dict(row)
     values["created_at"] = utc(values["created_at"])
     values["note_sealed"] = bytes(values["note_sealed"])
+    if values["step_sealed"] is not None:
+        values["step_sealed"] = bytes(values["step_sealed"])
     return ReviewRecord(**values)
 
 
@@ -85,19 +97,52 @@ class ReviewStore:
             fresh.execute(insert(schema.reviews).values(**_fields(record)))
 
     def reviews(
-        self, tenant_id: str, *, search_id: str | None = None, subject_id: str | None = None, limit: int = 1000
+        self,
+        tenant_id: str,
+        *,
+        candidate: tuple[str, str, str] | None = None,
+        search: tuple[str, str] | None = None,
+        limit: int = 1000,
     ) -> list[ReviewRecord]:
-        """Steps oldest first, of one candidate, one search, or (neither given) the tenant's newest ``limit``."""
+        """Steps oldest first, of one candidate, one search, or (neither given) the tenant's newest ``limit``.
+
+        ``candidate`` is (candidate ref, search id, subject id) and ``search`` (search ref, search id): the
+        ref finds sealed steps, the ids the clear steps stored before revision 0006 not yet sealed.
+        """
         r = schema.reviews
         query = select(r).where(r.c.tenant_id == tenant_id)
-        if search_id is not None:
-            query = query.where(r.c.search_id == search_id)
-        if subject_id is not None:
-            query = query.where(r.c.subject_id == subject_id)
+        if candidate is not None:
+            ref, search_id, subject_id = candidate
+            query = query.where(or_(r.c.candidate_ref == ref, and_(r.c.search_id == search_id, r.c.subject_id == subject_id)))
+        elif search is not None:
+            ref, search_id = search
+            query = query.where(or_(r.c.search_ref == ref, r.c.search_id == search_id))
         query = query.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit)
         with self.store.transaction(tenant_id) as conn:
             rows = conn.execute(query).mappings().all()
         return sorted((_review(row) for row in rows), key=lambda rec: rec.created_at)
+
+    def clear_steps(self, tenant_id: str, *, limit: int = 500) -> list[ReviewRecord]:
+        """Steps stored in clear before revision 0006 and not sealed yet (at most ``limit``)."""
+        r = schema.reviews
+        with self.store.transaction(tenant_id) as conn:
+            rows = conn.execute(
+                select(r).where(r.c.tenant_id == tenant_id, r.c.step_sealed.is_(None)).order_by(r.c.id).limit(limit)
+            ).mappings().all()
+        return [_review(row) for row in rows]
+
+    def replace_steps(self, tenant_id: str, sealed: list[ReviewRecord]) -> None:
+        """Put each step's sealed form in place of its clear row, in one transaction.
+
+        Delete and insert, not update: the application role may not change a step (append-only grants).
+        On SQLite, ``secure_delete`` zeroes the old row and the WAL is then checkpointed and truncated.
+        """
+        r = schema.reviews
+        with self.store.transaction(tenant_id) as conn:
+            for record in sealed:
+                conn.execute(delete(r).where(r.c.tenant_id == tenant_id, r.c.id == record.id))
+                conn.execute(insert(r).values(**_fields(record)))
+        self.store.checkpoint()
 
     # -- face chips ---------------------------------------------------------------------
 

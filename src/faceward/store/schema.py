@@ -135,22 +135,33 @@ usage = Table(
     Column("count_sealed", LargeBinary, nullable=False),
 )
 
-# Examiners' reviews of search candidates (#6): append-only steps; the note sealed with the subject's key.
-# Erasing the subject removes them (the audit log keeps the ids of every step).
+# Examiners' reviews of search candidates (#6): append-only steps. What a step says (search, subject, face,
+# reviewer key, outcome) is sealed under the tenant key in ``step_sealed``, padded to one length; the note under
+# the subject's key. Steps are found by keyed hashes: of the candidate (search, subject), of the search, and of
+# the subject (erasure deletes by it). A reader of the database learns a tenant's number of steps and their
+# times, nothing of what they say or whom they are about (#12, revision 0006).
 reviews = Table(
     "reviews",
     metadata,
     Column("id", String(32), primary_key=True),
     Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
-    Column("search_id", String(32), nullable=False),
-    Column("subject_id", String(32), ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False),
+    # Clear columns of steps stored before revision 0006: NULL in every new row, and in old rows once the
+    # service has sealed them (ReviewService.seal_clear_steps). A later revision drops them.
+    Column("search_id", String(32), nullable=True),
+    Column("subject_id", String(32), ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True),
     Column("face_id", String(32), nullable=True),
-    Column("reviewer_key_id", String(32), nullable=False),
-    Column("outcome", String(16), nullable=False),
+    Column("reviewer_key_id", String(32), nullable=True),
+    Column("outcome", String(16), nullable=True),
     Column("note_sealed", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_reviews_candidate", "tenant_id", "search_id", "subject_id"),
+    Column("candidate_ref", String(64), nullable=True),
+    Column("search_ref", String(64), nullable=True),
+    Column("subject_ref", String(64), nullable=True),
+    Column("step_sealed", LargeBinary, nullable=True),
     Index("ix_reviews_at", "tenant_id", "created_at"),
+    Index("ix_reviews_candidate", "tenant_id", "candidate_ref"),
+    Index("ix_reviews_search", "tenant_id", "search_ref"),
+    Index("ix_reviews_subject", "tenant_id", "subject_ref"),
 )
 
 # Enrolled faces' aligned crops (150 x 150 JPEG), sealed with the subject's key: reviewers' thumbnails (#6).

@@ -37,6 +37,7 @@ class SqlStore:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self._owner_url = owner_url
+        self.migrated_from: str | None = None  # the revision create_schema found (None: empty or not migrated here)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, role: str | None = APP_ROLE) -> SqlStore:
@@ -53,7 +54,7 @@ class SqlStore:
     def create_schema(self) -> None:
         """Run the migrations up to head (``alembic upgrade head``), connecting as the login role."""
         with self._guard():
-            upgrade(self._owner_url or self.engine.url.render_as_string(hide_password=False))
+            self.migrated_from = upgrade(self._owner_url or self.engine.url.render_as_string(hide_password=False))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -246,9 +247,16 @@ class SqlStore:
             ).mappings().all()
         return {r["id"]: SubjectRecord(**r) for r in rows}
 
-    def delete_subject(self, tenant_id: str, subject_id: str, *, at: datetime) -> list[str]:
-        """Erase a subject, its faces and its wrapped key in one transaction; returns the erased face ids."""
+    def delete_subject(self, tenant_id: str, subject_id: str, *, at: datetime, review_ref: str | None = None) -> list[str]:
+        """Erase a subject, its faces and its wrapped key in one transaction; returns the erased face ids.
+
+        ``review_ref`` (the vault's keyed hash of the subject id) also deletes the subject's review steps:
+        sealed steps do not name the subject, so the foreign key's cascade no longer reaches them.
+        """
         with self.transaction(tenant_id) as conn:
+            if review_ref is not None:
+                r = schema.reviews
+                conn.execute(delete(r).where(r.c.tenant_id == tenant_id, r.c.subject_ref == review_ref))
             face_ids = list(
                 conn.execute(
                     select(schema.faces.c.id).where(
@@ -266,6 +274,10 @@ class SqlStore:
             conn.execute(insert(schema.erasures).values(seq=seq, tenant_id=tenant_id, subject_id=subject_id, erased_at=at))
         self._flush_wal()
         return face_ids
+
+    def checkpoint(self) -> None:
+        """Move SQLite's WAL into the file and truncate it, so replaced or erased rows leave the WAL (a no-op on PostgreSQL)."""
+        self._flush_wal()
 
     def _flush_wal(self) -> None:
         """Move the WAL into the main file and truncate it, so erased pages leave the WAL too (SQLite only).

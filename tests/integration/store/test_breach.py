@@ -1,8 +1,9 @@
 """Breach drill: everything an intruder walks away with (SQLite file and WAL, a pg_dump) holds no clear secrets.
 
-After creating tenants, keys, subjects, faces, erasures, audit entries and
-usage, the stolen bytes must not contain a tenant name, subject name, consent
-reference, key label or secret, audit actor or source, or a face template.
+After creating tenants, keys, subjects, faces, erasures, audit entries, review
+steps and usage, the stolen bytes must not contain a tenant name, subject name,
+consent reference, key label or secret, audit actor or source, a face template,
+a review's outcome or the search it is about (#12).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from faceward.security.permissions import Role
 from faceward.services.accounts import AccountService
 from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent, LawfulBasis
-from faceward.services.gallery import GalleryService
+from faceward.services.gallery import GalleryService, new_id
+from faceward.services.reviews import Outcome, ReviewService
 from faceward.services.usage import UsageService
 from faceward.settings import Settings
 from faceward.store import SqlStore
@@ -44,8 +46,10 @@ def populate(url: str, home: Path) -> tuple[SqlStore, list[bytes]]:
     gallery = GalleryService(store, Keyring(os.urandom(32)), Settings(home=home), engine=engine)  # type: ignore[arg-type]
     accounts = AccountService(gallery, AuditLog(store, gallery.vault.tenant_key))
     usage = UsageService(store, gallery.vault)
+    reviews = ReviewService(gallery)
     rng = np.random.default_rng(7)
     secrets: list[bytes] = [CONSENT.encode(), LABEL.encode(), ACTOR_SOURCE.encode()]
+    secrets += [o.value.encode() for o in Outcome]  # review outcomes are not readable
     for tenant_name in TENANTS:
         tenant_id, admin = accounts.create_tenant(tenant_name)
         principal = accounts.authenticate(admin, source=ACTOR_SOURCE)
@@ -67,6 +71,14 @@ def populate(url: str, home: Path) -> tuple[SqlStore, list[bytes]]:
                 )
             accounts.audit.append(tenant_id, actor=principal.actor, action="subject.create",
                                   details={"subject_id": subject.id}, source=ACTOR_SOURCE)
+            # Review steps of every outcome: neither the outcome nor the search shows (#12).
+            search = new_id("q_")
+            secrets.append(search.encode())
+            step = {"search_id": search, "subject_id": subject.id, "face_id": None, "note": "ears agree",
+                    "token": reviews.token(tenant_id, search, subject.id, None)}
+            reviews.record(tenant_id, principal.key_id, outcome=Outcome.POSSIBLE_MATCH.value, **step)
+            reviews.record(tenant_id, key.id, outcome=Outcome.CONFIRMED.value, **step)
+            reviews.record(tenant_id, key.id, outcome=Outcome.NOT_A_MATCH.value, **step)
             if name.startswith("Erased"):
                 gallery.delete_subject(tenant_id, subject.id)
         for _ in range(5):

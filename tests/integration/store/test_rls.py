@@ -46,7 +46,7 @@ def world(pg_url: str, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str, str
         usage.record(tenant_id, view.id, "search", day=date(2026, 11, 1))
         now = gallery.clock()  # the console's tables (#6): a review step, a face chip, a session
         consoled = ReviewStore(store)
-        consoled.add_review(ReviewRecord(f"r_{name}", tenant_id, "q_1", kept.id, f"f_{name}", view.id, "not_a_match", b"n", now))
+        consoled.add_review(ReviewRecord(f"r_{name}", tenant_id, "c" * 64, "q" * 64, "s" * 64, b"step", b"n", now))
         consoled.add_chip(ChipRecord(f"f_{name}", tenant_id, kept.id, b"sealed", now))
         SessionStore(store).add(SessionRecord(f"{name:0>64}", tenant_id, view.id, now, now + timedelta(hours=1), now))
         ids.append(tenant_id)
