@@ -126,16 +126,21 @@ def subjects_list(
     limit: Annotated[int, typer.Option(help="Page size (1-500).")] = 50,
     offset: Annotated[int, typer.Option(help="Subjects to skip.")] = 0,
     tenant: Annotated[Optional[str], TenantOpt] = None, as_json: Annotated[bool, JsonOpt] = False,
+    ids: Annotated[bool, typer.Option("--ids", help="Print only the ids, one a line (for $(...) in a shell).")] = False,
 ) -> None:
     """List subjects (paged)."""
-    _subjects_list(limit, offset, tenant, as_json)
+    _subjects_list(limit, offset, tenant, as_json, ids)
 
 
 @friendly
-def _subjects_list(limit: int, offset: int, tenant: str | None, as_json: bool) -> None:
+def _subjects_list(limit: int, offset: int, tenant: str | None, as_json: bool, ids: bool = False) -> None:
     act = acting(settings(), "subjects list", tenant)
     views = act.operations.list_subjects(act.principal, limit=limit, offset=offset, source=act.source)
     rows = [{"id": v.id, "display_name": v.display_name, "consent_basis": v.consent_basis, "created_at": v.created_at} for v in views]
+    if ids and not as_json:
+        for row in rows:
+            out.print(row["id"], markup=False)
+        return
     if as_json:
         emit_json({"subjects": rows, "total": act.operations.count_subjects(act.principal, source=act.source)})
         return
