@@ -80,3 +80,48 @@ def test_init_and_serve_over_tcp(tmp_path: Path) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_is_quiet_and_leaks_nothing(tmp_path: Path, stop: signal.Signals) -> None:
+    """Stopped (a service manager's SIGTERM, or Ctrl-C) once its analysis workers are up, the server shuts
+    down gracefully and prints no warning: no "leaked semaphore objects" from multiprocessing's resource tracker (#12)."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = environment(tmp_path / "home", FACEWARD_ANALYSIS_WORKERS="2", FACEWARD_LOG_FORMAT="text")
+    with log.open("w") as out:
+        process = subprocess.Popen([*CLI, "serve", "--init", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # ready = the workers have loaded their models (the pool and its queues exist)
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        process.send_signal(stop)
+        # uvicorn shuts down gracefully, then re-raises the signal: dying by it is the conventional exit
+        assert process.wait(timeout=60) in (0, -stop), log.read_text()
+        # The resource tracker speaks after the server is gone: wait for every process of the session to end.
+        deadline = time.monotonic() + 30
+        while _group_alive(process.pid):
+            assert time.monotonic() < deadline, "processes of the server outlived it"
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    printed = log.read_text()
+    assert "leaked" not in printed and "resource_tracker" not in printed and "Traceback" not in printed, printed[-3000:]
+    assert "Application shutdown complete" in printed and "Warning" not in printed, printed[-3000:]
