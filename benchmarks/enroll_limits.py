@@ -34,9 +34,9 @@ from faceward.vision import QualityLimits, dominant_face, refusals  # noqa: E402
 from faceward.vision.engine import EngineOptions, FaceEngine  # noqa: E402
 
 BANDS = {
-    "frontalness": [0.0, 0.3, 0.4, 0.5, 1.01],
+    "frontalness": [0.0, 0.15, 0.3, 0.5, 1.01],
     "face_px": [0, 40, 60, 80, 10_000],
-    "sharpness": [0.0, 5.0, 10.0, 20.0, 1e9],
+    "sharpness": [0.0, 0.38, 0.42, 0.46, 1.01],
 }
 
 
@@ -82,11 +82,11 @@ def main() -> None:
     refused: dict[str, list[str]] = {}
     for name, files in enrolled.items():
         try:
-            faces, _ = engine.read(files[0].read_bytes(), embed=False)
+            faces, size = engine.read(files[0].read_bytes(), embed=False)
             if not faces:
                 refused[name] = ["no face was found"]
                 continue
-            face = faces[dominant_face([f.box for f in faces])]
+            face = faces[dominant_face([f.box for f in faces], size)]
         except FacewardError as exc:
             refused[name] = [exc.message]
             continue
@@ -118,6 +118,9 @@ def main() -> None:
         "refused_photos": {str(enrolled[n][0].relative_to(args.lfw / "images")): r for n, r in sorted(refused.items())},
     }
     print(json.dumps(report, indent=1))
+    print(f"\n{len(refused)} of {len(enrolled)} first photos refused ({100 * len(refused) / len(enrolled):.2f}%):")
+    for photo, reasons in report["refused_photos"].items():  # type: ignore[union-attr]
+        print(f"- {photo}: {'; '.join(reasons)}")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(report, indent=1) + "\n")

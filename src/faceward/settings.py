@@ -111,11 +111,14 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, gt=0, description="Largest accepted width x height.")
 
     min_face_px: int = Field(default=40, ge=0, description="Enrollment refuses faces narrower than this.")
-    min_sharpness: float = Field(default=10.0, ge=0, description="Enrollment refuses chips blurrier than this.")
+    min_sharpness: float = Field(
+        default=0.38, ge=0, le=1,
+        description="Enrollment refuses faces blurrier than this (0..1, 1 minus the chip's blur effect; 0.38: where matching measurably suffers).",
+    )
     min_detector_score: float = Field(default=0.0, description="Enrollment refuses weaker detections.")
     min_frontalness: float = Field(
-        default=0.3, ge=0, le=1,
-        description="Enrollment refuses heads turned further than this (0.3: where matching measurably suffers).",
+        default=0.15, ge=0, le=1,
+        description="Enrollment refuses heads turned further than this (0..1 from the detector's 5 points; 0.15: where matching measurably suffers).",
     )
 
     target_fmr: float = Field(default=1e-3, gt=0, lt=1, description="False match rate the decision threshold targets.")

@@ -54,7 +54,7 @@ def analysed(result: FileResult, flip_average: bool) -> AnalysedFace:
     """A bulk worker's dominant face as the enrollment act takes it: the engine's template, the unrounded
     quality (bystanders are reported by :func:`~faceward.vision.quality.dominant_face`, which refuses
     only an ambiguous photo)."""
-    face = result.faces[dominant_face([Box(**f.box) for f in result.faces])]
+    face = result.faces[dominant_face([Box(**f.box) for f in result.faces], result.size)]
     quality = face.measured or Quality(**face.quality)  # type: ignore[arg-type]
     return AnalysedFace(face.template(flip_average), quality, face.box, result.sha256, 1)
 

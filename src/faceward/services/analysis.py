@@ -67,22 +67,23 @@ class Analysis:
         """Every face in ``image`` with its descriptor, largest first, and the image's SHA-256.
 
         ``tenant_id`` is whose turn it is on the shared analysis workers (their fair scheduler)."""
-        digest = hashlib.sha256(image).hexdigest()
-        if self.remote is not None:
-            return self.remote.analyze(image, tenant=tenant_id)[0], digest
-        with self._lock:
-            faces, _ = self.engine.read(image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
+        faces, _, digest = self.read(image, tenant_id)
         return faces, digest
 
     def detect(self, image: bytes, tenant_id: str = "") -> tuple[list[Face], tuple[int, int], str]:
         """The faces without descriptors, largest first; the upright image's ``(width, height)``; its SHA-256."""
+        return self.read(image, tenant_id, embed=False)
+
+    def read(self, image: bytes, tenant_id: str = "", *, embed: bool = True) -> tuple[list[Face], tuple[int, int], str]:
+        """The faces (with descriptors unless ``embed`` is false), largest first; the upright image's
+        ``(width, height)`` (the frame of the boxes); its SHA-256."""
         digest = hashlib.sha256(image).hexdigest()
         if self.remote is not None:
-            faces, size = self.remote.analyze(image, embed=False, tenant=tenant_id)
+            faces, size = self.remote.analyze(image, embed=embed, tenant=tenant_id)
             return faces, size, digest
         with self._lock:
             faces, size = self.engine.read(
-                image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels, embed=False
+                image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels, embed=embed
             )
         return faces, size, digest
 

@@ -48,10 +48,10 @@ class Enrollment:
         """Enroll the subject's face in ``image``: its one face, or the clearly dominant one
         (:func:`faceward.vision.dominant_face`; the others are reported as bystanders), passing every quality limit."""
         self.admissible(tenant_id, subject_id)
-        faces, digest = self.analysis.faces(image, tenant_id)
+        faces, size, digest = self.analysis.read(image, tenant_id)
         if not faces:
             raise NoFaceFound("no face was found in the image")
-        index = dominant_face([f.box for f in faces])  # the subject; the others are bystanders, or it refuses
+        index = dominant_face([f.box for f in faces], size)  # the subject; the others are bystanders, or it refuses
         face = faces[index]
         assert face.descriptor is not None
         view = self.admit(

@@ -62,7 +62,7 @@ class Detection:
         if not self.faces:
             return None
         try:
-            return dominant_face([f.box for f in self.faces])
+            return dominant_face([f.box for f in self.faces], (self.width, self.height))
         except AmbiguousSubject:
             return None
 
@@ -78,7 +78,7 @@ class Detection:
         index = self.subject
         if index is None:
             try:
-                dominant_face([f.box for f in self.faces])
+                dominant_face([f.box for f in self.faces], (self.width, self.height))
             except AmbiguousSubject as exc:
                 return exc.reasons[0]
         assert index is not None

@@ -133,6 +133,19 @@ def decode_reduced(
     return Decoded(pixels, reduction, (height, width) if turned else (width, height))
 
 
+def read_file_bytes(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """A local image file's bytes, its extension checked to name an accepted format and its size to fit."""
+    if EXTENSIONS.get(path.suffix.lower()) is None:
+        raise UnsupportedFormat(f"{path.name}: extension {path.suffix or '(none)'} is not .jpg, .jpeg, .png or .webp")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageTooLarge(f"{path.name} is {size} bytes; the limit is {max_bytes}")
+        return path.read_bytes()
+    except OSError as exc:
+        raise CorruptImage(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+
+
 def read_image_file(
     path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[RGBImage, bytes]:
@@ -140,16 +153,7 @@ def read_image_file(
 
     Returns the pixels and the raw bytes (callers hash the bytes, never keep them).
     """
-    expected = EXTENSIONS.get(path.suffix.lower())
-    if expected is None:
-        raise UnsupportedFormat(f"{path.name}: extension {path.suffix or '(none)'} is not .jpg, .jpeg, .png or .webp")
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageTooLarge(f"{path.name} is {size} bytes; the limit is {max_bytes}")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CorruptImage(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+    data = read_file_bytes(path, max_bytes=max_bytes)
     return decode_file_bytes(path, data, max_bytes=max_bytes, max_pixels=max_pixels), data
 
 
@@ -158,19 +162,28 @@ def decode_file_bytes(
 ) -> RGBImage:
     """:func:`read_image_file` after the read: the bytes of file ``path`` (read elsewhere, e.g. by a
     cluster's driver) checked against its extension and decoded, with the same errors."""
+    return decode_file_reduced(path, data, max_bytes=max_bytes, max_pixels=max_pixels).pixels
+
+
+def decode_file_reduced(
+    path: Path, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_long_side: int | None = None,
+) -> Decoded:
+    """:func:`decode_file_bytes` by way of :func:`decode_reduced`: a large JPEG file may be decoded reduced,
+    exactly as an upload is."""
     expected = EXTENSIONS.get(path.suffix.lower())
     if expected is None:
         raise UnsupportedFormat(f"{path.name}: extension {path.suffix or '(none)'} is not .jpg, .jpeg, .png or .webp")
     if len(data) > max_bytes:
         raise ImageTooLarge(f"{path.name} is {len(data)} bytes; the limit is {max_bytes}")
     try:
-        pixels = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+        decoded = decode_reduced(data, max_bytes=max_bytes, max_pixels=max_pixels, min_long_side=min_long_side)
     except (EmptyImage, UnsupportedFormat, CorruptImage, ImageTooLarge) as exc:
         raise type(exc)(f"{path.name}: {exc.message}") from None
     actual = _format_of(data)
     if actual != expected:
         raise UnsupportedFormat(f"{path.name}: the extension says {expected} but the content is {actual}")
-    return pixels
+    return decoded
 
 
 def _format_of(data: bytes) -> str:

@@ -277,7 +277,7 @@ class FaceEngine:
             points = self._landmarks.predict(image, det.box)
             chip = aligner.chip(image, det.box, points, det.landmarks)
             box = det.box.scaled(reduction)
-            quality = measure(box.width, chip, points, det.score)
+            quality = measure(box.width, chip, points, det.score, det.landmarks)
             keypoints = det.landmarks * np.float32(reduction) if det.landmarks is not None else None
             faces.append(Face(box, det.score, det.detector, points * np.float32(reduction), chip, quality, keypoints=keypoints))
         return faces

@@ -21,9 +21,10 @@ import dlib
 import numpy as np
 
 from faceward.errors import FacewardError
-from faceward.vision.decode import decode_file_bytes, read_image_file
+from faceward.vision.decode import decode_file_reduced, read_file_bytes
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.embed import templates
+from faceward.vision.scale import ANALYSIS_SIDE
 from faceward.vision.types import Face, Quality
 from faceward.vision.workers import exit_with_parent
 
@@ -54,6 +55,7 @@ class FileResult:
     faces: list[FileFace] = field(default_factory=list)
     error: str | None = None
     error_code: str | None = None
+    size: tuple[int, int] | None = None  # the upright image's (width, height), the frame of the faces' boxes
 
 
 _engine: FaceEngine | None = None
@@ -78,7 +80,7 @@ def analyze_batch(
 ) -> list[FileResult]:
     """Analyse several files with one descriptor run for all their faces and mirror images.
 
-    Each image is decoded once; detection, landmarks and chips run per image,
+    Each image is decoded once, reduced as an upload is (:meth:`FaceEngine.read`); detection, landmarks and chips run per image,
     then every chip of the batch and every mirrored chip go through the
     recognizer in a single call. ONNX Runtime gives bit-identical descriptors
     whatever the batch size (checked in the tests), so batching changes no
@@ -92,16 +94,14 @@ def analyze_batch(
     found: list[tuple[FileResult, list[Face]]] = []
     for i, path in enumerate(paths):
         try:
-            if contents is None:
-                pixels, data = read_image_file(path, **_limits)
-            else:
-                data = contents[i]
-                pixels = decode_file_bytes(path, data, **_limits)
-            faces = _engine.faces(pixels, assume_centre=assume_centre)
+            data = read_file_bytes(path, max_bytes=_limits["max_bytes"]) if contents is None else contents[i]
+            # The same reduced decode as an upload's (one analysis path): a phone photo is not decoded whole.
+            decoded = decode_file_reduced(path, data, **_limits, min_long_side=ANALYSIS_SIDE)
+            faces = _engine.faces(decoded.pixels, assume_centre=assume_centre, reduction=decoded.reduction)
         except FacewardError as exc:
             results.append(FileResult(path, error=exc.message, error_code=exc.code))
             continue
-        result = FileResult(path, hashlib.sha256(data).hexdigest())
+        result = FileResult(path, hashlib.sha256(data).hexdigest(), size=decoded.size)
         results.append(result)
         if faces:
             found.append((result, faces))

@@ -10,43 +10,95 @@ from numpy.typing import NDArray
 from faceward.vision.errors import AmbiguousSubject
 from faceward.vision.types import Box, Quality
 
-# The subject of an enrollment photo is its largest face when that face is at least this many
-# times as wide as every other and overlaps none (boxes sharing more than OVERLAP_IOU of their
-# union): the others are bystanders (decision 013).
-DOMINANT_RATIO = 1.3
-OVERLAP_IOU = 0.1
+# The subject of an enrollment photo is its most prominent face (width x centrality, see
+# :func:`prominence`) when that prominence is at least DOMINANT_RATIO times every other face's;
+# the others are bystanders. Fitted by scripts/fit_subject_rule.py on lfw-dev identities with a
+# single photo, re-framed at random (decision 022).
+DOMINANT_RATIO = 1.5
 
 
 @dataclass(frozen=True, slots=True)
 class QualityLimits:
     min_face_px: int = 40
-    min_sharpness: float = 10.0
+    min_sharpness: float = 0.38  # 0..1 (see :func:`sharpness`); fitted on lfw-dev probes, decision 022
     min_detector_score: float = 0.0
-    min_frontalness: float = 0.3  # 0.3-0.5 matched as well as the rest on lfw-dev; under 0.3 worse (decision 013)
+    min_frontalness: float = 0.15  # from the detector's 5 points (see :func:`frontalness`); decision 022
+
+
+# What the default limits were fitted on (scripts/fit_quality_limits.py, lfw-dev probe photos, never the
+# first photos enrollment is judged on): how the faces under each limit matched, against the rest.
+SHARPNESS_EVIDENCE = (0.38, "probes under 0.38 were found at rank 1 78% of the time, against 95% for the rest")
+FRONTALNESS_EVIDENCE = (0.15, "probes under 0.15 were found at rank 1 79% of the time, against 95% for the rest")
+
+
+def _evidence(limit: float, fitted: tuple[float, str]) -> str:
+    return f"; on lfw-dev, {fitted[1]}" if limit == fitted[0] else ""
+
+
+BLUR_WINDOW = 11  # px of the 150-px chip: the re-blur of Crete-Roffet et al. (2007), as scikit-image uses
+
+
+def _box_blur(grey: NDArray[np.float32], axis: int) -> NDArray[np.float32]:
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (BLUR_WINDOW // 2 + 1, BLUR_WINDOW // 2)
+    total = np.cumsum(np.pad(grey, pad, mode="reflect"), axis=axis, dtype=np.float64)
+    ahead = np.take(total, range(BLUR_WINDOW, total.shape[axis]), axis=axis)
+    behind = np.take(total, range(0, total.shape[axis] - BLUR_WINDOW), axis=axis)
+    return ((ahead - behind) / BLUR_WINDOW).astype(np.float32)
 
 
 def sharpness(chip: NDArray[np.uint8]) -> float:
-    """Variance of the 4-neighbour Laplacian of the grey chip: low means blur."""
-    grey = chip.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    lap = -4 * grey[1:-1, 1:-1] + grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:]
-    return float(lap.var())
+    """1 minus the blur effect of the chip's central face area (Crete-Roffet, Dolmiere, Ladret, Nicolas 2007).
+
+    The chip is re-blurred with an 11-px box along each axis; a sharp face loses much of its
+    pixel-to-pixel variation to that re-blur, a blurred one little. The figure is a ratio, so
+    it does not depend on the face's contrast or lighting, and it is read on the aligned chip,
+    so on the face at one scale whatever its size in the photo (a small face enlarged to the
+    chip reads as blurred, as the recognizer sees it). 1 is sharp, 0 featureless.
+    """
+    height, width = chip.shape[:2]
+    face = chip[height // 5 : height - height // 5, width // 5 : width - width // 5]
+    grey = face.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    blur = 0.0
+    for axis in (0, 1):
+        variation = np.abs(np.diff(grey, axis=axis))
+        total = float(variation.sum())
+        if total <= 1e-6:
+            return 0.0
+        kept = np.maximum(0.0, variation - np.abs(np.diff(_box_blur(grey, axis), axis=axis)))
+        blur = max(blur, (total - float(kept.sum())) / total)
+    return 1.0 - blur
 
 
-def frontalness(landmarks: NDArray[np.float32]) -> float:
-    """1.0 when the nose sits midway between the eyes, falling to 0 as the head turns to profile."""
-    eye_a = landmarks[0:2].mean(axis=0)
-    eye_b = landmarks[2:4].mean(axis=0)
+def frontalness(landmarks: NDArray[np.float32], keypoints: NDArray[np.float32] | None = None) -> float:
+    """1.0 when the nose sits on the face's midline, falling to 0 as the head turns to profile.
+
+    With the detector's own 5 points (``keypoints``, YuNet: eye centres, nose tip, mouth corners)
+    the midline is the mean of the eyes and mouth corners and the nose is its tip, which moves
+    further than the base as the head turns; otherwise dlib's 5 points (eye corners, nose base)
+    and the eyes' midpoint. The offset along the eye axis is measured against half the eye span.
+    """
+    if keypoints is not None:
+        eye_a, eye_b, nose = keypoints[0], keypoints[1], keypoints[2]
+        mid = keypoints[[0, 1, 3, 4]].mean(axis=0)
+    else:
+        eye_a, eye_b, nose = landmarks[0:2].mean(axis=0), landmarks[2:4].mean(axis=0), landmarks[4]
+        mid = (eye_a + eye_b) / 2
     axis = eye_b - eye_a
     span = float(np.linalg.norm(axis))
     if span < 1e-6:
         return 0.0
-    mid = (eye_a + eye_b) / 2
-    offset = float(np.dot(landmarks[4] - mid, axis / span))
+    offset = float(np.dot(nose - mid, axis / span))
     return max(0.0, 1.0 - 2.0 * abs(offset) / span)
 
 
-def measure(face_px: int, chip: NDArray[np.uint8], landmarks: NDArray[np.float32], score: float) -> Quality:
-    return Quality(face_px=face_px, sharpness=sharpness(chip), detector_score=score, frontalness=frontalness(landmarks))
+def measure(
+    face_px: int, chip: NDArray[np.uint8], landmarks: NDArray[np.float32], score: float,
+    keypoints: NDArray[np.float32] | None = None,
+) -> Quality:
+    return Quality(
+        face_px=face_px, sharpness=sharpness(chip), detector_score=score, frontalness=frontalness(landmarks, keypoints)
+    )
 
 
 def refusals(quality: Quality, limits: QualityLimits) -> list[str]:
@@ -56,37 +108,50 @@ def refusals(quality: Quality, limits: QualityLimits) -> list[str]:
         reasons.append(f"face is {quality.face_px} px wide, under the {limits.min_face_px} px minimum")
     if quality.sharpness < limits.min_sharpness:
         reasons.append(
-            f"face is blurred (sharpness {quality.sharpness:.1f} < {limits.min_sharpness}; on lfw-dev, probes under "
-            "10 were found at rank 1 89% of the time, against 95% for the rest)"
+            f"face is blurred (sharpness {quality.sharpness:.2f} < {limits.min_sharpness}"
+            f"{_evidence(limits.min_sharpness, SHARPNESS_EVIDENCE)})"
         )
     if quality.detector_score < limits.min_detector_score:
         reasons.append(f"detector score {quality.detector_score:.2f} < {limits.min_detector_score}")
     if quality.frontalness < limits.min_frontalness:
         reasons.append(
-            f"head is turned too far (frontalness {quality.frontalness:.2f} < {limits.min_frontalness}; on lfw-dev, "
-            "probes under 0.3 were found at rank 1 78% of the time, against 95% for the rest)"
+            f"head is turned too far (frontalness {quality.frontalness:.2f} < {limits.min_frontalness}"
+            f"{_evidence(limits.min_frontalness, FRONTALNESS_EVIDENCE)})"
         )
     return reasons
 
 
-def dominant_face(boxes: list[Box]) -> int:
+def prominence(box: Box, size: tuple[int, int] | None) -> float:
+    """How much a face is the subject of a photo: its width times its centrality.
+
+    Centrality is 1 at the centre of the ``(width, height)`` image and falls linearly to 0 at a corner
+    (distance from the centre over half the diagonal): photographers frame their subject, bystanders
+    are at the edges. Without ``size``, the width alone.
+    """
+    if size is None:
+        return float(box.width)
+    width, height = size
+    half_diagonal = max(1e-6, float(np.hypot(width, height)) / 2)
+    distance = float(np.hypot((box.left + box.right - width) / 2, (box.top + box.bottom - height) / 2))
+    return box.width * max(0.0, 1.0 - distance / half_diagonal)
+
+
+def dominant_face(boxes: list[Box], size: tuple[int, int] | None = None) -> int:
     """Index of the face an enrollment photo is of; the others are bystanders.
 
-    That is the largest face, when it is :data:`DOMINANT_RATIO` times as wide
-    as each other face and overlaps none of them (IoU above :data:`OVERLAP_IOU`;
-    neighbours' boxes may touch). Raises :class:`AmbiguousSubject`
-    otherwise (two people of similar size, or faces on top of each other).
+    That is the most :func:`prominent <prominence>` face (``size``: the image's ``(width, height)``),
+    when it is :data:`DOMINANT_RATIO` times as prominent as each other face. Raises
+    :class:`AmbiguousSubject` otherwise: two people of similar size and similarly central.
     """
     if not boxes:
         raise ValueError("no faces")
-    order = sorted(range(len(boxes)), key=lambda i: -boxes[i].area)
-    subject = boxes[order[0]]
-    for other in (boxes[i] for i in order[1:]):
-        overlapping = subject.iou(other) > OVERLAP_IOU
-        if subject.width < DOMINANT_RATIO * other.width or overlapping:
-            raise AmbiguousSubject(
-                f"{len(boxes)} faces in the image and none clearly the subject (the largest is {subject.width} px "
-                f"wide, another {other.width} px{', overlapping it' if overlapping else ''}); "
-                "crop the photo to the subject"
-            )
+    scores = [prominence(box, size) for box in boxes]
+    order = sorted(range(len(boxes)), key=lambda i: -scores[i])
+    if len(order) > 1 and scores[order[0]] < DOMINANT_RATIO * scores[order[1]]:
+        subject, other = boxes[order[0]], boxes[order[1]]
+        where = "and as central " if size is not None else ""
+        raise AmbiguousSubject(
+            f"{len(boxes)} faces in the image and none clearly the subject (the most prominent is {subject.width} px "
+            f"wide, another {other.width} px {where}nearly as prominent); crop the photo to the subject"
+        )
     return order[0]

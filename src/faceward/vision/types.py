@@ -50,7 +50,7 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class Quality:
-    """Figures enrollment gates on. ``face_px`` is the box width; sharpness the chip's Laplacian variance."""
+    """Figures enrollment gates on. ``face_px`` is the box width; sharpness and frontalness 0..1 (:mod:`faceward.vision.quality`)."""
 
     face_px: int
     sharpness: float
@@ -60,7 +60,7 @@ class Quality:
     def as_dict(self) -> dict[str, float]:
         return {
             "face_px": self.face_px,
-            "sharpness": round(self.sharpness, 2),
+            "sharpness": round(self.sharpness, 4),
             "detector_score": round(self.detector_score, 4),
             "frontalness": round(self.frontalness, 4),
         }

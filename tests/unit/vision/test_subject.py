@@ -1,24 +1,37 @@
-"""The subject of an enrollment photo: the one face, or the clearly dominant one."""
+"""The subject of an enrollment photo: the one face, or the clearly most prominent one (width x centrality)."""
 
 from __future__ import annotations
 
 import pytest
 
 from faceward.vision import AmbiguousSubject, Box, dominant_face
+from faceward.vision.quality import prominence
 
 
 def test_one_face_is_the_subject() -> None:
     assert dominant_face([Box(0, 0, 10, 10)]) == 0
+    assert dominant_face([Box(0, 0, 10, 10)], (640, 480)) == 0
 
 
-def test_a_much_larger_face_apart_from_the_others_is_the_subject() -> None:
+def test_a_much_larger_face_is_the_subject() -> None:
     assert dominant_face([Box(500, 0, 530, 30), Box(0, 0, 100, 100), Box(300, 300, 360, 360)]) == 1
 
 
-def test_similar_sizes_or_overlap_are_ambiguous() -> None:
+def test_the_central_face_wins_over_a_neighbour_of_similar_size_at_the_edge() -> None:
+    # A news crop: the subject centred, a neighbour 85% of its width cut by the frame's edge.
+    subject, neighbour = Box(75, 75, 175, 175), Box(200, 60, 285, 145)
+    assert dominant_face([neighbour, subject], (250, 250)) == 1
+    with pytest.raises(AmbiguousSubject):
+        dominant_face([neighbour, subject])  # by width alone they compete
+
+
+def test_two_similar_faces_both_central_are_ambiguous() -> None:
     with pytest.raises(AmbiguousSubject, match="none clearly the subject"):
-        dominant_face([Box(0, 0, 100, 100), Box(200, 0, 280, 80)])  # 100 vs 80 px: two people
-    assert dominant_face([Box(0, 0, 100, 100), Box(95, 0, 155, 60)]) == 0  # touching, not overlapping
-    with pytest.raises(AmbiguousSubject, match="overlapping"):
-        dominant_face([Box(0, 0, 100, 100), Box(60, 60, 120, 120)])  # a smaller face on top of the large one
+        dominant_face([Box(200, 200, 300, 300), Box(340, 200, 430, 290)], (640, 480))  # a couple, side by side
     assert AmbiguousSubject("x").code == "ambiguous_subject" and AmbiguousSubject("x").status == 422
+
+
+def test_prominence_falls_from_the_centre_to_the_corners() -> None:
+    centred, corner = Box(270, 190, 370, 290), Box(540, 380, 640, 480)
+    assert prominence(centred, (640, 480)) == pytest.approx(100, abs=1)
+    assert prominence(corner, (640, 480)) < 20 and prominence(corner, None) == 100
