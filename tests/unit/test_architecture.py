@@ -10,8 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "faceward"
 MAX_LINES = 400
-SINGLE_FORMAT_READERS = {"vision/onnx/dlib_format.py"}  # one file format, read top to bottom
-NOT_YET_SPLIT = {"index/ann.py"}  # issue #13: still to split (PQ coder / graph state / index); named here so it cannot grow unseen
+# Exempt from the line limit: a reader of one binary file format, whose length is the format's, read top to bottom.
+SINGLE_FORMAT_READERS = {"vision/onnx/dlib_format.py"}  # dlib's serialised networks (432 lines)
 KEY_CALLS = {"tenant_key", "subject_key", "wrap_tenant_key", "wrap_subject_key", "rewrap"}
 SEALING = {"aad", "seal", "open_sealed"}
 
@@ -144,7 +144,5 @@ def test_modules_stay_readable(name: str, path: Path) -> None:
     rel = str(path.relative_to(PACKAGE))
     if rel in SINGLE_FORMAT_READERS:
         return
-    if rel in NOT_YET_SPLIT:
-        pytest.xfail(f"{rel} is over {MAX_LINES} lines and still to be split")
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{rel} has {lines} lines (at most {MAX_LINES}): split it by concept"

@@ -26,25 +26,22 @@ from faceward.store import SqlStore
 
 def doctor(
     repair: Annotated[bool, typer.Option("--repair", help="Rebuild indexes from the store and fix what can be fixed.")] = False,
-    snapshots: Annotated[
-        Optional[Path], typer.Option("--snapshots", help="Folder of index snapshots to check against the store.")
-    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Check that no face lacks its subject, every key and template opens, erasures stuck, indexes agree.
 
     Exits 1 when a problem remains.
     """
-    ok = _doctor(repair, snapshots, as_json)
+    ok = _doctor(repair, as_json)
     if not ok:
         raise typer.Exit(1)
 
 
 @friendly
-def _doctor(repair: bool, snapshots: Path | None, as_json: bool) -> bool:
+def _doctor(repair: bool, as_json: bool) -> bool:
     gallery = open_services(settings(), "doctor").gallery
     try:
-        report = run_doctor(gallery, repair=repair, snapshots=snapshots)
+        report = run_doctor(gallery, repair=repair)
     finally:
         gallery.store.close()
     if as_json:

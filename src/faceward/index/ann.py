@@ -45,10 +45,7 @@ waypoint (the short list is widened to make up for it) until
 
 from __future__ import annotations
 
-import enum
-import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +59,12 @@ from usearch.index import Index as _UsearchIndex  # noqa: E402
 
 from faceward.index.base import IndexError_, Labels, Vectors, as_rows
 from faceward.index.pq import PqTable
+from faceward.index.rows import LabelRows, RowStore
+from faceward.index.shortlist import MIN_FIT, AnnParams, GraphCoder, Quantisation
 
 # Queries scored per numpy batch in the re-rank; bounds the gathered candidate block
 # (batch x candidates x dim floats) to a few tens of MB.
 _RERANK_BATCH = 256
-# Fewer rows than this fit no useful centre; the coder then quantises x itself.
-_MIN_FIT = 256
 _FIT_SAMPLE = 20_000
 _GRAPH_BATCH = 100_000
 _SERIAL_SEED = 2_048  # rows inserted single-threaded when a graph is first built
@@ -81,247 +78,6 @@ def _scores_of(matrix: NDArray[Any], rows: NDArray[np.int64], queries: NDArray[n
     gathered = matrix[rows.reshape(-1)].astype(np.float32, copy=False).reshape(rows.shape[0], rows.shape[1], -1)
     scores: NDArray[np.float32] = np.einsum("qcd,qd->qc", gathered, queries)
     return scores
-
-
-class Quantisation(str, enum.Enum):
-    """Scalar type of the vectors inside the graph (the re-rank is always float32)."""
-
-    PQ4 = "pq4"  # no graph: 32 B/face of 4-bit PQ codes, all scanned (faceward.index.pq); the default
-    I8 = "i8"  # HNSW over 128 B/face
-    F16 = "f16"  # HNSW over 256 B/face: for when the short list must be shorter
-
-
-@dataclass(frozen=True)
-class AnnParams:
-    """Tuning knobs (measured in docs/decisions/005-vector-index.md).
-
-    ``connectivity`` is HNSW's M (fixed at build), ``expansion_add`` its
-    efConstruction, ``expansion_search`` its ef (raised to the short-list length
-    when that is longer). ``rerank_factor * k`` candidates, at least
-    ``min_candidates``, are re-scored exactly.
-
-    Why ef is large: dlib descriptors share a strong common direction (any two
-    faces score about 0.83 +- 0.03), so the ten nearest of a million sit in a
-    thin shell and the beam must be wide. On a 1M lfw-like gallery, recall@10
-    against exact search was 0.86 / 0.94 / 0.977 / 0.991 at ef 256 / 512 / 1024 /
-    2048; the default takes the recall (a missed mate is the costly error of a
-    face search) over the latency (about 2x that of ef 1024). M=24 would reach
-    the same recall at about half the ef but costs 64 more bytes a face.
-    """
-
-    connectivity: int = 16
-    expansion_add: int = 128
-    expansion_search: int = 2048
-    quantisation: Quantisation = Quantisation.PQ4
-    rerank_factor: int = 10
-    shortlist: int = 1024  # pq4: codes re-ranked exactly per query (at least rerank_factor x k)
-    min_candidates: int = 100
-    exact_below: int = 4096
-    threads: int = 0  # 0: all cores
-
-    def __post_init__(self) -> None:
-        for name in ("connectivity", "expansion_add", "expansion_search", "rerank_factor", "min_candidates", "shortlist"):
-            if int(getattr(self, name)) < 1:
-                raise IndexError_(f"AnnIndex {name} must be at least 1, got {getattr(self, name)}")
-        if self.exact_below < 0 or self.threads < 0:
-            raise IndexError_("AnnIndex exact_below and threads must not be negative")
-        object.__setattr__(self, "quantisation", Quantisation(self.quantisation))
-
-    def as_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["quantisation"] = self.quantisation.value
-        return values
-
-
-@dataclass(frozen=True)
-class GraphCoder:
-    """How vectors enter the graph: ``(x - centre) * scale``, rounded to i8 (or cast to f16).
-
-    ``scale`` maps the largest centred component seen at fit time to 1.0, i.e.
-    to +-127; later outliers are clipped, which can only cost a candidate, never
-    a wrong score (the re-rank is float32).
-    """
-
-    centre: NDArray[np.float32]
-    scale: float
-    quantisation: Quantisation
-
-    @classmethod
-    def fit(cls, sample: NDArray[np.float32], quantisation: Quantisation) -> GraphCoder:
-        if len(sample) < _MIN_FIT:
-            return cls(np.zeros(sample.shape[1], dtype=np.float32), 1.0, quantisation)
-        centre = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
-        spread = float(np.abs(sample - centre).max())
-        return cls(centre, 1.0 / max(spread, 1e-6), quantisation)
-
-    def encode(self, vectors: NDArray[np.float32]) -> NDArray[Any]:
-        if self.quantisation is Quantisation.PQ4:
-            return np.ascontiguousarray(vectors - self.centre, dtype=np.float32)  # the table quantises itself
-        centred = (vectors - self.centre) * np.float32(self.scale)
-        if self.quantisation is Quantisation.I8:
-            # Handing USearch int8 keeps its own conversion (which renormalises) out of the way.
-            return np.clip(np.rint(centred * 127.0), -127, 127).astype(np.int8)
-        return centred.astype(np.float16)
-
-
-@dataclass(frozen=True)
-class GraphState:
-    """A serialised graph and the coder it was built with: what a snapshot needs to skip the rebuild."""
-
-    graph: bytes | bytearray
-    coder: GraphCoder
-
-
-class _RowStore:
-    """Append-only float32 rows, in memory or memory-mapped from a file we own.
-
-    The file holds plaintext descriptors: put it on an encrypted volume or a
-    tmpfs. It is created fresh (the index is derived state) and rows of removed
-    faces are zeroed in it at once. A mapped store also keeps a float16 copy in
-    memory (256 B a face at 128-d): the short list is ordered on it, and only the
-    few rows that can still reach the top k are read from the file, so the file's
-    pages need not stay resident (the 400 B/face budget at 10M faces).
-    """
-
-    def __init__(self, dim: int, path: Path | None) -> None:
-        self.dim = dim
-        self.path = path
-        self.size = 0
-        self._rows: NDArray[np.float32] = np.zeros((0, dim), dtype=np.float32)
-        self._half: NDArray[np.float16] = np.zeros((0, dim), dtype=np.float16)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"")
-            os.chmod(path, 0o600)
-
-    @property
-    def capacity(self) -> int:
-        return int(self._rows.shape[0])
-
-    @property
-    def mapped(self) -> bool:
-        return self.path is not None
-
-    def _reserve(self, need: int) -> None:
-        if need <= self.capacity:
-            return
-        capacity = max(need, self.capacity + self.capacity // 2, 1024)
-        if self.path is None:
-            rows = np.zeros((capacity, self.dim), dtype=np.float32)
-            rows[: self.size] = self._rows[: self.size]
-            self._rows = rows
-            return
-        half = np.zeros((capacity, self.dim), dtype=np.float16)
-        half[: self.size] = self._half[: self.size]
-        self._half = half
-        if isinstance(self._rows, np.memmap):
-            self._rows.flush()
-        self._rows = np.zeros((0, self.dim), dtype=np.float32)  # drop the old map before growing the file
-        os.truncate(self.path, capacity * self.dim * 4)
-        self._rows = np.memmap(self.path, dtype=np.float32, mode="r+", shape=(capacity, self.dim))
-
-    def append(self, vectors: NDArray[np.float32]) -> NDArray[np.int64]:
-        self._reserve(self.size + len(vectors))
-        first = self.size
-        self._rows[first : first + len(vectors)] = vectors
-        if self.mapped:
-            self._half[first : first + len(vectors)] = vectors
-        self.size += len(vectors)
-        return np.arange(first, self.size, dtype=np.int64)
-
-    def zero(self, rows: NDArray[np.int64]) -> None:
-        if len(rows):
-            self._rows[rows] = 0.0
-            if self.mapped:
-                self._half[rows] = 0.0
-
-    def view(self) -> NDArray[np.float32]:
-        return self._rows[: self.size]
-
-    def half_view(self) -> NDArray[np.float16] | None:
-        """The float16 copy of a mapped store; None in memory (the float32 rows are resident there)."""
-        return self._half[: self.size] if self.mapped else None
-
-    def resident_bytes(self) -> int:
-        return int(self._half.nbytes) if self.mapped else int(self._rows.nbytes)
-
-    def close(self) -> None:
-        self._rows = np.zeros((0, self.dim), dtype=np.float32)
-        self._half = np.zeros((0, self.dim), dtype=np.float16)
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-
-
-class _LabelRows:
-    """label -> row in about 16 bytes a face: sorted numpy arrays plus a small dict of recent changes.
-
-    A Python dict costs ~100 bytes an entry, which alone would break the 400
-    B/face budget at 10M faces; most labels sit in the sorted arrays and are
-    found with a vectorised binary search. The overlay is merged in when it
-    grows past an eighth of the base, so merges cost O(1) amortised per insert.
-    """
-
-    def __init__(self) -> None:
-        self._keys = np.zeros(0, dtype=np.int64)
-        self._rows = np.zeros(0, dtype=np.int64)  # -1: removed since the last merge
-        self._recent: dict[int, int] = {}
-        self._live = 0
-
-    def __len__(self) -> int:
-        return self._live
-
-    def _base_positions(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Position in the base arrays of each label, or -1."""
-        if len(self._keys) == 0:
-            return np.full(len(labels), -1, dtype=np.int64)
-        pos = np.searchsorted(self._keys, labels)
-        pos = np.minimum(pos, len(self._keys) - 1)
-        found = self._keys[pos] == labels
-        return np.where(found, pos, -1).astype(np.int64)
-
-    def get(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
-        pos = self._base_positions(labels)
-        rows = np.where(pos >= 0, self._rows[np.maximum(pos, 0)] if len(self._rows) else -1, -1).astype(np.int64)
-        if self._recent:
-            for i, label in enumerate(labels.tolist()):
-                row = self._recent.get(label)
-                if row is not None:
-                    rows[i] = row
-        return rows
-
-    def set(self, labels: NDArray[np.int64], rows: NDArray[np.int64]) -> None:
-        """Map labels (absent ones: callers discard first) to rows."""
-        for label, row in zip(labels.tolist(), rows.tolist()):
-            self._recent[label] = row
-        self._live += len(labels)
-        if len(self._recent) > max(4096, len(self._keys) // 8):
-            self._merge()
-
-    def discard(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Forget labels; returns the rows they held (absent labels are skipped)."""
-        rows = self.get(labels)
-        present = rows >= 0
-        pos = self._base_positions(labels)
-        in_base = pos >= 0
-        self._rows[pos[in_base]] = -1
-        for label in labels[present].tolist():
-            self._recent.pop(label, None)
-        gone = np.unique(rows[present])
-        self._live -= len(gone)
-        return gone
-
-    def _merge(self) -> None:
-        keep = self._rows >= 0
-        recent_keys = np.fromiter(self._recent.keys(), dtype=np.int64, count=len(self._recent))
-        recent_rows = np.fromiter(self._recent.values(), dtype=np.int64, count=len(self._recent))
-        keys = np.concatenate([self._keys[keep], recent_keys])
-        rows = np.concatenate([self._rows[keep], recent_rows])
-        order = np.argsort(keys, kind="stable")
-        self._keys, self._rows = keys[order], rows[order]
-        self._recent = {}
-
-    def resident_bytes(self) -> int:
-        return int(self._keys.nbytes + self._rows.nbytes + 100 * len(self._recent))
 
 
 class AnnIndex:
@@ -348,9 +104,9 @@ class AnnIndex:
         if dim < 1:
             raise IndexError_(f"dimension must be positive, got {dim}")
         self.dim = dim
-        self._store = _RowStore(dim, Path(vectors_path) if vectors_path is not None else None)
+        self._store = RowStore(dim, Path(vectors_path) if vectors_path is not None else None)
         self._row_label = np.zeros(0, dtype=np.int64)  # row -> label, -1 once removed
-        self._labels = _LabelRows()
+        self._labels = LabelRows()
         self._graph: _UsearchIndex | PqTable | None = None  # built once the index reaches exact_below faces
         self._coder: GraphCoder | None = None
 
@@ -400,7 +156,7 @@ class AnnIndex:
     @property
     def _build_at(self) -> int:
         """Live faces at which the graph (or pq4 table) is built; below it the exact scan answers."""
-        pq_floor = _MIN_FIT if self.params.quantisation is Quantisation.PQ4 else 1  # codebooks need rows to train on
+        pq_floor = MIN_FIT if self.params.quantisation is Quantisation.PQ4 else 1  # codebooks need rows to train on
         return max(self.params.exact_below, 1, pq_floor)
 
     def _build_graph(self) -> None:
@@ -546,7 +302,7 @@ class AnnIndex:
         top_labels[~np.isfinite(top_scores)] = -1
         return top_labels, top_scores
 
-    # -- maintenance and persistence ---------------------------------------
+    # -- maintenance -------------------------------------------------------
 
     @property
     def dead_rows(self) -> int:
@@ -563,65 +319,11 @@ class AnnIndex:
         labels, vectors = self.items()
         path = self._store.path
         self._store.close()
-        self._store = _RowStore(self.dim, path)
+        self._store = RowStore(self.dim, path)
         self._row_label = np.zeros(0, dtype=np.int64)
-        self._labels = _LabelRows()
+        self._labels = LabelRows()
         self._graph, self._coder = None, None
         self.add(labels, vectors)
-
-    def graph_state(self) -> GraphState | None:
-        """The serialised graph and its coder; None without a graph, or while the store has dead rows.
-
-        Dead rows are refused because the graph still holds their i8 copies (an
-        erased face must not persist in a snapshot) and because the graph's keys
-        are rows, which a restore numbers afresh from the live rows.
-        """
-        if self._graph is None or self._coder is None or self.dead_rows:
-            return None
-        saved = self._graph.save()
-        return GraphState(saved, self._coder) if saved is not None else None
-
-    @classmethod
-    def restore(
-        cls,
-        dim: int,
-        labels: Labels,
-        vectors: Vectors,
-        params: AnnParams,
-        state: GraphState | None,
-        vectors_path: Path | str | None = None,
-    ) -> AnnIndex:
-        """An index over ``labels``/``vectors``; reuses ``state`` (rows in the same order) instead of rebuilding."""
-        index = cls(dim, params=params, vectors_path=vectors_path)
-        labels = np.asarray(labels, dtype=np.int64)
-        if state is None or len(labels) == 0:
-            index.add(labels, vectors)
-            return index
-        graph = state.graph
-        restored: _UsearchIndex | PqTable | None
-        if state.coder.quantisation is Quantisation.PQ4:
-            restored = PqTable.restore(graph, index.dim)  # checks the dimension itself
-        else:
-            restored = _UsearchIndex.restore(
-                graph if isinstance(graph, bytearray) else bytearray(graph),
-                connectivity=params.connectivity,
-                expansion_add=params.expansion_add,
-                expansion_search=params.expansion_search,
-                enable_key_lookups=False,
-            )
-            if restored is not None and restored.ndim != index.dim:
-                restored = None
-            if restored is not None:
-                restored.expansion_search = params.expansion_search
-                restored.expansion_add = params.expansion_add
-        if restored is None or len(restored) != len(labels):
-            raise IndexError_("the stored graph does not match the stored vectors")
-        rows = index._store.append(as_rows(vectors, index.dim, "vectors"))
-        index._grow_row_label(index._store.size)
-        index._row_label[rows] = labels
-        index._labels.set(labels, rows)
-        index._graph, index._coder = restored, state.coder
-        return index
 
     def memory_bytes(self) -> dict[str, int]:
         """Resident bytes by part; ``mapped`` is the float32 file, held by the page cache, not the heap."""
@@ -639,7 +341,7 @@ class AnnIndex:
         self._store.close()
         self._graph, self._coder = None, None
         self._row_label = np.zeros(0, dtype=np.int64)
-        self._labels = _LabelRows()
+        self._labels = LabelRows()
 
 
-__all__ = ["AnnIndex", "AnnParams", "GraphCoder", "GraphState", "Quantisation"]
+__all__ = ["AnnIndex", "AnnParams", "GraphCoder", "Quantisation"]

@@ -64,7 +64,7 @@ class ExactIndex:
         self._row_of = {int(label): row for row, label in enumerate(self._labels)}
 
     def items(self) -> tuple[Labels, NDArray[np.float32]]:
-        """Every live ``(label, vector)``, for snapshots and rebuilds."""
+        """Every live ``(label, vector)``, for the doctor's check and rebuilds."""
         live = np.nonzero(self._labels[: self._size] >= 0)[0]
         return self._labels[live].astype(np.int64), np.ascontiguousarray(self._vectors[live], dtype=np.float32)
 

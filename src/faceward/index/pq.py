@@ -16,7 +16,6 @@ never added (gaps) get the code of the zero vector; the caller filters dead rows
 from __future__ import annotations
 
 import os
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,7 +27,6 @@ from faceward.index.base import IndexError_
 SUBQUANTIZERS = 64  # 2 dimensions each at 128-d
 BITS = 4  # the fast-scan kernels' code width
 SHARD_ROWS = 1 << 20  # codes per shard: one query scans the shards of a big table in parallel
-_LENGTH = struct.Struct("<Q")
 
 
 def _faiss() -> Any:
@@ -69,24 +67,6 @@ class PqTable:
         index = faiss.IndexPQFastScan(dim, min(SUBQUANTIZERS, dim // 2), BITS, faiss.METRIC_L2)
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         return cls([index])
-
-    @classmethod
-    def restore(cls, data: bytes | bytearray, dim: int) -> PqTable:
-        faiss = _faiss()
-        view, shards = memoryview(data), []
-        try:
-            (count,) = _LENGTH.unpack_from(view, 0)
-            at = _LENGTH.size
-            for _ in range(count):
-                (length,) = _LENGTH.unpack_from(view, at)
-                at += _LENGTH.size
-                shards.append(faiss.deserialize_index(np.frombuffer(view[at : at + length], dtype=np.uint8).copy()))
-                at += length
-        except (RuntimeError, struct.error) as exc:
-            raise IndexError_(f"the stored pq4 table cannot be read: {exc}") from None
-        if not shards or at != len(view) or any(shard.d != dim for shard in shards):
-            raise IndexError_(f"the stored pq4 table is not a {dim}-d table")
-        return cls(shards)
 
     def __len__(self) -> int:
         return sum(int(shard.ntotal) for shard in self._shards)
@@ -135,11 +115,6 @@ class PqTable:
         distances = np.where(found >= 0, distances, np.inf)
         best = np.argsort(distances, axis=1, kind="stable")[:, :count]
         return np.take_along_axis(found, best, axis=1)  # shards x each >= count columns, -1 where empty
-
-    def save(self) -> bytes:
-        faiss = _faiss()
-        parts = [bytes(faiss.serialize_index(shard)) for shard in self._shards]
-        return _LENGTH.pack(len(parts)) + b"".join(_LENGTH.pack(len(p)) + p for p in parts)
 
     @property
     def memory_usage(self) -> int:

@@ -155,10 +155,6 @@ class TenantVault:
             return False
         return True
 
-    def index_snapshot_key(self, tenant_id: str) -> bytes:
-        """The key the tenant's index snapshot files are sealed under: its data key (a snapshot is its data)."""
-        return self._tenant_key(tenant_id)
-
     def _subject(self, subject: SubjectKeyed) -> bytes:
         return self._subject_key(subject.tenant_id, subject.id, subject.wrapped_key)
 

@@ -9,8 +9,7 @@
 * **erasures** - the erasure ledger's hash chain holds, no subject or tenant it lists is still
   stored, and every erasure the store recorded is in the ledger;
 * **reviews** - no review step is still stored in clear (steps from before revision 0006);
-* **index** - with a running index (the server's :class:`GalleryService`), index snapshot files
-  or a persistent engine (Milvus: every tenant's collection, protected templates turned back with
+* **index** - with a running index (the server's :class:`GalleryService`) or a persistent engine (Milvus: every tenant's collection, protected templates turned back with
   the tenant's transform), the index holds exactly the stored faces: none missing, none erased,
   the same vectors.
 
@@ -26,7 +25,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,9 +36,7 @@ from faceward.services.reviews import ReviewService
 from faceward.store.ledger import LedgerError
 from faceward.errors import NotFound
 from faceward.settings import IndexBackend
-from faceward.services.doctor_index import (
-    _Findings, _check_engine, _check_running_index, _check_snapshot, _snapshotted, index_items, rewrite_snapshot, snapshot_path,
-)
+from faceward.services.doctor_index import _Findings, _check_engine, _check_running_index, index_items
 from faceward.store.integrity import IntegrityStore
 from faceward.vision.embed import from_template
 
@@ -70,24 +66,22 @@ def doctor(
     *,
     repair: bool = False,
     running_index: bool = True,
-    snapshots: Path | None = None,
 ) -> DoctorReport:
     """Check the store, the erasure ledger and the indexes; with ``repair``, fix what can be fixed and check again.
 
     ``running_index`` checks the indexes this process holds (a server's); an
     index it has not loaded yet is built from the store when first searched, so
-    there is nothing to check. ``snapshots`` is a folder of index snapshots
-    (:func:`snapshot_path`) to check against the store.
+    there is nothing to check (no index is kept on disk: decision 026).
     """
-    findings = _examine(gallery, running_index=running_index, snapshots=snapshots)
+    findings = _examine(gallery, running_index=running_index)
     repairs: list[dict[str, Any]] = []
     if repair and findings.count:
-        repairs = _repair(gallery, findings, snapshots)
-        findings = _examine(gallery, running_index=running_index, snapshots=snapshots)
+        repairs = _repair(gallery, findings)
+        findings = _examine(gallery, running_index=running_index)
     return DoctorReport(findings.count == 0, findings.checks, findings.problems, repairs)
 
 
-def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | None) -> _Findings:
+def _examine(gallery: GalleryService, *, running_index: bool) -> _Findings:
     found = _Findings()
     store = gallery.store
     integrity = IntegrityStore(store)
@@ -103,8 +97,7 @@ def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | 
     ledger_pairs = erased_subjects
     loaded = set(gallery.indexes.loaded()) if running_index else set()
     engine = gallery.settings.index_backend is IndexBackend.MILVUS
-    index_source = [s for s, on in (("running", running_index and bool(loaded)), ("snapshots", snapshots is not None),
-                                    ("engine", engine)) if on]
+    index_source = [s for s, on in (("running", running_index and bool(loaded)), ("engine", engine)) if on]
     found.checks["index"]["source"] = "+".join(index_source) or "none"
 
     for tenant in store.list_tenants():
@@ -140,8 +133,6 @@ def _examine(gallery: GalleryService, *, running_index: bool, snapshots: Path | 
             _check_running_index(gallery, tenant_id, live, found)
         if engine:
             _check_engine(gallery, tenant_id, live, found)
-        if snapshots is not None:
-            _check_snapshot(snapshots, tenant_id, gallery.vault.index_snapshot_key(tenant_id), live, found)
     return found
 
 
@@ -240,7 +231,7 @@ def _check_faces(
 # -- repair -----------------------------------------------------------------------------------
 
 
-def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -> list[dict[str, Any]]:
+def _repair(gallery: GalleryService, found: _Findings) -> list[dict[str, Any]]:
     done: list[dict[str, Any]] = []
     store = gallery.store
     integrity = IntegrityStore(store)
@@ -289,14 +280,6 @@ def _repair(gallery: GalleryService, found: _Findings, snapshots: Path | None) -
             done.append({"repair": "index_rebuild_failed", "tenant_id": tenant_id, "reason": str(exc)})
             continue
         done.append({"repair": "index_rebuilt", "tenant_id": tenant_id, "source": "store"})
-    if snapshots is not None:
-        for tenant_id in sorted(found.bad_snapshots | (rebuild & _snapshotted(snapshots, rebuild))):
-            try:
-                rewrite_snapshot(gallery, tenant_id, snapshots)
-            except (SealError, ValueError) as exc:
-                done.append({"repair": "snapshot_rewrite_failed", "tenant_id": tenant_id, "reason": str(exc)})
-                continue
-            done.append({"repair": "snapshot_rewritten", "tenant_id": tenant_id, "source": "store"})
     return done
 
 
@@ -324,4 +307,4 @@ def reconcile_ledger(gallery: GalleryService) -> int:
     return added
 
 
-__all__ = ["DoctorReport", "doctor", "index_items", "reconcile_ledger", "rewrite_snapshot", "snapshot_path"]
+__all__ = ["DoctorReport", "doctor", "index_items", "reconcile_ledger"]

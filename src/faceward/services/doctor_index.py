@@ -1,14 +1,11 @@
-"""The doctor's index checks: a running index, index snapshot files or a persistent engine, against the store.
+"""The doctor's index checks: a running index or a persistent engine, against the store.
 
 Each compares what the index holds (labels, and vectors where it keeps them) with
-the faces the store says it must hold; disagreements go into the doctor's
-findings, and :func:`rewrite_snapshot` rebuilds a snapshot from the store.
+the faces the store says it must hold; disagreements go into the doctor's findings.
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from datetime import datetime
 from typing import Any
 
@@ -43,18 +40,12 @@ class _Findings:
         self.missing_from_ledger: list[tuple[str, str | None, datetime]] = []
         self.bad_indexes: set[str] = set()
         self.bad_engines: set[str] = set()
-        self.bad_snapshots: set[str] = set()
         self.clear_reviews: set[str] = set()
 
     def add(self, check: str, problem: str, tenant_id: str | None, message: str, **ids: Any) -> None:
         self.count += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append({"check": check, "problem": problem, "tenant_id": tenant_id, "message": message, **ids})
-
-
-def snapshot_path(folder: Path, tenant_id: str) -> Path:
-    """Where a tenant's index snapshot lives in ``folder``; named by a hash, never by the tenant id itself."""
-    return Path(folder) / f"index-{hashlib.sha256(tenant_id.encode()).hexdigest()[:24]}.snap"
 
 
 def index_items(index: VectorIndex) -> tuple[np.ndarray, np.ndarray | None]:
@@ -66,7 +57,7 @@ def index_items(index: VectorIndex) -> tuple[np.ndarray, np.ndarray | None]:
     from faceward.index.exact import ExactIndex
 
     if isinstance(index, ExactIndex):
-        # ExactIndex has no export method; its live rows are those with a label >= 0 (as in index.snapshot).
+        # ExactIndex has no export method; its live rows are those with a label >= 0 .
         size = index._size
         live = np.nonzero(index._labels[:size] >= 0)[0]
         return index._labels[live].astype(np.int64), index._vectors[live]
@@ -160,38 +151,4 @@ def _all_faces(gallery: GalleryService, tenant_id: str) -> list[Any]:
     return out
 
 
-def _check_snapshot(folder: Path, tenant_id: str, tenant_key: bytes, live: dict[int, tuple[str, np.ndarray | None]], found: _Findings) -> None:
-    from faceward.index.snapshot import SnapshotError, load_snapshot
-
-    path = snapshot_path(folder, tenant_id)
-    try:
-        loaded = load_snapshot(path, tenant_key, tenant_id)
-    except SnapshotError as exc:
-        found.bad_snapshots.add(tenant_id)
-        found.add("index", "snapshot_unreadable", tenant_id, str(exc))
-        return
-    if loaded is None:
-        return
-    index, last_seq = loaded
-    labels, vectors = index_items(index)
-    if not _compare("snapshot", tenant_id, labels, vectors, last_seq, live, found):
-        found.bad_snapshots.add(tenant_id)
-
-
-def _snapshotted(folder: Path, tenants: set[str]) -> set[str]:
-    return {t for t in tenants if snapshot_path(folder, t).exists()}
-
-
-def rewrite_snapshot(gallery: GalleryService, tenant_id: str, folder: Path) -> Path:
-    """Rebuild the tenant's index from the store and save it as its snapshot in ``folder``."""
-    from faceward.index.snapshot import save_snapshot
-    from faceward.index.tenants import SearchIndexes
-
-    fresh = SearchIndexes(gallery.store, gallery.templates.open, None)
-    seq, _, index = fresh.inspect(tenant_id, lambda ix: ix)
-    path = snapshot_path(folder, tenant_id)
-    save_snapshot(index, path, gallery.vault.index_snapshot_key(tenant_id), tenant_id, seq)
-    return path
-
-
-__all__ = ["index_items", "rewrite_snapshot", "snapshot_path"]
+__all__ = ["index_items"]

@@ -21,7 +21,6 @@ from numpy.typing import NDArray
 from faceward.index.base import IndexError_, VectorIndex
 from faceward.index.factory import make_index
 from faceward.index.protected import ProtectedIndex
-from faceward.index.snapshot import SnapshotError, load_snapshot, save_snapshot
 from faceward.security.templates import template_transform
 from faceward.settings import IndexBackend
 
@@ -192,71 +191,3 @@ def test_tenants_never_see_each_other(factory: Factory, gallery: tuple) -> None:
     # A second handle on acme's (persistent) index sees acme's faces only.
     if hasattr(acme, "collection"):
         assert len(factory("acme")) == 100
-
-
-@pytest.mark.parametrize("removed", [False, True], ids=["clean", "after-remove"])
-def test_snapshot_round_trip(
-    factory: Factory, backend: str, gallery: tuple, tmp_path: Path, removed: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import faceward.index.snapshot as snapshot
-
-    monkeypatch.setattr(snapshot, "CHUNK", 4096)  # many chunks, to test the chunk chain
-    labels, vectors, queries = gallery
-    index = factory("acme")
-    index.add(labels, vectors)
-    if removed:
-        index.remove(labels[:30].tolist())
-    key, path = os.urandom(32), tmp_path / "acme.fwix"
-    if backend.startswith("milvus") or backend == "protected":  # only an engine outside the process is protected
-        with pytest.raises(SnapshotError, match="Milvus"):
-            save_snapshot(index, path, key, "acme", last_seq=1)
-        return
-    save_snapshot(index, path, key, "acme", last_seq=4242)
-    assert path.stat().st_mode & 0o077 == 0
-    assert vectors[5].tobytes() not in path.read_bytes()
-    loaded = load_snapshot(path, key, "acme")
-    assert loaded is not None
-    restored, last_seq = loaded
-    assert last_seq == 4242 and len(restored) == len(index) and type(restored) is type(index)
-    (got, got_scores), (want, want_scores) = restored.search(queries, 10), index.search(queries, 10)
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_allclose(got_scores, want_scores, atol=1e-6)  # rows renumbered: BLAS may sum in another order
-    if removed:
-        got, _ = restored.search(vectors[:30], 20)
-        assert not set(labels[:30].tolist()) & set(got.ravel().tolist())
-    restored.add(labels[:1], vectors[:1])  # still a working index
-    assert len(restored) == len(index) + (1 if removed else 0)
-
-
-def test_snapshot_refuses_wrong_key_tenant_or_tampering(
-    factory: Factory, backend: str, gallery: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import faceward.index.snapshot as snapshot
-
-    if backend.startswith("milvus") or backend == "protected":  # Milvus persists itself: a snapshot is refused with a clear error
-        with pytest.raises(snapshot.SnapshotError, match="Milvus"):
-            snapshot.save_snapshot(factory("acme"), tmp_path / "m.snap", bytes(range(32)), "acme", 0)
-        return
-    monkeypatch.setattr(snapshot, "CHUNK", 4096)
-    sealed_chunk = 4 + 4096 + 1 + 12 + 16  # length prefix, version, nonce, plaintext, tag
-    labels, vectors, _ = gallery
-    index = factory("acme")
-    index.add(labels, vectors)
-    key, path = os.urandom(32), tmp_path / "acme.fwix"
-    save_snapshot(index, path, key, "acme", last_seq=7)
-    assert load_snapshot(tmp_path / "missing.fwix", key, "acme") is None
-    with pytest.raises(SnapshotError, match="authentication"):
-        load_snapshot(path, os.urandom(32), "acme")
-    with pytest.raises(SnapshotError, match="authentication"):
-        load_snapshot(path, key, "globex")
-    data = path.read_bytes()
-    for name, bad in {
-        "flipped": data[:100] + bytes([data[100] ^ 1]) + data[101:],
-        "truncated": data[: len(data) // 2],
-        "final-chunk-dropped": data[: 8 + 16 + 2 * sealed_chunk],
-        "trailing-data": data + b"\0",
-        "no-magic": b"X" + data[1:],
-    }.items():
-        (tmp_path / name).write_bytes(bad)
-        with pytest.raises(SnapshotError):
-            load_snapshot(tmp_path / name, key, "acme")

@@ -20,7 +20,7 @@ from faceward.security.crypto import Keyring
 from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService
-from faceward.services.doctor import doctor, rewrite_snapshot, snapshot_path
+from faceward.services.doctor import doctor
 from faceward.services.retention import RetentionScheduler, purge_due, set_retention
 from faceward.settings import Settings
 from faceward.store import FaceRecord, SqlStore, schema
@@ -197,20 +197,17 @@ def test_orphaned_faces_are_found_and_removed(sqlite_gallery: GalleryService) ->
     assert fixed.ok and gallery.store.count_faces(tenant) == 1
 
 
-def test_a_snapshot_that_still_holds_an_erased_face_is_rewritten(gallery: GalleryService, tmp_path: Path) -> None:
+def test_a_restart_rebuilds_the_index_from_the_store_without_the_erased(gallery: GalleryService, tmp_path: Path) -> None:
+    """No index is kept on disk (decision 026): a fresh graph over the same store rebuilds it, erasures included."""
     tenant = gallery.create_tenant("Org")
-    a, _ = add_subject(gallery, tenant, "A", 2)
+    a, erased = add_subject(gallery, tenant, "A", 2)
     add_subject(gallery, tenant, "B", 1)
-    folder = tmp_path / "snapshots"
-    rewrite_snapshot(gallery, tenant, folder)
-    assert doctor(gallery, snapshots=folder, running_index=False).ok
+    gallery.indexes.get(tenant)
     gallery.delete_subject(tenant, a)
-    report = doctor(gallery, snapshots=folder, running_index=False)
-    assert not report.ok and report.checks["index"]["erased_or_unknown"] == 2
-    fixed = doctor(gallery, snapshots=folder, running_index=False, repair=True)
-    assert fixed.ok and any(r["repair"] == "snapshot_rewritten" for r in fixed.repairs)
-    snapshot_path(folder, tenant).write_bytes(b"garbage")
-    assert "snapshot_unreadable" in kinds(doctor(gallery, snapshots=folder, running_index=False))
+    restarted = GalleryService(gallery.store, gallery.keyring, gallery.settings, engine=fake_engine(), clock=gallery.clock)
+    seq, faces, index = restarted.indexes.inspect(tenant, lambda ix: ix)
+    assert len(index) == 1 and not set(erased) & {face_id for face_id, _ in faces.values()}
+    assert doctor(restarted).ok
 
 
 def test_consent_expiry_and_retention_purge_on_schedule(gallery: GalleryService) -> None:
