@@ -84,13 +84,16 @@ def _calibrate(manifest: Path, folder: Path, workers: int, engine: Engine | None
         scores = pair_scores(identities, analyses, Variant(template_id, flip_average=flip, mmod_fallback=True))
         check_enough(scores)
         tables[flip] = Calibration.from_scores(
-            template_id, scores.genuine, scores.impostor, {**meta, "images": scores.images}
+            template_id, scores.genuine, scores.impostor, {**meta, "images": scores.images}, scores.fmr_upper()
         )
-    path = write_model_calibration(model.source.parent, model.sha256, tables)
+    path = write_model_calibration(model.source.parent, model.sha256, tables, alignment=model.alignment_sha256)
     used = tables[face.flip_average]
 
-    def rows(table: Calibration) -> list[dict[str, float]]:
-        return [{"target_fmr": t, "score": table.threshold(t), "fnmr": round(table.fnmr_at(table.threshold(t)), 4)}
+    def rows(table: Calibration) -> list[dict[str, Any]]:
+        # The threshold is where the FMR's 95% upper bound meets the target; the point estimate there is lower.
+        return [{"target_fmr": t, "score": table.threshold(t), "fnmr": round(table.fnmr_at(table.threshold(t)), 4),
+                 "fmr": float(f"{table.estimated_fmr(table.threshold(t)):.3g}"),
+                 "fmr_upper_95": float(f"{table.fmr_upper_at(table.threshold(t)) or 0.0:.3g}")}
                 for t in TARGETS]
 
     report = {
@@ -112,7 +115,8 @@ def _calibrate(manifest: Path, folder: Path, workers: int, engine: Engine | None
         f"FMR resolution {used.fmr_floor:.1e}", markup=False,
     )
     for row in report["thresholds"]:
-        out.print(f"  target FMR {row['target_fmr']:g}: score {row['score']:.3f}, FNMR {row['fnmr']:.3f}", markup=False)
+        out.print(f"  target FMR {row['target_fmr']:g}: score {row['score']:.3f}, FNMR {row['fnmr']:.3f} "
+                  f"(measured FMR {row['fmr']:.2g}, 95% upper bound {row['fmr_upper_95']:.2g})", markup=False)
     other = report["by_flip_average"][str(not face.flip_average).lower()]
     out.print(f"  with flip_average {str(not face.flip_average).lower()}: FNMR "
               + ", ".join(f"{row['fnmr']:.3f} at FMR {row['target_fmr']:g}" for row in other), markup=False)

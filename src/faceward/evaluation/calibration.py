@@ -8,7 +8,9 @@ your own (``faceward models calibrate``):
 - only faces a detector found count (the central-region stand-in LFW's pair
   protocol needs is not a face anyone enrolls);
 - every same-identity pair of images is a genuine pair, every cross-identity
-  pair an impostor pair.
+  pair an impostor pair (all of them, not a sample);
+- the FMR's 95% upper bound is measured with pairs clustered by identity
+  (:func:`faceward.scoring.calibration.fmr_upper_bound`), and decisions use it.
 
 Too little data is refused with the reason, before any table is written: an
 FMR measured on N impostor pairs is resolved only to 1/N, so placing the
@@ -27,6 +29,7 @@ import numpy as np
 from faceward.errors import InvalidInput
 from faceward.evaluation.datasets import identity_folders, read_pairs
 from faceward.evaluation.runs import ImageAnalysis, Variant
+from faceward.scoring.calibration import GRID, fmr_upper_bound
 
 MIN_IDENTITIES = 20
 MIN_GENUINE_PAIRS = 20
@@ -42,6 +45,15 @@ class PairScores:
     impostor: np.ndarray
     identities: int  # identities with at least one usable image
     images: int  # images with a detected face
+    # Per identity: impostor pairs with a member of it at or above each GRID score, and all of its impostor pairs.
+    cluster_counts: np.ndarray | None = None
+    cluster_pairs: np.ndarray | None = None
+
+    def fmr_upper(self) -> np.ndarray | None:
+        """The FMR's 95% upper bound on the calibration grid, pairs clustered by identity (``None``: no clusters)."""
+        if self.cluster_counts is None or self.cluster_pairs is None or not len(self.impostor):
+            return None
+        return fmr_upper_bound(self.cluster_counts, self.cluster_pairs)
 
 
 def calibration_identities(folder: Path) -> tuple[dict[str, list[Path]], int]:
@@ -75,7 +87,21 @@ def pair_scores(identities: dict[str, list[Path]], analyses: dict[Path, ImageAna
     scores = v @ v.T
     upper = np.triu(np.ones_like(scores, dtype=bool), k=1)
     same = o[:, None] == o[None, :]
-    return PairScores(scores[upper & same], scores[upper & ~same], len(set(owners)), len(vectors))
+    counts, pairs = _clustered(scores, same, o)
+    return PairScores(scores[upper & same], scores[upper & ~same], len(set(owners)), len(vectors), counts, pairs)
+
+
+def _clustered(scores: np.ndarray, same: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per identity: its impostor pairs at or above each GRID score, and its impostor pairs in all."""
+    _, cluster = np.unique(owners, return_inverse=True)
+    clusters = int(cluster.max()) + 1
+    counts = np.zeros((clusters, len(GRID)), dtype=np.int64)
+    pairs = np.zeros(clusters, dtype=np.int64)
+    for row in range(len(scores)):  # one image at a time: memory stays at one row of the grid per image
+        impostor = np.sort(scores[row][~same[row]])
+        counts[cluster[row]] += len(impostor) - np.searchsorted(impostor, GRID, side="left")
+        pairs[cluster[row]] += len(impostor)
+    return counts, pairs
 
 
 def check_images(count: int) -> None:

@@ -93,8 +93,7 @@ def _cache_file(cache_dir: Path, options: EngineOptions, jitters: int = 0) -> Pa
 
         manifest = load_manifest(Path(options.recognizer))
         fields["recognizer"] = manifest.model_id
-        fields["template"] = manifest.template
-        fields["align"] = 2  # 2: from the detector's own 5 points when it gives them
+        fields["alignment"] = manifest.alignment_sha256  # the chips' spec, the aligner's version included
     signature = json.dumps(fields, sort_keys=True)
     return cache_dir / f"eval-{hashlib.sha1(signature.encode()).hexdigest()[:12]}.json"
 

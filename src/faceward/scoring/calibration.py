@@ -5,15 +5,22 @@ little; the calibration table, measured on genuine and impostor pairs of
 identities that the reported evaluations do not use (``scripts/calibrate.py``),
 maps it to the false match rate (FMR) for one comparison at that score.
 The decision threshold is the lowest score whose measured FMR is at most the
-target (default 1e-3). Beyond the last impostor seen, the FMR is reported as
-the resolution floor ``1 / impostor_pairs``: an upper bound, not a zero.
+target (default 1e-3); a table measured by ``faceward models calibrate`` also
+holds a one-sided 95% upper confidence bound of the FMR at each score
+(:func:`fmr_upper_bound`), and its threshold is the lowest score whose *bound*
+is at most the target, so a threshold placed on a handful of impostor scores,
+or on the scores of a few look-alike people, errs strict. Beyond the last
+impostor seen, the FMR is reported as the resolution floor
+``1 / impostor_pairs``: an upper bound, not a zero.
 
 Two places hold tables: package data for the bundled dlib ResNet
 (:func:`load_calibration`), and, for a model of your own, a file beside its
-manifest named by the model file's full SHA-256 (:func:`model_table_path`),
-written by ``faceward models calibrate``. That file holds one table for plain
-and one for mirror-averaged descriptors, so switching ``flip_average`` needs no
-new measurement; a re-exported model (another SHA-256) finds no table and runs
+manifest named by the model file's full SHA-256 and by its alignment spec
+(:func:`model_table_path`), written by ``faceward models calibrate``. That file
+holds one table for plain and one for mirror-averaged descriptors, so switching
+``flip_average`` needs no new measurement; a re-exported model (another SHA-256),
+or the same model fed chips cut or normalised another way (another template,
+input size, normalisation, or a new aligner), finds no table and runs
 uncalibrated until it is measured.
 """
 
@@ -41,6 +48,47 @@ class Decision(str, enum.Enum):
     BELOW_THRESHOLD = "below_threshold"
 
 
+GRID = np.round(np.arange(-0.2, 1.0001, 0.001), 4)  # the score thresholds every table is measured on
+CONFIDENCE_Z = 1.645  # one-sided 95%
+
+
+def poisson_upper(count: np.ndarray | float, z: float = CONFIDENCE_Z) -> np.ndarray:
+    """One-sided upper confidence bound of a Poisson mean given an observed ``count`` (Wilson-Hilferty).
+
+    Within 2% of the exact bound from one count up; ``count`` 0 gives 3.0 at 95%
+    (the "rule of three"). Counts need not be integers (effective counts).
+    """
+    k = np.asarray(count, dtype=np.float64) + 1.0
+    return k * (1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k))) ** 3
+
+
+def fmr_upper_bound(counts: np.ndarray, pairs: np.ndarray, z: float = CONFIDENCE_Z) -> np.ndarray:
+    """A one-sided upper confidence bound of the FMR at each threshold, with pairs clustered by identity.
+
+    ``counts[k, t]``: impostor pairs with a member of identity ``k`` scoring at or above
+    threshold ``t``; ``pairs[k]``: all impostor pairs with a member of ``k`` (so every pair
+    is counted twice, once per identity). Impostor pairs are not independent: every image
+    is in hundreds of them, and one person who looks like many others lifts the tail on his
+    own. The variance is the two-way clustered one (each pair lies in two clusters):
+    ``(sum_k (c_k - p m_k)^2 - M p (1 - p)) / M^2``, at least the binomial ``p (1 - p) / M``.
+    Its ratio to the binomial is the design effect ``d``, and the bound is the Poisson bound
+    of the effective count ``C / d`` over ``M / d`` effective pairs: a measurement worth
+    ``C / d`` independent false matches (``d`` is about 1 when false matches are spread evenly).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    m = np.asarray(pairs, dtype=np.float64)
+    total = m.sum() / 2.0
+    if total <= 0:
+        raise ValueError("no impostor pairs")
+    hits = counts.sum(axis=0) / 2.0
+    p = hits / total
+    pair_variance = p * (1.0 - p) * total  # each pair's own variance, counted twice in the cluster sums
+    clustered = (((counts - p[None, :] * m[:, None]) ** 2).sum(axis=0) - pair_variance) / total**2
+    binomial = np.maximum(p * (1.0 - p), 1.0 / total) / total
+    design = np.maximum(1.0, clustered / binomial)
+    return np.minimum(1.0, poisson_upper(hits / design, z) * design / total)
+
+
 @dataclass(frozen=True)
 class Calibration:
     model_id: str
@@ -50,6 +98,7 @@ class Calibration:
     impostor_pairs: int
     genuine_pairs: int
     meta: dict[str, Any]
+    fmr_upper: np.ndarray | None = None  # 95% upper bound of the FMR on the grid; decisions use it when present
 
     @property
     def fmr_floor(self) -> float:
@@ -61,9 +110,14 @@ class Calibration:
         return max(fmr, self.fmr_floor)
 
     def threshold(self, target_fmr: float) -> float:
-        """The lowest grid score whose measured FMR is at most ``target_fmr``."""
-        ok = np.nonzero(self.fmr <= target_fmr)[0]
+        """The lowest grid score whose measured FMR (its upper bound, when the table has one) is at most ``target_fmr``."""
+        fmr = self.fmr if self.fmr_upper is None else self.fmr_upper
+        ok = np.nonzero(fmr <= target_fmr)[0]
         return float(self.scores[ok[0]]) if len(ok) else float(self.scores[-1])
+
+    def fmr_upper_at(self, score: float) -> float | None:
+        """The 95% upper bound of the FMR at ``score`` (``None`` for a table without one)."""
+        return None if self.fmr_upper is None else float(np.interp(score, self.scores, self.fmr_upper))
 
     def fnmr_at(self, score: float) -> float:
         return float(np.interp(score, self.scores, self.fnmr))
@@ -73,22 +127,31 @@ class Calibration:
 
     @classmethod
     def from_scores(
-        cls, model_id: str, genuine: np.ndarray, impostor: np.ndarray, meta: dict[str, Any] | None = None
+        cls, model_id: str, genuine: np.ndarray, impostor: np.ndarray, meta: dict[str, Any] | None = None,
+        fmr_upper: np.ndarray | None = None,
     ) -> Calibration:
-        grid = np.round(np.arange(-0.2, 1.0001, 0.001), 4)
+        """The table of these scores on :data:`GRID`; ``fmr_upper``, on the same grid, from :func:`fmr_upper_bound`."""
+        grid = GRID
         imp = np.sort(impostor)
         gen = np.sort(genuine)
         fmr = 1.0 - np.searchsorted(imp, grid, side="left") / len(imp)
         fnmr = np.searchsorted(gen, grid, side="left") / len(gen)
-        return cls(model_id, grid, fmr, fnmr, len(imp), len(gen), meta or {})
+        if fmr_upper is not None:
+            fmr_upper = np.maximum.accumulate(np.maximum(np.asarray(fmr_upper, np.float64), fmr)[::-1])[::-1]
+            if fmr_upper.shape != grid.shape:
+                raise ValueError(f"fmr_upper has {fmr_upper.shape} values, the grid {grid.shape}")
+        return cls(model_id, grid, fmr, fnmr, len(imp), len(gen), meta or {}, fmr_upper)
 
     def to_json(self) -> dict[str, Any]:
+        rows = zip(self.scores, self.fmr, self.fnmr, self.fmr if self.fmr_upper is None else self.fmr_upper)
         return {
             "model_id": self.model_id,
             "impostor_pairs": self.impostor_pairs,
             "genuine_pairs": self.genuine_pairs,
             "meta": self.meta,
-            "table": [[float(s), float(f), float(n)] for s, f, n in zip(self.scores, self.fmr, self.fnmr)],
+            # score, FMR, FNMR (and the FMR's upper bound, a fourth column, when measured)
+            "table": [[float(s), float(f), float(n)] + ([] if self.fmr_upper is None else [float(u)])
+                      for s, f, n, u in rows],
         }
 
     @classmethod
@@ -97,6 +160,7 @@ class Calibration:
         return cls(
             data["model_id"], table[:, 0], table[:, 1], table[:, 2],
             int(data["impostor_pairs"]), int(data["genuine_pairs"]), dict(data.get("meta", {})),
+            table[:, 3].copy() if table.shape[1] > 3 else None,
         )
 
 
@@ -115,24 +179,31 @@ def load_calibration(model_id: str) -> Calibration:
     return Calibration.from_json(json.loads(path.read_text()))
 
 
-MODEL_TABLE_FORMAT = 1
+MODEL_TABLE_FORMAT = 2  # 2: named and checked by the alignment spec too; 1's tables are not read
 
 
-def model_table_path(folder: Path, sha256: str) -> Path:
-    """Where the calibration table of the model with this SHA-256 lies: beside its manifest."""
-    return Path(folder) / f"calibration-{sha256}.json"
+def model_table_path(folder: Path, sha256: str, alignment: str) -> Path:
+    """Where the calibration table of this model file, cut and normalised this way, lies: beside its manifest.
+
+    ``alignment`` is the manifest's :attr:`~faceward.vision.recognizer.RecognizerManifest.alignment_sha256`
+    (template, input size, colour order, normalisation and the aligner's version): the same
+    weights fed other chips give other scores, so a table measured before such a change is
+    not found afterwards, and the model runs uncalibrated until it is measured again.
+    """
+    return Path(folder) / f"calibration-{sha256}-{alignment[:12]}.json"
 
 
 def flip_key(flip_average: bool) -> str:
     return "flip" if flip_average else "plain"
 
 
-def write_model_calibration(folder: Path, sha256: str, tables: dict[bool, Calibration]) -> Path:
+def write_model_calibration(folder: Path, sha256: str, tables: dict[bool, Calibration], *, alignment: str) -> Path:
     """Write the plain and mirror-averaged tables of one model beside its manifest (atomically); returns the path."""
-    path = model_table_path(folder, sha256)
+    path = model_table_path(folder, sha256, alignment)
     data = {
         "format": MODEL_TABLE_FORMAT,
         "model_sha256": sha256,
+        "alignment_sha256": alignment,
         "tables": {flip_key(flip): table.to_json() for flip, table in tables.items()},
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -141,28 +212,30 @@ def write_model_calibration(folder: Path, sha256: str, tables: dict[bool, Calibr
     return path
 
 
-def find_model_calibration(folder: Path, sha256: str, *, flip_average: bool) -> Calibration | None:
-    """The table measured for this model file (``None`` when it was never calibrated).
+def find_model_calibration(folder: Path, sha256: str, *, flip_average: bool, alignment: str) -> Calibration | None:
+    """The table measured for this model file and alignment (``None`` when it was never calibrated).
 
     Read again whenever the file changes, so a server picks up a new measurement
-    without a restart. A file that names another SHA-256 is refused, not trusted.
+    without a restart. A file that names another SHA-256 or alignment is refused, not trusted.
     """
-    path = model_table_path(folder, sha256)
+    path = model_table_path(folder, sha256, alignment)
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
         return None
-    return _read_model_table(path, stamp, sha256).get(flip_key(flip_average))
+    return _read_model_table(path, stamp, sha256, alignment).get(flip_key(flip_average))
 
 
 @lru_cache(maxsize=16)
-def _read_model_table(path: Path, stamp: int, sha256: str) -> dict[str, Calibration]:
+def _read_model_table(path: Path, stamp: int, sha256: str, alignment: str) -> dict[str, Calibration]:
     from faceward.errors import ConfigError
 
     try:
         data = json.loads(path.read_text())
         if data.get("model_sha256") != sha256:
             raise ConfigError(f"{path} is the calibration of another model file; run `faceward models calibrate` again")
+        if data.get("alignment_sha256") != alignment:
+            raise ConfigError(f"{path} was measured on chips aligned another way; run `faceward models calibrate` again")
         return {key: Calibration.from_json(table) for key, table in data["tables"].items()}
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise ConfigError(f"{path}: unreadable calibration table ({exc}); run `faceward models calibrate` again") from None
@@ -182,7 +255,8 @@ def lookup(template_id: str, manifest: RecognizerManifest | None) -> Calibration
         if manifest is None or manifest.source is None:
             raise
     table = find_model_calibration(
-        manifest.source.parent, manifest.sha256, flip_average=template_id.endswith("/flip")
+        manifest.source.parent, manifest.sha256, flip_average=template_id.endswith("/flip"),
+        alignment=manifest.alignment_sha256,
     )
     if table is None:
         raise ConfigError(

@@ -60,6 +60,11 @@ ARCFACE_112_TEMPLATE: tuple[tuple[float, float], ...] = (
     (70.7299, 92.2041),
 )
 
+# The version of the way :class:`~faceward.vision.recognizer.TemplateAligner` cuts a chip. A change that
+# alters chips (the fit, the points, the interpolation) bumps it, so calibrations measured on the old
+# chips are no longer found (a manifest's ``alignment_sha256`` includes it).
+KEYPOINT_ALIGNER = "umeyama-5pt-bilinear-1"
+
 Points = NDArray[np.float64]
 Affine = NDArray[np.float64]  # 2 x 3: [x', y'] = A @ [x, y, 1]
 

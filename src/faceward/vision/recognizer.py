@@ -39,12 +39,14 @@ is a different model even under the same name. A file whose SHA-256 differs
 from the manifest's is refused before ONNX Runtime ever parses it.
 
 A calibration table measured by ``faceward models calibrate`` lies beside the
-manifest, named by the model's full SHA-256 (:mod:`faceward.scoring.calibration`).
+manifest, named by the model's full SHA-256 and :attr:`RecognizerManifest.alignment_sha256`
+(:mod:`faceward.scoring.calibration`).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -54,7 +56,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.vision.align import ARCFACE_112_TEMPLATE, keypoint_chip, template_chip
+from faceward.vision.align import ARCFACE_112_TEMPLATE, KEYPOINT_ALIGNER, keypoint_chip, template_chip
 from faceward.vision.decode import RGBImage
 from faceward.vision.errors import ManifestError, ModelIntegrityError
 from faceward.vision.models import sha256_file
@@ -120,6 +122,20 @@ class RecognizerManifest:
     @property
     def model_id(self) -> str:
         return f"{self.name}-{self.version}-{self.sha256[:12]}"
+
+    def alignment_spec(self) -> dict[str, Any]:
+        """Everything besides the weights that decides what the model sees: how chips are cut and normalised."""
+        return {
+            "aligner": KEYPOINT_ALIGNER, "template": [list(p) for p in self.template], "input_size": list(self.input_size),
+            "colour_order": self.colour_order.value, "layout": self.layout.value,
+            "mean": list(self.mean), "std": list(self.std),
+        }
+
+    @property
+    def alignment_sha256(self) -> str:
+        """SHA-256 of :meth:`alignment_spec`: with the model's, it names the calibration measured for it."""
+        canonical = json.dumps(self.alignment_spec(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def provenance(self) -> dict[str, Any]:
         """What the record says about the model: id, SHA-256, licence, training data, intended use."""

@@ -63,3 +63,22 @@ def test_identities_named_in_pairs_csv_are_held_out(tmp_path: Path) -> None:
     (tmp_path / "pairs.csv").write_text("image_a,image_b,same\nAnn/1.jpg,Bob/1.jpg,0\n")
     kept, held_out = calibration_identities(tmp_path)
     assert sorted(kept) == ["Cy"] and held_out == 2
+
+
+def test_pair_scores_count_each_identitys_impostor_pairs_for_the_upper_bound() -> None:
+    from faceward.scoring.calibration import GRID
+
+    rng = np.random.default_rng(5)
+    identities = {f"id{i}": [Path(f"id{i}/{j}.jpg") for j in range(n)] for i, n in enumerate((3, 2, 1, 1))}
+    analyses = {p: analysis(rng.standard_normal(8)) for files in identities.values() for p in files}
+    scores = pair_scores(identities, analyses, PLAIN)
+    assert scores.cluster_counts is not None and scores.cluster_pairs is not None
+    # 7 images: id0's 3 each meet 4 others, id1's 2 each meet 5, the singletons 6 each.
+    assert scores.cluster_pairs.tolist() == [12, 10, 6, 6]
+    assert scores.cluster_pairs.sum() == 2 * len(scores.impostor)
+    at = np.searchsorted(GRID, 0.0)
+    assert scores.cluster_counts[:, at].sum() == 2 * int((scores.impostor >= GRID[at]).sum())
+    upper = scores.fmr_upper()
+    assert upper is not None and upper.shape == GRID.shape
+    fmr = 1.0 - np.searchsorted(np.sort(scores.impostor), GRID, side="left") / len(scores.impostor)
+    assert np.all(upper >= fmr - 1e-12)
