@@ -126,6 +126,9 @@ def test_api_search_with_the_calibrated_model(calibrated: dict, manifest: Path, 
         model = shown.json()["model"]
         assert model["calibrated"] is True and model["licence"].startswith("MIT as stated")
         assert model["gallery_model_id"] == result["model_id"]
+        assert model["gallery_model_sha256"] == model["sha256"] == load_manifest(manifest).sha256
+        stored = app.state.services.gallery.store.faces_of(tenant.id, subject["id"])
+        assert [f.model_sha256 for f in stored] == [model["sha256"]]  # the full hash, per template
         assert model["calibration"]["impostor_pairs"] == calibrated["impostor_pairs"]
     finally:
         api.close()

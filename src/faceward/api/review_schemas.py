@@ -93,6 +93,9 @@ class ModelOut(BaseModel):
     calibrated: bool
     calibration: ModelCalibrationOut | None
     gallery_model_id: str | None = Field(description="The model this organisation's templates were made with.")
+    gallery_model_sha256: str | None = Field(
+        default=None, description="The full SHA-256 of that model's weights (null if enrolled before it was recorded)."
+    )
 
 
 class TenantSettingsOut(BaseModel):

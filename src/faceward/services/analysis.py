@@ -13,6 +13,7 @@ from faceward.errors import ConfigError
 from faceward.scoring import Scoring, Uncalibrated, lookup
 from faceward.settings import Settings
 from faceward.vision import FaceEngine, NoFaceFound, QualityLimits
+from faceward.vision.models import MANIFEST, ModelName
 from faceward.vision.remote import RemoteEngine
 from faceward.vision.types import Face
 
@@ -46,6 +47,12 @@ class Analysis:
     def model_id(self) -> str:
         """The id the engine's templates record: the recognizer's id, with ``/flip`` when mirror-averaged."""
         return self.engine.template_id
+
+    @property
+    def model_sha256(self) -> str:
+        """The full SHA-256 of the recognizer's weights, recorded with every template it makes."""
+        manifest = self.engine.manifest
+        return manifest.sha256 if manifest is not None else MANIFEST[ModelName.DESCRIPTOR].sha256
 
     @property
     def embedding_size(self) -> int:

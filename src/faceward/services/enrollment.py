@@ -109,7 +109,8 @@ class Enrollment:
             return duplicate
         if claim and not tenant.settings.get("model_id"):
             self.store.update_tenant(
-                tenant_id, settings={**tenant.settings, "model_id": model_id, "embedding_size": int(len(descriptor))}
+                tenant_id, settings={**tenant.settings, "model_id": model_id, "embedding_size": int(len(descriptor)),
+                                     "model_sha256": self.analysis.model_sha256}
             )
         elif claim and int(tenant.settings.get("embedding_size", len(descriptor))) != len(descriptor):
             raise InvalidInput(
@@ -123,6 +124,7 @@ class Enrollment:
                     tenant_id=tenant_id,
                     subject_id=subject_id,
                     model_id=model_id,
+                    model_sha256=self.analysis.model_sha256,
                     template_sealed=self.vault.seal_template(subject, face_id, to_template(descriptor)),
                     quality=quality.as_dict(),
                     image_sha256=self.vault.image_digest(tenant_id, digest),  # keyed: the photo's SHA-256 stays out

@@ -51,7 +51,7 @@ class Migration:
             self.store.update_tenant(tenant_id, settings={
                 **tenant.settings,
                 MIGRATION_KEY: {"model_id": model_id, "embedding_size": self.analysis.embedding_size,
-                                "started_at": self.clock().isoformat()},
+                                "model_sha256": self.analysis.model_sha256, "started_at": self.clock().isoformat()},
             })
         return str(current)
 
@@ -122,7 +122,8 @@ class Migration:
         if not new_faces or (require_all and without):
             return report  # never switch to an empty gallery
         settings = {k: v for k, v in tenant.settings.items() if k != MIGRATION_KEY}
-        settings.update(model_id=model_id, embedding_size=int(target["embedding_size"]))
+        settings.update(model_id=model_id, embedding_size=int(target["embedding_size"]),
+                        model_sha256=target.get("model_sha256", self.analysis.model_sha256))
         self.store.update_tenant(tenant_id, settings=settings)  # the switch: one write
         self.indexes.erase_tenant(tenant_id)  # a persistent engine's collection holds the old model's size
         integrity = IntegrityStore(self.store)

@@ -224,7 +224,11 @@ class ReviewOperations(Operations):
         """Thumbnails on or off, and the recognizer on record: its provenance, calibration and the gallery's model."""
         engine = self.gallery.engine
         model = model_card(engine.template_id, engine.provenance, engine.manifest)
-        return {**self.thumbnails.settings(tenant_id), "model": {**model, "gallery_model_id": self.gallery.gallery_model(tenant_id)}}
+        held = self.gallery.store.get_tenant(tenant_id).settings
+        return {**self.thumbnails.settings(tenant_id), "model": {
+            **model, "gallery_model_id": self.gallery.gallery_model(tenant_id),
+            "gallery_model_sha256": held.get("model_sha256") if held.get("model_id") else None,
+        }}
 
     def update_tenant_settings(self, principal: Principal, *, thumbnails: bool, source: str) -> dict[str, Any]:
         """Turn thumbnails on or off (off deletes every stored one at once); audited with the count deleted."""

@@ -42,6 +42,7 @@ class FaceRecord:
     image_sha256: str
     created_at: datetime
     seq: int = 0
+    model_sha256: str | None = None  # the recognizer's full SHA-256 (None: made before it was recorded)
 
 
 @dataclass(frozen=True, slots=True)

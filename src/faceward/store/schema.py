@@ -62,6 +62,9 @@ faces = Table(
     Column("subject_id", String(32), ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False),
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
     Column("model_id", String(64), nullable=False),
+    # The full SHA-256 of the recognizer's weights (model_id holds only 12 hex digits of it); null for
+    # templates made before revision 0008 by a model of one's own, whose full hash was never recorded.
+    Column("model_sha256", String(64), nullable=True),
     Column("template_sealed", LargeBinary, nullable=False),
     Column("quality", JSON, nullable=False),
     Column("image_sha256", String(64), nullable=False),

@@ -73,3 +73,38 @@ def test_the_login_role_is_kept_only_when_asked(pg_url: str) -> None:
         assert b.execute(text("SELECT current_user")).scalar() == APP_ROLE
     owner.close()
     app.close()
+
+
+def test_templates_gain_the_full_model_hash_and_the_bundled_models_are_backfilled(db_url: str) -> None:
+    """Revision 0008: ``faces.model_sha256``; dlib ResNet templates get its pinned hash, older own-model ones stay null."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from faceward.store.migrate import alembic_config
+    from faceward.vision.models import MANIFEST, ModelName
+
+    before = ScriptDirectory.from_config(alembic_config()).get_revision("0008").down_revision
+    engine = make_engine(db_url, poolclass=NullPool)
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), str(before))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT set_config('app.tenant_id', 't1', true)"))
+        conn.execute(text("INSERT INTO tenants (id, name_sealed, wrapped_key, status, settings, created_at) "
+                          "VALUES ('t1', :b, :b, 'active', '{}', :now)"), {"b": b"x", "now": now})
+        conn.execute(text("INSERT INTO subjects (id, tenant_id, display_name_sealed, consent_basis, "
+                          "consent_reference_sealed, consent_given_at, wrapped_key, created_at) "
+                          "VALUES ('s1', 't1', :b, 'explicit_consent', :b, :now, :b, :now)"), {"b": b"x", "now": now})
+        for seq, (face, model) in enumerate((("f1", "dlib-resnet-v1/flip"), ("f2", "dlib-resnet-v1"),
+                                             ("f3", "mobilefacenet-tf-1-7a66e881dc8e")), start=1):
+            conn.execute(text("INSERT INTO faces (id, tenant_id, subject_id, seq, model_id, template_sealed, quality, "
+                              "image_sha256, created_at) VALUES (:id, 't1', 's1', :seq, :model, :b, '{}', :img, :now)"),
+                         {"id": face, "seq": seq, "model": model, "b": b"x", "img": face * 32, "now": now})
+    upgrade(db_url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT set_config('app.tenant_id', 't1', true)"))
+        found = dict(conn.execute(text("SELECT id, model_sha256 FROM faces ORDER BY id")).all())
+    dlib = MANIFEST[ModelName.DESCRIPTOR].sha256
+    assert found == {"f1": dlib, "f2": dlib, "f3": None}
+    engine.dispose()

@@ -77,7 +77,9 @@ function showModel(model) {
     ["Calibration", cal
       ? `calibrated on ${cal.impostor_pairs} impostor / ${cal.genuine_pairs} genuine pairs (FMR resolution ${cal.fmr_resolution.toExponential(1)})`
       : "uncalibrated: no false match rate is estimated"],
-    ["Gallery made with", model.gallery_model_id ?? "no enrollment yet"],
+    ["Gallery made with", model.gallery_model_id
+      ? `${model.gallery_model_id}${model.gallery_model_sha256 ? ` (SHA-256 ${model.gallery_model_sha256})` : ""}`
+      : "no enrollment yet"],
   ];
   card.replaceChildren(...rows.flatMap(([term, value]) => {
     const dt = document.createElement("dt");
