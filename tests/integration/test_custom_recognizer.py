@@ -76,8 +76,10 @@ def test_enroll_and_search_on_a_custom_model(
     eileen = service.create_subject(tenant, "Eileen Collins", consent())
     face = service.enroll(tenant, eileen.id, astronaut_jpeg)
     assert not face.duplicate
-    assert store.get_tenant(tenant).settings == {"model_id": model_id, "embedding_size": DIM}
+    sha = load_manifest(manifest_path).sha256
+    assert store.get_tenant(tenant).settings == {"model_id": model_id, "embedding_size": DIM, "model_sha256": sha}
     assert [f["model_id"] for f in service.get_subject(tenant, eileen.id).faces] == [model_id]
+    assert [f.model_sha256 for f in store.faces_of(tenant, eileen.id)] == [sha]  # the full hash, per template
 
     assert isinstance(service.calibration, Uncalibrated)
     result = service.search(tenant, astronaut_probe, k=3)
@@ -168,7 +170,9 @@ def test_migration_builds_beside_and_switches_in_one_step(
     assert report.switched and report.old_model_id == old.model_id and report.new_model_id == new.model_id
     assert (report.subjects, report.subjects_migrated, report.faces_migrated, report.old_faces_removed) == (2, 1, 1, 2)
     assert report.without_new_faces == [{"subject_id": ghost.id, "display_name": "No Folder"}]
-    assert store.get_tenant(tenant).settings == {"model_id": new.model_id, "embedding_size": DIM}
+    new_sha = new.analysis.model_sha256
+    assert store.get_tenant(tenant).settings == {"model_id": new.model_id, "embedding_size": DIM, "model_sha256": new_sha}
+    assert {f.model_sha256 for f in store.faces_of(tenant, eileen.id)} == {new_sha} != {old.analysis.model_sha256}
     with pytest.raises(ModelMismatch):
         old.search(tenant, astronaut_probe)
     after = new.search(tenant, astronaut_probe)

@@ -71,12 +71,15 @@ def calibrated(manifest: Path, sample: Path, tmp_path_factory: pytest.TempPathFa
 
 def test_calibrate_writes_a_table_beside_the_manifest(calibrated: dict, manifest: Path) -> None:
     model = load_manifest(manifest)
-    assert calibrated["table"] == str(manifest.parent / f"calibration-{model.sha256}.json")
+    name = f"calibration-{model.sha256}-{model.alignment_sha256[:12]}.json"  # the weights and how chips are cut
+    assert calibrated["table"] == str(manifest.parent / name)
     assert calibrated["template_id"] == model.model_id  # the manifest turns mirror-averaging off
     assert calibrated["impostor_pairs"] >= MIN_IMPOSTOR_PAIRS and calibrated["genuine_pairs"] >= 20
     assert calibrated["fmr_resolution"] == pytest.approx(1 / calibrated["impostor_pairs"])
     scores = [row["score"] for row in calibrated["thresholds"]]
     assert scores == sorted(scores) and 0.0 < scores[0] < 1.0  # a stricter target, a higher score
+    for row in calibrated["thresholds"][:2]:  # placed where the FMR's 95% upper bound meets the target
+        assert row["fmr"] <= row["fmr_upper_95"] <= row["target_fmr"]
     assert calibrated["flip_average"] is False and calibrated["by_flip_average"]["false"] == calibrated["thresholds"]
     assert len(calibrated["by_flip_average"]["true"]) == len(scores)
     code, output = run("models", "show", str(manifest), "--json")

@@ -93,7 +93,9 @@ def _calibrate(manifest: Path, folder: Path, workers: int, engine: Engine | None
         # The threshold is where the FMR's 95% upper bound meets the target; the point estimate there is lower.
         return [{"target_fmr": t, "score": table.threshold(t), "fnmr": round(table.fnmr_at(table.threshold(t)), 4),
                  "fmr": float(f"{table.estimated_fmr(table.threshold(t)):.3g}"),
-                 "fmr_upper_95": float(f"{table.fmr_upper_at(table.threshold(t)) or 0.0:.3g}")}
+                 "fmr_upper_95": float(f"{table.fmr_upper_at(table.threshold(t)) or 0.0:.3g}"),
+                 # False: too few impostor pairs to bound the FMR this low; the threshold is then the top score
+                 "resolved": (table.fmr_upper_at(table.threshold(t)) or 0.0) <= t}
                 for t in TARGETS]
 
     report = {
