@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from faceward.cli.progress import progress_bar
-from faceward.cli.common import JsonOpt, emit_fields, emit_json, friendly, out, settings
+from faceward.cli.common import JsonOpt, command_group, emit_fields, emit_json, friendly, out, settings
 from faceward.evaluation.datasets import identity_folders, read_pairs
 from faceward.evaluation.reports import check_pairs_protocol, ident_report, pairs_report
 from faceward.evaluation.runs import BASELINE, JITTER, VARIANTS, ImageAnalysis, Variant, analyse
@@ -17,7 +17,7 @@ from faceward.scoring import Calibration
 from faceward.settings import Engine
 from faceward.vision.engine import EngineOptions, FaceEngine
 
-eval_app = typer.Typer(help="Measure accuracy on labelled face folders.", no_args_is_help=True)
+eval_app = command_group(help="Measure accuracy on labelled face folders.")
 EngineOpt = typer.Option("--engine", help="Descriptor runtime (default from FACEWARD_ENGINE).")
 BaselineOpt = typer.Option("--baseline", help="Score the face_recognition-style pipeline instead.")
 AllOpt = typer.Option("--all-variants", help="Report every pipeline variant.")

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from faceward.cli.acting import acting
-from faceward.cli.common import JsonOpt, TenantOpt, emit_fields, emit_json, fail, friendly, out, settings
+from faceward.cli.common import JsonOpt, TenantOpt, command_group, emit_fields, emit_json, fail, friendly, out, settings, table
 from faceward.cli.enrolling import EngineOpt
 from faceward.errors import InvalidInput
 from faceward.settings import Engine, Settings
@@ -60,13 +59,13 @@ def run_search(
     if as_json:
         emit_json(result.as_dict())
         return
-    table = Table(title=f"Candidates (gallery of {result.gallery_size} faces; threshold {result.threshold:.3f} at FMR {result.target_fmr:g})")
-    for col in ("rank", "subject", "name", "score", "est. FMR", "decision"):
-        table.add_column(col)
-    for c in result.candidates:
-        fmr = "-" if c.estimated_fmr is None else f"{c.estimated_fmr:.2e}"
-        table.add_row(str(c.rank), c.subject_id, c.display_name, f"{c.score:.4f}", fmr, c.decision.value)
-    out.print(table)
+    out.print(table(
+        ["rank", "subject", "name", "score", "est. FMR", "decision"],
+        [[str(c.rank), c.subject_id, c.display_name, f"{c.score:.4f}", "-" if c.estimated_fmr is None else f"{c.estimated_fmr:.2e}",
+          c.decision.value] for c in result.candidates],
+        whole={"rank", "subject", "score", "est. FMR", "decision"},
+        title=f"Candidates (gallery of {result.gallery_size} faces; threshold {result.threshold:.3f} at FMR {result.target_fmr:g})",
+    ))
     for warning in result.warnings:
         out.print(f"warning: {warning}", markup=False)
     out.print(result.as_dict()["notice"])
@@ -118,7 +117,7 @@ def run_verify(
         out.print(f"warning: {warning}", markup=False)
 
 
-subjects_app = typer.Typer(help="List, show and erase enrolled subjects.", no_args_is_help=True)
+subjects_app = command_group(help="List, show and erase enrolled subjects.")
 
 
 @subjects_app.command("list")

@@ -8,7 +8,7 @@ import typer
 
 from faceward import __version__
 from faceward.bootstrap import init_home
-from faceward.cli.common import JsonOpt, emit_json, friendly, out, settings
+from faceward.cli.common import JsonOpt, command_group, emit_json, emit_report, friendly, out, settings
 from faceward.cli.evaluate import eval_app
 from faceward.cli.enrolling import enroll, reenroll
 from faceward.cli.gallery import search, subjects_app, verify
@@ -17,9 +17,8 @@ from faceward.cli.models import models_app
 from faceward.cli.operator import audit_app, keys_app, tenant_app
 from faceward.cli.serve import serve
 
-app = typer.Typer(
-    help="faceward: consent-first face search. Matches are leads for human review, never identifications.",
-    no_args_is_help=True,
+app = command_group(
+    "faceward: consent-first face search. Matches are leads for human review, never identifications.",
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -109,14 +108,7 @@ def _info(as_json: bool) -> None:
         data["face_engine"]["calibration"] = model_card(engine.template_id, engine.provenance, engine.manifest)["calibration"]
     except FacewardError as exc:
         data["face_engine"] = {"error": exc.message}
-    if as_json:
-        emit_json(data)
-    else:
-        engine = data.pop("face_engine")
-        for key, value in data.items():
-            out.print(f"{key}: {value}", markup=False)
-        for key, value in engine.items():
-            out.print(f"face_engine.{key}: {value}", markup=False)
+    emit_report(data, as_json)
 
 
 def main() -> None:

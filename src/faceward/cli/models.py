@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from faceward.cli.common import JsonOpt, emit_fields, emit_json, friendly, out
+from faceward.cli.common import JsonOpt, command_group, emit_fields, emit_json, friendly, out
 from faceward.cli.evaluate import EngineOpt, _analyse, _engine
 from faceward.errors import InvalidInput
 from faceward.evaluation.calibration import (
@@ -23,7 +23,7 @@ from faceward.scoring import Calibration, model_card, write_model_calibration
 from faceward.settings import Engine
 from faceward.vision.engine import FLIP_SUFFIX
 
-models_app = typer.Typer(help="Your own recognizer: its provenance and calibration.", no_args_is_help=True)
+models_app = command_group(help="Your own recognizer: its provenance and calibration.")
 ManifestArg = typer.Argument(help="The model's manifest (JSON): file, SHA-256, template, licence.")
 TARGETS = (1e-2, 1e-3, 1e-4)
 

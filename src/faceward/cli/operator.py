@@ -11,21 +11,21 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Table
 
 from faceward.bootstrap import key_file
 from faceward.cli.acting import open_services
-from faceward.cli.common import JsonOpt, emit_json, fail, friendly, out, settings
+from faceward.cli.common import JsonOpt, command_group, emit_json, fail, friendly, out, settings, shown, table
 from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring, load_master_key
 from faceward.security.pkcs11 import Pkcs11Keyring, open_keyring
 from faceward.services.accounts import AccountService
 from faceward.security.audit import AuditEntry, AuditReport
 from faceward.settings import Kms
+from faceward.text import rfc3339
 
-tenant_app = typer.Typer(help="Create, list, suspend and delete tenants (operator only).", no_args_is_help=True)
-audit_app = typer.Typer(help="Verify the audit chains; read who did what, when, from where.", no_args_is_help=True)
-keys_app = typer.Typer(help="Master key operations.", no_args_is_help=True)
+tenant_app = command_group(help="Create, list, suspend and delete tenants (operator only).")
+audit_app = command_group(help="Verify the audit chains; read who did what, when, from where.")
+keys_app = command_group(help="Master key operations.")
 
 TenantArg = typer.Argument(help="Tenant id (see `faceward tenant list`).")
 TenantFilter = typer.Option("--tenant", help="One tenant id (default: every tenant).")
@@ -49,14 +49,6 @@ def parse_moment(value: str | None, *, name: str) -> datetime | None:
     except ValueError:
         raise InvalidInput(f"{name} must be an ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T09:30Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _table(*headers: str) -> Table:
-    """A table that wraps long ids and names rather than cutting them short."""
-    table = Table()
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    return table
 
 
 # -- tenants ------------------------------------------------------------------------
@@ -94,11 +86,12 @@ def _tenant_list(as_json: bool) -> None:
     if as_json:
         emit_json({"tenants": rows})
         return
-    table = _table("id", "name", "status", "created", "keys", "subjects")
-    for row in rows:
-        table.add_row(row["id"], row["name"], row["status"], row["created_at"].strftime("%Y-%m-%d %H:%M"),
-                      str(row["keys"]), str(row["subjects"]))
-    out.print(table)
+    out.print(table(
+        ["id", "name", "status", "created", "keys", "subjects"],
+        [[row["id"], row["name"], row["status"], row["created_at"].date().isoformat(), str(row["keys"]), str(row["subjects"])]
+         for row in rows],
+        whole={"id", "status", "created", "keys", "subjects"},
+    ))
 
 
 @tenant_app.command("suspend")
@@ -264,11 +257,15 @@ def _audit_timeline(
     if as_json:
         emit_json({"entries": [{"tenant_id": t, **e.as_dict()} for t, e in rows]})
         return
-    table = _table("when (UTC)", "tenant", "seq", "who", "what", "from where", "details")
-    for t, e in rows:
-        details = ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), t, str(e.seq), e.actor, e.action, e.source or "-", details)
-    out.print(table)
+    # One table per tenant under its id: the widest column is not repeated on every line.
+    for t in dict.fromkeys(t for t, _ in rows):
+        entries = [e for tid, e in rows if tid == t]
+        out.print(table(
+            ["when", "seq", "who", "what", "from where", "details"],
+            [[rfc3339(e.at.replace(microsecond=0)), str(e.seq), e.actor, e.action, e.source or "-",
+              ", ".join(f"{k}={shown(v)}" for k, v in sorted(e.details.items()))] for e in entries],
+            whole={"when", "seq", "what"}, title=f"tenant {t}",
+        ))
 
 
 # -- master key ---------------------------------------------------------------------
