@@ -147,6 +147,18 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
     marker = local_tenant_file(s)
     if local and not marker.exists() and local not in report.tenants_erased_again:
         marker.write_text(f"{local}\n")
+    if report.subjects_erased_again:  # their review steps name them only under a key: delete them now it is open
+        again = set(report.subjects_erased_again)
+        services = open_services(s, "restore")
+        try:
+            by_tenant: dict[str, list[str]] = {}
+            for tenant_id, subject_id in ledger.erased_subjects():
+                if subject_id in again:
+                    by_tenant.setdefault(tenant_id, []).append(subject_id)
+            for tenant_id, subject_ids in by_tenant.items():
+                services.operations.reviews.forget_erased(tenant_id, subject_ids)
+        finally:
+            services.gallery.store.close()
     data: dict[str, Any] = report.as_dict()
     if as_json:
         emit_json(data)

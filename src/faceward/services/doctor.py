@@ -8,7 +8,8 @@
   of the tenant's model;
 * **erasures** - the erasure ledger's hash chain holds, no subject or tenant it lists is still
   stored, and every erasure the store recorded is in the ledger;
-* **reviews** - no review step is still stored in clear (steps from before revision 0006);
+* **reviews** - no review step is still stored in clear (steps from before revision 0006), and
+  none remains of a subject the ledger lists as erased;
 * **index** - with a running index (the server's :class:`GalleryService`) or a persistent engine (Milvus: every tenant's collection, protected templates turned back with
   the tenant's transform), the index holds exactly the stored faces: none missing, none erased,
   the same vectors.
@@ -123,6 +124,11 @@ def _examine(gallery: GalleryService, *, running_index: bool) -> _Findings:
             found.add("tenants", "key_unopenable", tenant_id, "the tenant key does not open under this master key")
             continue
         _check_erasures(gallery, integrity, tenant_id, ledger_pairs, found)
+        erased_ids = sorted(s for t, s in ledger_pairs if t == tenant_id)
+        if left := ReviewService(gallery).steps_of_erased(tenant_id, erased_ids):
+            found.checks["reviews"]["of_erased_subjects"] += left
+            found.erased_reviews[tenant_id] = erased_ids
+            found.add("reviews", "of_erased_subjects", tenant_id, f"{left} review steps of erased subjects remain")
         if clear := ReviewService(gallery).clear_step_count(tenant_id):
             found.checks["reviews"]["in_clear"] += clear
             found.clear_reviews.add(tenant_id)
@@ -254,6 +260,9 @@ def _repair(gallery: GalleryService, found: _Findings) -> list[dict[str, Any]]:
         store.delete_tenant(tenant_id)
         gallery.indexes.erase_tenant(tenant_id)
         done.append({"repair": "tenant_erasure_finished", "tenant_id": tenant_id})
+    for tenant_id, erased_ids in sorted(found.erased_reviews.items()):
+        done.append({"repair": "reviews_of_erased_removed", "tenant_id": tenant_id,
+                     "steps": ReviewService(gallery).forget_erased(tenant_id, erased_ids)})
     for tenant_id in sorted(found.clear_reviews):
         done.append({"repair": "reviews_sealed", "tenant_id": tenant_id, "steps": ReviewService(gallery).seal_clear_steps(tenant_id)})
     rebuild = set(found.bad_indexes)

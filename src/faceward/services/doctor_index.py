@@ -28,7 +28,7 @@ class _Findings:
             "templates": {"checked": 0, "unopenable": 0, "invalid": 0, "other_model": 0},
             "erasures": {"ledger_entries": 0, "ledger_ok": True, "still_present": 0, "missing_from_ledger": 0},
             "index": {"source": "none", "tenants": 0, "faces": 0, "missing": 0, "erased_or_unknown": 0, "vector_mismatch": 0},
-            "reviews": {"in_clear": 0},
+            "reviews": {"in_clear": 0, "of_erased_subjects": 0},
         }
         self.problems: list[dict[str, Any]] = []
         self.count = 0
@@ -41,6 +41,7 @@ class _Findings:
         self.bad_indexes: set[str] = set()
         self.bad_engines: set[str] = set()
         self.clear_reviews: set[str] = set()
+        self.erased_reviews: dict[str, list[str]] = {}
 
     def add(self, check: str, problem: str, tenant_id: str | None, message: str, **ids: Any) -> None:
         self.count += 1

@@ -261,6 +261,21 @@ class ReviewService:
                 log.warning("review steps of a tenant stay in clear: its key does not open (see faceward doctor)")
         return done
 
+    def steps_of_erased(self, tenant_id: str, subject_ids: list[str]) -> int:
+        """How many steps remain of these (erased) subjects: none, unless they were erased without a key open."""
+        refs = [self.gallery.vault.review_subject_ref(tenant_id, s) for s in subject_ids]
+        return self._repo.count_steps_of(tenant_id, refs) if refs else 0
+
+    def forget_erased(self, tenant_id: str, subject_ids: list[str]) -> int:
+        """Delete the steps of subjects erased where no key was open (a restore re-erasing from the ledger).
+
+        An erasure through the service deletes its subject's steps itself (they no longer name the
+        subject, so the foreign key's cascade cannot); a restore erases from the ledger before any key
+        is open, and ``faceward restore`` then calls this. Returns how many steps went.
+        """
+        refs = [self.gallery.vault.review_subject_ref(tenant_id, s) for s in subject_ids]
+        return self._repo.delete_steps_of(tenant_id, refs) if refs else 0
+
     def clear_step_count(self, tenant_id: str) -> int:
         """How many of the tenant's steps are still in clear (``faceward doctor`` reports them)."""
         return len(self._repo.clear_steps(tenant_id, limit=1_000_000))

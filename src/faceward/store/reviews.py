@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from faceward.store import schema
 from faceward.store.accounts import utc
@@ -143,6 +143,29 @@ class ReviewStore:
                 conn.execute(delete(r).where(r.c.tenant_id == tenant_id, r.c.id == record.id))
                 conn.execute(insert(r).values(**_fields(record)))
         self.store.checkpoint()
+
+    def count_steps_of(self, tenant_id: str, subject_refs: list[str]) -> int:
+        """How many steps carry one of these subject refs (the doctor's check that erasures held)."""
+        r = schema.reviews
+        total = 0
+        with self.store.transaction(tenant_id) as conn:
+            for start in range(0, len(subject_refs), 500):
+                chunk = subject_refs[start:start + 500]
+                total += int(conn.execute(select(func.count()).select_from(r).where(
+                    r.c.tenant_id == tenant_id, r.c.subject_ref.in_(chunk))).scalar_one())
+        return total
+
+    def delete_steps_of(self, tenant_id: str, subject_refs: list[str]) -> int:
+        """Delete the steps of these subject refs (subjects erased where no key was open: a restore)."""
+        r = schema.reviews
+        done = 0
+        with self.store.transaction(tenant_id) as conn:
+            for start in range(0, len(subject_refs), 500):
+                chunk = subject_refs[start:start + 500]
+                done += int(conn.execute(delete(r).where(r.c.tenant_id == tenant_id, r.c.subject_ref.in_(chunk))).rowcount or 0)
+        if done:
+            self.store.checkpoint()
+        return done
 
     # -- face chips ---------------------------------------------------------------------
 

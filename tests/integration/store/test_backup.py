@@ -17,7 +17,8 @@ from faceward.security.crypto import Keyring, aad, open_sealed
 from faceward.security.errors import SealError
 from faceward.store.backup import BackupError, backup, read_header, restore
 from faceward.services.consent import Consent
-from faceward.services.gallery import GalleryService, utcnow
+from faceward.services.gallery import GalleryService, new_id, utcnow
+from faceward.services.reviews import ReviewService
 from faceward.store.ledger import ErasureLedger, LedgerError
 from faceward.services.doctor import doctor
 from faceward.settings import Settings
@@ -75,6 +76,10 @@ def test_an_erased_subject_stays_erased_after_restoring_an_older_backup(
     old.enroll(tenant, kept.id, astronaut_probe)
     erased_face = old.store.faces_of(tenant, erased.id)[0]
     erased_key = old.store.get_subject(tenant, erased.id).wrapped_key
+    search = new_id("q_")  # a review step of the subject that will be erased after the backup
+    ReviewService(old).record(tenant, "keyAAAAAAAAAAAAA", search_id=search, subject_id=erased.id, face_id=None,
+                              token=ReviewService(old).token(tenant, search, erased.id, None), outcome="possible_match",
+                              note="same scar")
 
     archive = tmp_path / "backups" / "before.fwb"
     info = backup(db_url, keyring, old.ledger, archive, scratch=tmp_path / "home")
@@ -101,6 +106,12 @@ def test_an_erased_subject_stays_erased_after_restoring_an_older_backup(
             subject_key = Keyring.subject_key(tenant_key, tenant, view.id, new.store.get_subject(tenant, view.id).wrapped_key)
             with pytest.raises(SealError):
                 open_sealed(subject_key, erased_face.template_sealed, aad(tenant, "faces", erased_face.id))
+        # Its sealed review step names it only under the tenant key, so the restore (no key open) left it:
+        # the doctor names it, and `faceward restore` deletes it as soon as the keys are open (#12).
+        reviews = ReviewService(new)
+        assert reviews.steps_of_erased(tenant, [erased.id]) == 1
+        assert doctor(new).checks["reviews"]["of_erased_subjects"] == 1
+        assert reviews.forget_erased(tenant, [erased.id]) == 1 and reviews.steps_of_erased(tenant, [erased.id]) == 0
         if target_url.startswith("sqlite"):
             raw = Path(target_url.split("///", 1)[1]).read_bytes()
             assert erased_key not in raw and erased_face.template_sealed not in raw  # not even in free pages
