@@ -1,8 +1,8 @@
 """The one service graph: ``build_services(settings)``, used by ``faceward serve`` and every CLI command.
 
 settings -> master key -> store -> vault and gallery use cases -> accounts, audit,
-usage -> :class:`~faceward.services.review_operations.ReviewOperations` (the gate
-every act passes). No module-level singletons; building fails, before anything
+usage -> one :class:`~faceward.services.gate.Gate` -> :class:`~faceward.services.operations.Operations`
+and the console's :class:`~faceward.services.console.ConsoleActs` (composed over that one gate). No module-level singletons; building fails, before anything
 runs, when there is no master key or it is a placeholder.
 """
 
@@ -16,8 +16,10 @@ from faceward.security.operator_log import OperatorLog
 from faceward.security.throttle import FailureThrottle
 from faceward.services.accounts import AccountService
 from faceward.services.gallery import GalleryService
-from faceward.services.operations import Limits
-from faceward.services.review_operations import ReviewOperations
+from faceward.services.console import ConsoleActs
+from faceward.services.gate import Gate
+from faceward.services.ids import utcnow
+from faceward.services.operations import Limits, Operations
 from faceward.services.usage import UsageService
 from faceward.settings import Settings
 from faceward.store import SqlStore
@@ -33,7 +35,8 @@ class Services:
     accounts: AccountService
     audit: AuditLog
     usage: UsageService
-    operations: ReviewOperations
+    operations: Operations
+    console: ConsoleActs
     operator_log: OperatorLog
 
 
@@ -74,10 +77,13 @@ def build_services(
     accounts = AccountService(
         gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute), operator_log=operator_log
     )
-    operations = ReviewOperations(gallery, accounts, audit, usage, limits=limits or settings_limits(settings))
-    gallery.chip_sink = operations.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
-    operations.reviews.seal_after_migration(store.migrated_from)  # a migration holds no key (revision 0006)
-    return Services(settings, gallery, accounts, audit, usage, operations, operator_log)
+    limits = limits or settings_limits(settings)
+    gate = Gate(audit, usage, limits, clock=utcnow)  # one gate: the API, the CLI and the console's acts
+    console = ConsoleActs(gallery, accounts, audit, gate)
+    operations = Operations(gallery, accounts, audit, usage, limits=limits, gate=gate, reviewing=console)
+    gallery.chip_sink = console.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
+    console.reviews.seal_after_migration(store.migrated_from)  # a migration holds no key (revision 0006)
+    return Services(settings, gallery, accounts, audit, usage, operations, console, operator_log)
 
 
 __all__ = ["Services", "build_services", "settings_limits"]

@@ -67,9 +67,8 @@ def identifier(services: Services) -> Callable[[Headers, str | None], Principal 
         if scheme.lower() == "bearer" and credentials:
             return services.accounts.authenticate(credentials, source=f"api:{host}" if host else "api", address=host)
         cookie = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
-        sessions = getattr(services.operations, "sessions", None)
-        if cookie and sessions is not None:
-            session: Session = sessions.resolve(cookie)
+        if cookie:
+            session: Session = services.console.sessions.resolve(cookie)
             return session
         raise Unauthenticated(NO_KEY, reason="no bearer token")
 

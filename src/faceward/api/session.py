@@ -42,17 +42,15 @@ def has_session_cookie(request: Request) -> bool:
 
 def console_session(request: Request) -> Session:
     """The live session of the request's cookie (401 otherwise); unsafe methods must carry its CSRF token (403)."""
-    operations = request.app.state.services.operations
-    sessions = getattr(operations, "sessions", None)
-    if sessions is None:
-        raise Unauthenticated("an API key is required: Authorization: Bearer <key>", reason="console disabled")
+    services = request.app.state.services
+    sessions = services.console.sessions
     gated: Session | None = request.scope.get("state", {}).get("console_session")  # resolved by the API's gate
     session: Session = gated or sessions.resolve(request.cookies.get(SESSION_COOKIE))
     if request.method not in SAFE_METHODS and not sessions.csrf_ok(session, request.headers.get(CSRF_HEADER)):
         principal = session.principal
         details = {"act": f"{request.method} {request.url.path}"[:200], "reason": "missing or wrong CSRF token"}
         try:
-            operations.audit.append(principal.tenant_id, actor=principal.actor, action="console.csrf_failed",
+            services.audit.append(principal.tenant_id, actor=principal.actor, action="console.csrf_failed",
                                     details=details, source=_source(request))
         except Exception:  # the refusal stands whether or not it could be recorded
             log.exception("could not audit a CSRF failure of key %s", principal.key_id)

@@ -15,7 +15,7 @@ from faceward.bootstrap import init_home
 from faceward.cli.common import local_tenant_file
 from faceward.security.operator_log import host_user
 from faceward.security.policy import Operator, Principal, operator_principal
-from faceward.services.review_operations import ReviewOperations
+from faceward.services.operations import Operations
 from faceward.settings import Settings
 from faceward.wiring import Services, build_services
 
@@ -31,7 +31,7 @@ class Acting:
     source: str = SOURCE
 
     @property
-    def operations(self) -> ReviewOperations:
+    def operations(self) -> Operations:
         return self.services.operations
 
     @property

@@ -1,8 +1,8 @@
 """The one gate every act passes, in this order: rate limit, authorize (a denial is audited),
 quota (searches), usage count; then, after the act, its audit entry.
 
-:class:`~faceward.services.operations.Operations` and the console's acts hold one
-:class:`Gate` and call it; no act decides access itself.
+:class:`~faceward.services.operations.Operations` and the console's
+:class:`~faceward.services.console.ConsoleActs` hold the same :class:`Gate` and call it; no act decides access itself.
 """
 
 from __future__ import annotations

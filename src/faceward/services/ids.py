@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timezone
+
+from faceward.errors import NotFound
+
+SUBJECT_ID = re.compile(r"s_[0-9a-f]{28}")
+FACE_ID = re.compile(r"f_[0-9a-f]{28}")
+SEARCH_ID = re.compile(r"q_[0-9a-f]{28}")
 
 
 def new_id(prefix: str) -> str:
@@ -20,4 +27,12 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-__all__ = ["aware", "new_id", "utcnow"]
+def well_formed(pattern: re.Pattern[str], value: object, what: str) -> str:
+    """``value`` if it has the form of ``pattern``'s ids; otherwise the 404 an unknown id gets
+    (malformed ids are unknown ids: the same answer, and nothing odd reaches the database)."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise NotFound(f"no such {what}")
+    return value
+
+
+__all__ = ["FACE_ID", "SEARCH_ID", "SUBJECT_ID", "aware", "new_id", "utcnow", "well_formed"]

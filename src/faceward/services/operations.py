@@ -1,18 +1,10 @@
-"""The use cases the REST API (and the web console through it) call: one method per act.
+"""The acts the REST API, the CLI and the web console call: one method per act.
 
-Every act runs the same steps, in this order, so no route decides anything:
-
-1. **rate limit** - one token from the caller key's bucket (:mod:`faceward.security.ratelimit`),
-   before anything else so that even refused requests are bounded;
-2. **authorize** - :func:`faceward.security.policy.authorize`; a denial is written to the
-   audit log with its reason and the client gets a plain 403;
-3. **quota** - searches only: the key's searches today, counted in the database, against
-   :attr:`Limits.searches_per_day` (429 with the seconds to UTC midnight);
-4. **usage** - the act is counted for the key when admitted (so a quota counts attempts,
-   including a search whose probe shows no face: probing is what a quota limits);
-5. **the act** - the :class:`~faceward.services.gallery.GalleryService` call;
-6. **audit** - one entry; if it cannot be written the act fails, and an enrollment removes
-   the face it stored. Erasure writes its entry first and erases only once it is written.
+Every act passes the one :class:`~faceward.services.gate.Gate` (rate limit; authorize, a denial
+audited with its reason and a plain 403 to the client; the daily quota for searches; the usage
+count), then does its use case, then writes one audit entry: if that cannot be written the act
+fails, and an enrollment removes the face it stored. Erasure writes its entry first and erases
+only once it is written. The console's own acts (:mod:`faceward.services.console`) share the gate.
 
 What the audit keeps: ids, hashes and the operator's stated purpose and case reference.
 Never a probe image (only its SHA-256), a name, a consent reference or a template.
@@ -20,13 +12,13 @@ Never a probe image (only its SHA-256), a name, a consent reference or a templat
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -38,8 +30,10 @@ from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService
 from faceward.store import TenantRecord
 from faceward.store.integrity import IntegrityStore
-from faceward.services.ids import utcnow
-from faceward.services.views import AnalysedFace, FaceView, MigrationReport, SearchResult, SubjectView, VerifyResult
+from faceward.services.ids import SUBJECT_ID, aware, new_id, utcnow, well_formed
+from faceward.services.views import (
+    AnalysedFace, FaceView, MigrationReport, ReviewableSearch, SearchResult, SubjectView, VerifyResult,
+)
 from faceward.vision.types import Quality
 from faceward.services.gate import Gate, Limits
 from faceward.text import clean_text
@@ -51,12 +45,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUBJECT_ID = re.compile(r"s_[0-9a-f]{28}")
+class SearchReviewing(Protocol):
+    """What review adds to a search in the same pass (:class:`~faceward.services.console.ConsoleActs`)."""
+
+    def annotate(self, principal: Principal, tenant: TenantRecord, search_id: str, result: SearchResult) -> ReviewableSearch: ...
 
 
 class Operations:
     """The acts of an authenticated key. Every method takes the caller's :class:`Principal` and
-    ``source`` (the client address, for the audit log) and raises domain errors only."""
+    ``source`` (the client address, for the audit log) and raises domain errors only.
+
+    ``gate`` is shared with the console's acts (one bucket per key, one audit path); ``reviewing``
+    adds review tokens to a search's result."""
 
     def __init__(
         self,
@@ -68,6 +68,8 @@ class Operations:
         limits: Limits | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        gate: Gate | None = None,
+        reviewing: SearchReviewing | None = None,
     ) -> None:
         self.gallery = gallery
         self.accounts = accounts
@@ -75,8 +77,9 @@ class Operations:
         self.usage = usage
         self.limits = limits or Limits()
         self.clock = clock
-        self.gate = Gate(audit, usage, self.limits, clock=clock, monotonic=monotonic)
+        self.gate = gate or Gate(audit, usage, self.limits, clock=clock, monotonic=monotonic)
         self.bucket = self.gate.bucket  # the ASGI rate gate takes from the same buckets
+        self.reviewing = reviewing
 
     # -- the common steps -----------------------------------------------------------
 
@@ -88,10 +91,7 @@ class Operations:
 
     @staticmethod
     def _subject_id(subject_id: str) -> str:
-        # Malformed ids are unknown ids: the same 404, and nothing odd reaches the database.
-        if not isinstance(subject_id, str) or not SUBJECT_ID.fullmatch(subject_id):
-            raise NotFound("no such subject")
-        return subject_id
+        return well_formed(SUBJECT_ID, subject_id, "subject")
 
     @staticmethod
     def _same_404(exc: NotFound, what: str) -> NotFound:
@@ -105,7 +105,7 @@ class Operations:
         """A new key for the caller's tenant; the secret is returned once and never stored."""
         self._admit(principal, Permission.KEYS_MANAGE, "key.create", source)
         label = clean_text(label, "a key label", max_len=100)
-        if expires_at is not None and _aware(expires_at) <= self.clock():
+        if expires_at is not None and aware(expires_at) <= self.clock():
             raise InvalidInput("expires_at must be in the future")
         # AccountService writes the audit entry for key changes itself.
         return self.accounts.create_key(
@@ -284,16 +284,18 @@ class Operations:
     def search(
         self, principal: Principal, image: bytes, *, purpose: str, case_reference: str, k: int = 10, source: str,
         face: int | None = None, search_id: str | None = None,
-    ) -> SearchResult:
+    ) -> ReviewableSearch:
         """1:N search. ``purpose`` and ``case_reference`` are required and audited with the probe's
         SHA-256 and the candidates' ids; the probe itself is never stored. ``face`` picks a face of the
-        probe (0 = largest; default the largest); ``search_id``, when given, is audited to tie reviews to it."""
+        probe (0 = largest; default the largest); the search id (new unless given) is audited to tie reviews to it."""
         self.gate.check(principal, Permission.SEARCH, "search", source)
         tenant_id, store = principal.tenant_id, self.gallery.store
+        search_id = search_id or new_id("q_")
         try:  # the analysis runs before the act's unit of work, which it would hold open
             purpose = clean_text(purpose, "a purpose")
             case_reference = clean_text(case_reference, "a case reference")
-            probe = self.gallery.matching.probe(self.tenant(principal), image, k=k, face=face)
+            tenant = self.tenant(principal)
+            probe = self.gallery.matching.probe(tenant, image, k=k, face=face)
         except Exception:
             self.gate.quota(principal)  # a refused search still counts against the quota
             raise
@@ -301,7 +303,9 @@ class Operations:
         with store.unit_of_work(tenant_id, known=principal.tenant):
             result = self.gallery.matching.match(tenant_id, probe, k=k)
             self._search_audit(principal, result, purpose, case_reference, k, face, search_id, source)
-        return result
+        if self.reviewing is None:
+            return ReviewableSearch(result, search_id)
+        return self.reviewing.annotate(principal, tenant, search_id, result)
 
     def tenant(self, principal: Principal) -> TenantRecord:
         """The caller's tenant, active: as authentication read it, else from the store."""
@@ -387,10 +391,4 @@ class Operations:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -39,6 +39,7 @@ from faceward.errors import FacewardError, InvalidInput, NotFound
 from faceward.security.errors import SealError
 from faceward.security.vault import ReviewStepFacts
 from faceward.services.gallery import GalleryService
+from faceward.services.ids import FACE_ID, SEARCH_ID, SUBJECT_ID
 from faceward.store.accounts import utc
 from faceward.store.reviews import ReviewRecord, ReviewStore
 
@@ -46,9 +47,6 @@ log = logging.getLogger(__name__)
 
 NOTE_MAX = 2000
 SEALED_STEPS_REVISION = "0006"  # the store revision from which review steps are sealed
-SEARCH_ID = re.compile(r"q_[0-9a-f]{28}")
-SUBJECT_ID = re.compile(r"s_[0-9a-f]{28}")
-FACE_ID = re.compile(r"f_[0-9a-f]{28}")
 TOKEN = re.compile(r"[0-9a-f]{64}")
 
 
@@ -288,7 +286,7 @@ class ReviewService:
         return found[0]
 
     def record(self, tenant_id: str, reviewer_key_id: str, **step: Any) -> CandidateReview:
-        """:meth:`prepare` and :meth:`save` in one go (no audit entry: :mod:`faceward.services.review_operations` writes one)."""
+        """:meth:`prepare` and :meth:`save` in one go (no audit entry: :mod:`faceward.services.console` writes one)."""
         record = self.prepare(tenant_id, reviewer_key_id, **step)
         self.save(record)
         return self.candidate(tenant_id, record.search_id, record.subject_id)

@@ -107,6 +107,27 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
+class ReviewableSearch:
+    """A search as the act returns it: the result, its id (in its audit entry), and for reviewers each
+    candidate's review token and whether thumbnails may be shown. Composed, not derived: the result
+    is held as the matching produced it."""
+
+    result: SearchResult
+    search_id: str
+    review_tokens: dict[str, str] = field(default_factory=dict)  # subject id -> token
+    thumbnails: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        data = self.result.as_dict()
+        data["search_id"] = self.search_id
+        data["thumbnails"] = self.thumbnails
+        for candidate, out in zip(self.result.candidates, data["candidates"]):
+            out["face_id"] = candidate.face_id
+            out["review_token"] = self.review_tokens.get(candidate.subject_id)
+        return data
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     score: float
     estimated_fmr: float | None  # None: the model is uncalibrated
@@ -139,4 +160,4 @@ class AnalysedFace:
     faces_in_image: int
 
 
-__all__ = ["AnalysedFace", "LEAD_NOTICE", "Candidate", "FaceView", "MigrationReport", "SearchResult", "SubjectView", "VerifyResult"]
+__all__ = ["AnalysedFace", "LEAD_NOTICE", "Candidate", "FaceView", "MigrationReport", "ReviewableSearch", "SearchResult", "SubjectView", "VerifyResult"]

@@ -119,7 +119,7 @@ def review_of(w: World, t: Tenant) -> str:
     """A review step's body for a candidate of a (made-up) search of tenant ``t``, with its valid token."""
     face_id = w.services.gallery.store.faces_of(t.id, t.subject_id)[0].id
     search_id = "q_" + uuid.uuid4().hex[:28]
-    token = w.services.operations.reviews.token(t.id, search_id, t.subject_id, face_id)  # type: ignore[attr-defined]
+    token = w.services.console.reviews.token(t.id, search_id, t.subject_id, face_id)
     return json.dumps({"search_id": search_id, "subject_id": t.subject_id, "face_id": face_id, "review_token": token,
                        "outcome": "not_a_match", "note": "matrix"})
 
@@ -130,7 +130,7 @@ def check_review(w: World, caller: Tenant, _t: Tenant, rid: str, r: httpx.Respon
 
 def no_review(w: World, t: Tenant, rid: str) -> bool:
     search_id = json.loads(rid)["search_id"]
-    return w.services.operations.reviews.candidates(t.id, search_id=search_id) == []  # type: ignore[attr-defined]
+    return w.services.console.reviews.candidates(t.id, search_id=search_id) == []
 
 
 def check_reviews_listed(w: World, caller: Tenant, _t: Tenant, _id: str, r: httpx.Response) -> None:

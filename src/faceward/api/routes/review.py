@@ -20,7 +20,7 @@ from faceward.api.review_schemas import (
 from faceward.api.routes.common import AUTHED, UPLOAD, errors
 from faceward.api.schemas import ErrorOut
 from faceward.api.uploads import one_part_each, read_image
-from faceward.services.review_operations import ReviewOperations
+from faceward.services.console import ConsoleActs
 from faceward.services.reviews import Outcome
 
 router = APIRouter(prefix="/v1", tags=["review"], dependencies=[Depends(one_part_each)])
@@ -30,11 +30,8 @@ JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "d
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "The review rule refuses this step (second_reviewer_required)."}}
 
 
-def review_ops(services: ServicesDep) -> ReviewOperations:
-    ops = services.operations
-    if not isinstance(ops, ReviewOperations):  # an app built without the console's services
-        raise RuntimeError("the application was built without ReviewOperations")
-    return ops
+def review_ops(services: ServicesDep) -> ConsoleActs:
+    return services.console
 
 
 @router.post("/detect", response_model=DetectOut, responses=errors(*UPLOAD),

@@ -1,11 +1,12 @@
-"""The acts the web console adds to :class:`~faceward.services.operations.Operations` (#6).
+"""The acts the web console adds beside :class:`~faceward.services.operations.Operations` (#6).
 
-Each runs the same steps as every other act (rate limit, authorize, count, act, audit):
+:class:`ConsoleActs` is composed with the same :class:`~faceward.services.gate.Gate` as every
+other act (rate limit, authorize, count, act, audit), not derived from ``Operations``:
 
 * ``detect`` - the faces in a photo, boxed, with their quality verdict; nothing stored or
   matched (searchers check a probe, enrollers a photo before saving it);
-* ``search`` - as before, with a ``search_id`` (in the audit entry) and, for each candidate,
-  the face that matched and the token a review of it must carry;
+* ``annotate`` - what review adds to a search in the same pass (``Operations.search`` calls it):
+  for each candidate the token a review of it must carry, and whether thumbnails may be shown;
 * ``record_review`` / ``reviews`` - :mod:`faceward.services.reviews`; a step and its audit
   entry commit in one transaction;
 * ``thumbnail`` - an enrolled face's chip, for reviewers only (:mod:`faceward.services.thumbnails`);
@@ -19,18 +20,18 @@ The audit keeps ids only: never a review note, a thumbnail or a name.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from datetime import datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from faceward.errors import NotFound
 from faceward.scoring import model_card
 from faceward.security.permissions import Permission
 from faceward.security.policy import Principal, allowed
-from faceward.services.gallery import GalleryService, SearchResult, new_id, utcnow
-from faceward.services.operations import Limits, Operations
+from faceward.services.gallery import GalleryService
+from faceward.services.gate import Gate
+from faceward.services.ids import FACE_ID
+from faceward.services.views import ReviewableSearch, SearchResult
+from faceward.store import TenantRecord
 from faceward.security.ratelimit import key_rate_limited
 from faceward.services.reviews import CandidateReview, Outcome, ReviewService
 from faceward.services.sessions import ConsoleSessions, Session
@@ -41,14 +42,11 @@ from faceward.vision.types import Face
 if TYPE_CHECKING:
     from faceward.services.accounts import AccountService
     from faceward.security.audit import AuditLog, AuditReport
-    from faceward.services.usage import UsageService
-
-FACE_ID = re.compile(r"f_[0-9a-f]{28}")
 
 
 @dataclass(frozen=True)
 class Detection:
-    """What :meth:`ReviewOperations.detect` found: boxes in the upright image's pixels, largest face first."""
+    """What :meth:`ConsoleActs.detect` found: boxes in the upright image's pixels, largest face first."""
 
     width: int
     height: int
@@ -98,46 +96,33 @@ class Detection:
         }
 
 
-@dataclass(frozen=True)
-class ReviewableSearch(SearchResult):
-    """A search result with what review needs: its id, each candidate's face and review token."""
-
-    search_id: str = ""
-    review_tokens: dict[str, str] = field(default_factory=dict)  # subject id -> token
-    thumbnails: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        data = super().as_dict()
-        data["search_id"] = self.search_id
-        data["thumbnails"] = self.thumbnails
-        for candidate, out in zip(self.candidates, data["candidates"]):
-            out["face_id"] = candidate.face_id
-            out["review_token"] = self.review_tokens.get(candidate.subject_id)
-        return data
-
-
-class ReviewOperations(Operations):
-    """:class:`Operations` with the console's acts. ``reviews``, ``thumbnails`` and ``sessions`` are built
-    from the gallery and accounts when not given."""
+class ConsoleActs:
+    """The console's acts, through ``gate`` (the one every act passes). ``reviews``, ``thumbnails``
+    and ``sessions`` are built from the gallery and accounts when not given."""
 
     def __init__(
         self,
         gallery: GalleryService,
         accounts: AccountService,
         audit: AuditLog,
-        usage: UsageService,
+        gate: Gate,
         *,
-        limits: Limits | None = None,
-        clock: Callable[[], datetime] = utcnow,
         reviews: ReviewService | None = None,
         thumbnails: Thumbnails | None = None,
         sessions: ConsoleSessions | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(gallery, accounts, audit, usage, limits=limits, clock=clock, **kwargs)
+        self.gallery = gallery
+        self.audit = audit
+        self.gate = gate
         self.reviews = reviews or ReviewService(gallery)
         self.thumbnails = thumbnails or Thumbnails(gallery)
         self.sessions = sessions or ConsoleSessions(accounts)
+
+    def _admit(self, principal: Principal, permission: Permission, act: str, source: str) -> None:
+        self.gate.admit(principal, permission, act, source)
+
+    def _audit(self, principal: Principal, action: str, details: dict[str, Any], source: str) -> None:
+        self.gate.audit(principal, action, details, source)
 
     # -- detection and search -------------------------------------------------------
 
@@ -148,22 +133,14 @@ class ReviewOperations(Operations):
         self._audit(principal, "detect", {"image_sha256": digest, "faces": len(faces)}, source)
         return Detection(width, height, faces, self.gallery.limits, digest)
 
-    def search(
-        self, principal: Principal, image: bytes, *, purpose: str, case_reference: str, k: int = 10, source: str,
-        face: int | None = None, search_id: str | None = None,
-    ) -> ReviewableSearch:
-        search_id = search_id or new_id("q_")
-        result = super().search(
-            principal, image, purpose=purpose, case_reference=case_reference, k=k, source=source, face=face,
-            search_id=search_id,
-        )
-        tenant_id = principal.tenant_id
+    def annotate(self, principal: Principal, tenant: TenantRecord, search_id: str, result: SearchResult) -> ReviewableSearch:
+        """A search's result with its id, each candidate's review token (for keys that may review) and
+        whether thumbnails may be shown: computed in the search's own pass, nothing read again."""
         tokens = {}
         if allowed(principal, Permission.REVIEW_WRITE):
-            tokens = {c.subject_id: self.reviews.token(tenant_id, search_id, c.subject_id, c.face_id) for c in result.candidates}
-        thumbnails = allowed(principal, Permission.REVIEW_READ) and enabled(self.tenant(principal))
-        base = {f.name: getattr(result, f.name) for f in fields(result)}
-        return ReviewableSearch(**base, search_id=search_id, review_tokens=tokens, thumbnails=thumbnails)
+            tokens = {c.subject_id: self.reviews.token(tenant.id, search_id, c.subject_id, c.face_id) for c in result.candidates}
+        thumbnails = allowed(principal, Permission.REVIEW_READ) and enabled(tenant)
+        return ReviewableSearch(result, search_id, tokens, thumbnails)
 
     # -- reviews --------------------------------------------------------------------
 
@@ -250,7 +227,7 @@ class ReviewOperations(Operations):
         """Exchange an API key for a console session (any role may sign in; its pages follow the role)."""
         session = self.sessions.start(token, source=source)
         principal = session.principal
-        wait = self.bucket.take(principal.key_id)
+        wait = self.gate.bucket.take(principal.key_id)
         if wait > 0:
             self.sessions.end(session.cookie)
             raise key_rate_limited(wait)
@@ -272,4 +249,4 @@ def _session_ref(cookie: str) -> str:
     return hashlib.sha256(hashlib.sha256(secret.encode()).hexdigest().encode()).hexdigest()[:12]
 
 
-__all__ = ["Detection", "ReviewOperations", "ReviewableSearch"]
+__all__ = ["ConsoleActs", "Detection"]
