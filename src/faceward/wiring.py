@@ -73,7 +73,7 @@ def build_services(
         )
     audit = AuditLog(store, gallery.vault.tenant_key, clock=gallery.clock)
     usage = UsageService(store, gallery.vault)
-    operator_log = OperatorLog(settings.home / OperatorLog.FILE_NAME, command=command)
+    operator_log = OperatorLog(settings.home / OperatorLog.FILE_NAME, keyring=keyring, command=command)
     accounts = AccountService(
         gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute), operator_log=operator_log
     )

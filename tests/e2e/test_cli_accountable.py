@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from faceward.bootstrap import master_keyring
 from faceward.cli.main import app
 from faceward.security.operator_log import OperatorLog, host_user
 from faceward.security.permissions import Role
@@ -99,7 +100,7 @@ def test_operator_acts_outlive_the_tenant(home: Path) -> None:
     tenant_id = json.loads(out)["tenant_id"]
     assert run("tenant", "suspend", tenant_id)[0] == 0
     assert run("tenant", "delete", tenant_id, "--yes")[0] == 0
-    log = OperatorLog(home / OperatorLog.FILE_NAME)
+    log = OperatorLog(home / OperatorLog.FILE_NAME, keyring=master_keyring(load_settings()))
     mine = [(e.action, e.command) for e in log.entries() if e.tenant_id == tenant_id]
     assert mine == [("tenant.create", "tenant create"), ("tenant.suspend", "tenant suspend"),
                     ("tenant.delete", "tenant delete")]

@@ -139,7 +139,7 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
 
     ledger = ErasureLedger(s.erasure_ledger_file)
     report = backups.restore(path, s.db_url, keyring, ledger, scratch=s.home, allow_missing_ledger=without_ledger)
-    OperatorLog(s.home / OperatorLog.FILE_NAME, command="restore").append("backup.restore", tenant_id=None, details={
+    OperatorLog(s.home / OperatorLog.FILE_NAME, keyring=keyring, command="restore").append("backup.restore", tenant_id=None, details={
         "backup_id": report.backup_id, "subjects_erased_again": len(report.subjects_erased_again),
         "tenants_erased_again": len(report.tenants_erased_again),
     })

@@ -186,7 +186,10 @@ def audit_verify(
 def _operator_verify(as_json: bool) -> None:
     from faceward.security.operator_log import OperatorLog, OperatorLogError
 
-    log = OperatorLog(settings().home / OperatorLog.FILE_NAME)
+    from faceward.bootstrap import master_keyring
+
+    s = settings()
+    log = OperatorLog(s.home / OperatorLog.FILE_NAME, keyring=master_keyring(s))
     try:
         entries = log.entries()
     except OperatorLogError as exc:

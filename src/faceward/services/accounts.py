@@ -172,6 +172,8 @@ class AccountService:
                     raise Conflict(f"tenant {tenant_id} changed during the rotation; run it again")
                 self.audit.append(tenant_id, actor=OPERATOR, action="master_key.rotate", details={}, source=None, conn=conn)
             counts["rotated"] += 1
+        if self.operator_log is not None:  # its MAC key is wrapped by the master key too
+            self.operator_log.rewrap_key(new)
         vault.use_keyring(new)
         self._operator_act("master_key.rotate", None, counts)
         return counts
