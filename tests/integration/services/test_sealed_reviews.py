@@ -99,7 +99,7 @@ def test_steps_stored_in_clear_before_0006_are_sealed_after_the_migration(db_url
     settings = Settings(home=tmp_path, database_url=db_url, master_key=base64.b64encode(master).decode())
     if sealed_by == "start":
         services = build_services(settings, analysis_workers=False)
-        gallery, reviews = services.gallery, services.operations.reviews
+        gallery, reviews = services.gallery, services.console.reviews
         assert gallery.store.migrated_from == "0005"
     else:
         gallery = GalleryService(SqlStore.open(db_url), Keyring(master), settings)
