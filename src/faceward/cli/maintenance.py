@@ -156,7 +156,7 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
                 if subject_id in again:
                     by_tenant.setdefault(tenant_id, []).append(subject_id)
             for tenant_id, subject_ids in by_tenant.items():
-                services.operations.reviews.forget_erased(tenant_id, subject_ids)
+                services.console.reviews.forget_erased(tenant_id, subject_ids)
         finally:
             services.gallery.store.close()
     data: dict[str, Any] = report.as_dict()
