@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.oidc_providers import Providers, start_providers
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -153,3 +155,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             for reason in reasons:
                 reporter.write_line(f"  - {reason}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def oidc_providers() -> Iterator[Providers]:
+    """Real OpenID Connect providers on loopback, started once for the whole session (``tests/oidc_providers.py``)."""
+    yield from start_providers()

@@ -20,6 +20,7 @@ from faceward.services.console import ConsoleActs
 from faceward.services.gate import Gate
 from faceward.services.ids import utcnow
 from faceward.services.operations import Limits, Operations
+from faceward.services.signin import SignInService
 from faceward.services.usage import UsageService
 from faceward.settings import Settings
 from faceward.store import SqlStore
@@ -38,6 +39,8 @@ class Services:
     operations: Operations
     console: ConsoleActs
     operator_log: OperatorLog
+    signin: SignInService
+    """Console sign-in through the tenant's OpenID Connect provider (decision 021)."""
 
 
 def settings_limits(settings: Settings) -> Limits:
@@ -83,7 +86,8 @@ def build_services(
     operations = Operations(gallery, accounts, audit, usage, limits=limits, gate=gate, reviewing=console)
     gallery.chip_sink = console.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
     console.reviews.seal_after_migration(store.migrated_from)  # a migration holds no key (revision 0006)
-    return Services(settings, gallery, accounts, audit, usage, operations, console, operator_log)
+    signin = SignInService(gallery, audit, console.sessions, gate)
+    return Services(settings, gallery, accounts, audit, usage, operations, console, operator_log, signin)
 
 
 __all__ = ["Services", "build_services", "settings_limits"]

@@ -247,7 +247,7 @@ def test_enroll_search_review_erase_audit(browser: Any, server: Server) -> None:
     # The same key cannot also confirm it: the review page says so and the API refuses.
     page = first.go("review")
     card = page.locator("article.candidate", has_text=name)
-    card.get_by_text("a second reviewer, with another key, must confirm it").wait_for()
+    card.get_by_text("a second reviewer (another person or key) must confirm it").wait_for()
     assert card.get_by_label("Confirm the match").is_disabled()
 
     # -- searcher B (another key) confirms --------------------------------------------------------------

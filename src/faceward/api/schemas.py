@@ -258,7 +258,8 @@ class UsageOut(BaseModel):
 class AuditEntryOut(BaseModel):
     seq: int = Field(description="Position in the tenant's hash chain, from 1.")
     at: Utc
-    actor: str = Field(description="key:<key id>, or cli:<user> for operator commands.")
+    actor: str = Field(description="key:<key id>, person:<issuer> <subject> (console sign-in), or operator.")
+    actor_name: str | None = Field(default=None, description="A person's display name, as their provider last gave it.")
     action: str
     source: str | None = None
     details: dict[str, Any] = Field(description="Ids, hashes, the stated purpose and case reference; never images or names.")

@@ -16,6 +16,7 @@ from faceward.cli.maintenance import backup, doctor, purge, restore, retention
 from faceward.cli.models import models_app
 from faceward.cli.operator import audit_app, keys_app, tenant_app
 from faceward.cli.serve import serve
+from faceward.cli.signin import oidc_app
 
 app = command_group(
     "faceward: consent-first face search. Matches are leads for human review, never identifications.",
@@ -54,6 +55,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(oidc_app, name="oidc")
 
 
 @app.command()

@@ -25,7 +25,8 @@ from faceward.store.records import TenantRecord
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
     {
         Role.ADMIN: frozenset(
-            {Permission.KEYS_MANAGE, Permission.USAGE_READ, Permission.AUDIT_READ, Permission.SETTINGS_MANAGE}
+            {Permission.KEYS_MANAGE, Permission.USAGE_READ, Permission.AUDIT_READ, Permission.SETTINGS_MANAGE,
+             Permission.SIGN_IN_MANAGE}
         ),
         Role.ENROLLER: frozenset(
             {Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE, Permission.DETECT}
@@ -41,11 +42,11 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
 OPERATOR_PERMISSIONS: frozenset[Permission] = frozenset(
     {
         Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE, Permission.SEARCH,
-        Permission.VERIFY, Permission.DETECT,
+        Permission.VERIFY, Permission.DETECT, Permission.SIGN_IN_MANAGE,
     }
 )
-"""What the host's operator may do in a tenant through the CLI: the gallery's acts, not its keys or audit log
-(those have their own operator commands)."""
+"""What the host's operator may do in a tenant through the CLI: the gallery's acts and connecting the tenant's
+sign-in provider (``faceward oidc connect``), not its keys or audit log (those have their own operator commands)."""
 
 OPERATOR_KEY = "operator"
 """The key id an operator's acts are counted and rate limited under."""
@@ -60,8 +61,29 @@ class Operator:
 
 
 @dataclass(frozen=True)
+class Person:
+    """A person signed in through the tenant's OpenID Connect provider (decision 021): who the provider says."""
+
+    id: str
+    issuer: str
+    subject: str
+    name: str = field(default="", compare=False, repr=False)
+
+    @property
+    def actor(self) -> str:
+        return person_actor(self.issuer, self.subject)
+
+
+def person_actor(issuer: str, subject: str) -> str:
+    """How the audit log names a person: the provider's issuer and its subject identifier (never the name)."""
+    return f"person:{issuer} {subject}"
+
+
+@dataclass(frozen=True)
 class Principal:
-    """Who is asking: an authenticated API key of one tenant with its role, or the host's operator."""
+    """Who is asking: an API key of one tenant with its role, a person signed in to the console through the
+    tenant's provider (``key_id`` is then the person's id, ``p_...``: rate limits and reviews count people),
+    or the host's operator."""
 
     tenant_id: str
     key_id: str
@@ -69,11 +91,14 @@ class Principal:
     operator: Operator | None = None
     tenant: TenantRecord | None = field(default=None, compare=False, repr=False)
     """The tenant row as authentication read it: the act uses it instead of reading it again."""
+    person: Person | None = None
 
     @property
     def actor(self) -> str:
         """How the audit log names this principal."""
-        return "operator" if self.operator is not None else f"key:{self.key_id}"
+        if self.operator is not None:
+            return "operator"
+        return self.person.actor if self.person is not None else f"key:{self.key_id}"
 
 
 def operator_principal(tenant_id: str, operator: Operator) -> Principal:
@@ -99,6 +124,6 @@ def authorize(principal: Principal, permission: Permission) -> None:
 
 
 __all__ = [
-    "OPERATOR_KEY", "OPERATOR_PERMISSIONS", "ROLE_PERMISSIONS", "Operator", "Principal", "allowed", "authorize",
-    "operator_principal", "permissions_of",
+    "OPERATOR_KEY", "OPERATOR_PERMISSIONS", "ROLE_PERMISSIONS", "Operator", "Person", "Principal", "allowed",
+    "authorize", "operator_principal", "permissions_of", "person_actor",
 ]

@@ -315,6 +315,31 @@ class TenantVault:
     def open_key_label(self, record: ApiKeyRecord) -> str:
         return apikeys.open_label(self._tenant_key(record.tenant_id), record)
 
+    # -- OpenID Connect sign-in (decision 021) -----------------------------------------
+
+    def seal_oidc_config(self, tenant_id: str, login_id: str, config: bytes) -> bytes:
+        """The provider connection (issuer, client id and secret, role mapping) as one sealed value."""
+        return seal(self._tenant_key(tenant_id), config, aad(tenant_id, "oidc_connections", login_id, "config"),
+                    pad_to=TEXT_BUCKET * 4)
+
+    def open_oidc_config(self, tenant_id: str, login_id: str, sealed: bytes) -> bytes:
+        return open_sealed(self._tenant_key(tenant_id), sealed, aad(tenant_id, "oidc_connections", login_id, "config"))
+
+    def person_ident(self, tenant_id: str, issuer: str, subject: str) -> str:
+        """The keyed hash a person is found by: the same (issuer, subject) finds the same row, and a reader of
+        the database holding a subject identifier cannot tell whether that person ever signed in."""
+        message = json.dumps(["person", issuer, subject]).encode()
+        return hmac.new(self._tenant_key(tenant_id), message, hashlib.sha256).hexdigest()
+
+    def seal_person(self, tenant_id: str, person_id: str, profile: dict[str, str]) -> bytes:
+        """Issuer, subject, display name and mapped role of a person, sealed together."""
+        return seal(self._tenant_key(tenant_id), json.dumps(profile).encode(), aad(tenant_id, "people", person_id, "profile"),
+                    pad_to=TEXT_BUCKET * 2)
+
+    def open_person(self, tenant_id: str, person_id: str, sealed: bytes) -> dict[str, str]:
+        plain = open_sealed(self._tenant_key(tenant_id), sealed, aad(tenant_id, "people", person_id, "profile"))
+        return {str(k): str(v) for k, v in json.loads(plain).items()}
+
     # -- protected templates (decision 016) -------------------------------------------
 
     def template_transform(self, tenant_id: str, dim: int, generation: int) -> np.ndarray:

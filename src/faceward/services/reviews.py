@@ -5,7 +5,8 @@ subject returned by one search), always with a note saying why:
 
 * ``possible_match`` or ``not_a_match`` - any reviewer, at any time;
 * ``confirmed`` - only while the candidate's latest step is ``possible_match`` recorded by
-  **another key**: a confirmation is two different people agreeing
+  **another key**: a confirmation is two different people agreeing (a person signed in through the
+  tenant's provider reviews under their person id, so two sessions of one person are one reviewer)
   (:class:`SecondReviewerRequired`, 409, otherwise).
 
 A candidate's status is its latest step's outcome; the steps themselves are
@@ -198,7 +199,8 @@ class ReviewService:
                 )
             if last.reviewer_key_id == reviewer_key_id:
                 raise SecondReviewerRequired(
-                    "a second reviewer must confirm: this key marked the possible match, so another key has to agree"
+                    "a second reviewer must confirm: this key or person marked the possible match, "
+                    "so another key or person has to agree"
                 )
         review_id = "r_" + uuid.uuid4().hex[:28]
         facts = ReviewStepFacts(search_id, subject_id, face_id, reviewer_key_id, chosen.value)

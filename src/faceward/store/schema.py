@@ -193,8 +193,63 @@ console_sessions = Table(
     Index("ix_console_sessions_tenant", "tenant_id", "expires_at"),
 )
 
+# OpenID Connect sign-in (decision 021). A tenant's provider connection: the whole configuration (issuer,
+# client id and secret, role mapping) sealed with the tenant key; ``login_id`` is the opaque id of the
+# tenant's sign-in URL (/console/login/<login_id>), the one thing a browser may name before it signs in.
+oidc_connections = Table(
+    "oidc_connections",
+    metadata,
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("login_id", String(48), nullable=False, unique=True),
+    Column("config_sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A sign-in begun and not yet finished: the SHA-256 of its state (never the state), its nonce and PKCE verifier,
+# the SHA-256 of the browser binding cookie. Deleted when the callback uses it, so a state works once.
+oidc_pending = Table(
+    "oidc_pending",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("verifier", String(128), nullable=False),
+    Column("binding", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_oidc_pending_tenant", "tenant_id", "expires_at"),
+)
+
+# People who signed in through the provider: found by a keyed hash of (issuer, subject); the issuer,
+# subject, display name and mapped role sealed with the tenant key.
+people = Table(
+    "people",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("ident", String(64), nullable=False),
+    Column("profile_sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Index("ux_people_ident", "tenant_id", "ident", unique=True),
+)
+
+# A person's console sessions: as console_sessions, for a person instead of a key.
+person_sessions = Table(
+    "person_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(32), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", String(32), ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Index("ix_person_sessions_tenant", "tenant_id", "expires_at"),
+)
+
 TENANT_TABLES = (
     "subjects", "faces", "erasures", "api_keys", "audit_log", "audit_heads", "usage",
-    "reviews", "face_chips", "console_sessions",
+    "reviews", "face_chips", "console_sessions", "oidc_connections", "oidc_pending", "people", "person_sessions",
 )
 """Every table whose rows belong to one tenant (a ``tenant_id`` column): PostgreSQL forces RLS on each."""

@@ -23,6 +23,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from faceward.api.deps import Services
+from faceward.security.oidc import Provider
 from faceward.security.permissions import Role
 from faceward.services.consent import Consent
 from faceward.services.operations import Limits
@@ -79,6 +80,7 @@ class World:
     foreign: Tenant
     face: Face
     images: dict[str, bytes] = field(default_factory=dict)
+    issuer: str = ""  # a real OpenID Connect provider on loopback, for the sign-in routes (set by tests that use it)
 
     def consent(self) -> Consent:
         return Consent.build("explicit_consent", "form-1", NOW - timedelta(days=1), None, now=NOW)
@@ -130,8 +132,18 @@ def make_tenant(services: Services, name: str) -> Tenant:
     return tenant
 
 
+class LoopbackOnly(httpx.HTTPTransport):
+    """The sign-in provider's HTTP in API tests: loopback only, so fuzzed issuers never leave the machine."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host not in ("127.0.0.1", "localhost", "::1"):
+            raise httpx.ConnectError("API tests reach loopback providers only", request=request)
+        return super().handle_request(request)
+
+
 def make_world(app: FastAPI, face: Face, images: dict[str, bytes]) -> World:
     services: Services = app.state.services
+    services.signin.provider = Provider(http=lambda: httpx.Client(transport=LoopbackOnly(), timeout=10))
     own = make_tenant(services, "Own Org Ltd")
     foreign = make_tenant(services, "Foreign Org GmbH")
     world = World(app, Api(app), services, own, foreign, face, dict(images))

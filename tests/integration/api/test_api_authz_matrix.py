@@ -20,6 +20,7 @@ from apiworld import Tenant, World
 
 from faceward.security.permissions import Permission, Role
 from faceward.security.policy import ROLE_PERMISSIONS
+from tests.oidc_providers import Providers
 
 UNKNOWN_SUBJECT = "s_" + "0" * 28
 UNKNOWN_KEY = "0" * 16
@@ -43,6 +44,14 @@ def _other(w: World, t: Tenant) -> Tenant:
 
 
 # -- success checks (isolation) ------------------------------------------------------------
+
+def check_sign_in(w: World, caller: Tenant, _t: Tenant, _id: str, r: httpx.Response) -> None:
+    provider = r.json()["provider"]
+    if provider is not None:  # the sign-in path named is the caller's own, and the secret never comes back
+        login_id = provider["login_path"].rsplit("/", 1)[-1]
+        assert w.services.signin.store.tenant_of_login(login_id) == caller.id
+        assert provider["client_secret"] == "**********"
+
 
 def check_keys_listed(w: World, caller: Tenant, _t: Tenant, _id: str, r: httpx.Response) -> None:
     ids = {k["id"] for k in r.json()["keys"]}
@@ -198,6 +207,15 @@ ROUTES = [
           lambda w, c, role, _: w.api.get("/v1/tenant/settings", headers=c.auth(role))),
     Route("settings.update", Permission.SETTINGS_MANAGE, False,
           lambda w, c, role, _: w.api.request("PATCH", "/v1/tenant/settings", headers=c.auth(role), json={"thumbnails": True})),
+    # Sign-in through the organisation's OpenID Connect provider (decision 021).
+    Route("sign_in.read", Permission.SIGN_IN_MANAGE, False,
+          lambda w, c, role, _: w.api.get("/v1/tenant/sign-in", headers=c.auth(role)), check=check_sign_in),
+    Route("sign_in.connect", Permission.SIGN_IN_MANAGE, False,
+          lambda w, c, role, _: w.api.request("PUT", "/v1/tenant/sign-in", headers=c.auth(role), json={
+              "issuer": w.issuer, "client_id": "matrix", "client_secret": "matrix-secret",
+              "roles": [{"value": "faceward-searchers", "role": "searcher"}]}), check=check_sign_in),
+    Route("sign_in.disconnect", Permission.SIGN_IN_MANAGE, False,
+          lambda w, c, role, _: w.api.delete("/v1/tenant/sign-in", headers=c.auth(role))),
     Route("audit.verify", Permission.AUDIT_READ, False,
           lambda w, c, role, _: w.api.get("/v1/audit/verify", headers=c.auth(role)), check=check_chain),
 ]
@@ -206,15 +224,16 @@ CELLS = [(r, role, side) for r in ROUTES for role in Role for side in ("own", "f
 
 
 @pytest.fixture(scope="module")
-def mworld(world: World) -> World:
+def mworld(world: World, oidc_providers: Providers) -> World:
+    world.issuer = oidc_providers.main
     return world
 
 
 def test_the_matrix_covers_every_api_route(mworld: World) -> None:
     paths = mworld.app.openapi()["paths"]
     api_routes = {(method, path) for path, ops in paths.items() for method in ops if path.startswith("/v1/")}
-    assert len(api_routes) == 19  # /v1/verify has two modes: 20 matrix rows
-    assert len(ROUTES) == 20 and len(CELLS) == 160
+    assert len(api_routes) == 22  # /v1/verify has two modes: 23 matrix rows
+    assert len(ROUTES) == 23 and len(CELLS) == 184
 
 
 def test_policy_is_what_the_issue_asks() -> None:

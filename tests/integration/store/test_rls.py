@@ -22,6 +22,7 @@ from faceward.settings import Settings
 from faceward.store import FaceRecord, SqlStore, make_engine, schema
 from faceward.store.reviews import ChipRecord, ReviewRecord, ReviewStore, SessionRecord, SessionStore
 from faceward.store.engine import APP_ROLE
+from faceward.store.people import ConnectionRecord, OidcStore, PendingRecord, PersonRecord, PersonSessionRecord
 
 pytestmark = pytest.mark.postgres
 
@@ -49,6 +50,11 @@ def world(pg_url: str, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str, str
         consoled.add_review(ReviewRecord(f"r_{name}", tenant_id, "c" * 64, "q" * 64, "s" * 64, b"step", b"n", now))
         consoled.add_chip(ChipRecord(f"f_{name}", tenant_id, kept.id, b"sealed", now))
         SessionStore(store).add(SessionRecord(f"{name:0>64}", tenant_id, view.id, now, now + timedelta(hours=1), now))
+        oidc = OidcStore(store)  # sign-in through the tenant's provider (decision 021)
+        oidc.put_connection(ConnectionRecord(tenant_id, f"l_{name:0>32}", b"sealed", now, now))
+        oidc.add_pending(PendingRecord(f"{name:1>64}", tenant_id, "n", "v", "b", now, now + timedelta(minutes=10)))
+        oidc.add_person(PersonRecord(f"p_{name}", tenant_id, f"{name:2>64}", b"sealed", now, now))
+        oidc.add_session(PersonSessionRecord(f"{name:3>64}", tenant_id, f"p_{name}", now, now + timedelta(hours=1), now))
         ids.append(tenant_id)
     a_key = accounts.list_keys(ids[0])[0].id
     yield store, ids[0], ids[1], a_key
@@ -158,6 +164,17 @@ def test_key_lookup_shows_exactly_the_named_key(world: tuple[SqlStore, str, str,
         conn.execute(text("SELECT set_config('app.key_id', :k, true)"), {"k": a_key})
         assert conn.execute(text("SELECT id, tenant_id FROM api_keys")).all() == [(a_key, a)]
         assert conn.execute(text("UPDATE api_keys SET revoked_at = now()")).rowcount == 0  # read-only
+
+
+def test_login_lookup_shows_exactly_the_named_sign_in_page(world: tuple[SqlStore, str, str, str]) -> None:
+    store, a, _, _ = world
+    login = f"l_{'A':0>32}"
+    with store.engine.begin() as conn:
+        conn.execute(text("SELECT set_config('app.login_id', :l, true)"), {"l": login})
+        assert conn.execute(text("SELECT login_id, tenant_id FROM oidc_connections")).all() == [(login, a)]
+        assert conn.execute(text("DELETE FROM oidc_connections")).rowcount == 0  # read-only
+        assert _count(conn, "people") == 0 and _count(conn, "person_sessions") == 0
+    assert OidcStore(store).tenant_of_login(login) == a and OidcStore(store).tenant_of_login("l_" + "9" * 32) is None
 
 
 def test_the_directory_lists_ids_only(world: tuple[SqlStore, str, str, str]) -> None:

@@ -73,6 +73,8 @@ def _who(session: Session) -> dict[str, Any]:
         "tenant_id": principal.tenant_id, "key_id": principal.key_id, "role": principal.role.value,
         "permissions": sorted(p.value for p in permissions_of(principal.role)),
         "csrf_token": session.csrf_token, "expires_at": rfc3339(session.expires_at),
+        "person": ({"name": principal.person.name, "issuer": principal.person.issuer, "subject": principal.person.subject}
+                   if principal.person else None),
     }
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from faceward.api.deps import CallerDep, OperationsDep
+from faceward.api.deps import CallerDep, OperationsDep, ServicesDep
 from faceward.api.routes.common import AUTHED, errors
 from faceward.api.schemas import AuditEntryOut, AuditListOut, Moment, UsageOut
 
@@ -23,6 +23,7 @@ def usage(ops: OperationsDep, caller: CallerDep) -> UsageOut:
 @router.get("/audit", response_model=AuditListOut, summary="The tenant's audit log, oldest first (or newest first)")
 def audit(
     ops: OperationsDep,
+    services: ServicesDep,
     caller: CallerDep,
     since: Annotated[Moment | None, Query(description="Entries at or after this moment.")] = None,
     until: Annotated[Moment | None, Query(description="Entries before this moment.")] = None,
@@ -36,5 +37,7 @@ def audit(
         caller.principal, since=since, until=until, actor=actor, action=action, limit=limit, offset=offset,
         newest_first=order == "newest", source=caller.source,
     )
-    return AuditListOut(entries=[AuditEntryOut.model_validate(e.as_dict()) for e in entries], limit=limit, offset=offset)
+    names = services.signin.actor_names(caller.principal.tenant_id, [e.actor for e in entries])
+    return AuditListOut(entries=[AuditEntryOut.model_validate({**e.as_dict(), "actor_name": names.get(e.actor)})
+                                 for e in entries], limit=limit, offset=offset)
 

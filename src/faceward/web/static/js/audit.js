@@ -20,7 +20,9 @@ function describe(details) {
 
 function entryItem(entry) {
   return el("li", {},
-    el("div", {}, el("span", { className: "action", text: entry.action }), " by ", el("code", { text: entry.actor })),
+    el("div", {}, el("span", { className: "action", text: entry.action }), " by ",
+      entry.actor_name ? el("strong", { className: "actor-name", text: entry.actor_name }) : "",
+      entry.actor_name ? " " : "", el("code", { text: entry.actor })),
     el("div", { className: "when" }, `#${entry.seq} · `, el("time", { datetime: entry.at, text: when(entry.at) }),
       entry.source ? ` · from ${entry.source}` : ""),
     el("div", { className: "details", text: describe(entry.details) }));
@@ -75,8 +77,8 @@ async function exportAs(kind) {
     if (kind === "json") {
       download(`faceward-audit-${stamp}.json`, "application/json", JSON.stringify(entries, null, 2));
     } else {
-      const lines = [["seq", "at", "actor", "action", "source", "details"].map(csvCell).join(",")];
-      for (const e of entries) lines.push([e.seq, e.at, e.actor, e.action, e.source, e.details].map(csvCell).join(","));
+      const lines = [["seq", "at", "actor", "actor_name", "action", "source", "details"].map(csvCell).join(",")];
+      for (const e of entries) lines.push([e.seq, e.at, e.actor, e.actor_name || "", e.action, e.source, e.details].map(csvCell).join(","));
       download(`faceward-audit-${stamp}.csv`, "text/csv", `${lines.join("\r\n")}\r\n`);
     }
     say(message, `Exported ${entries.length} entr${entries.length === 1 ? "y" : "ies"}.`, "ok");

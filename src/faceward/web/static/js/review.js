@@ -28,7 +28,7 @@ function stepForm(candidate, index) {
   const form = el("form", { novalidate: true },
     el("fieldset", {},
       el("legend", { text: "Record a step" }),
-      mine ? el("p", { className: "hint", text: "You marked this a possible match: a second reviewer, with another key, must confirm it." }) : null,
+      mine ? el("p", { className: "hint", text: "You marked this a possible match: a second reviewer (another person or key) must confirm it." }) : null,
       options.map(([value, label]) => el("label", { className: "inline" },
         el("input", {
           type: "radio", name, value, checked: value === "confirmed" && !mine ? true : null,

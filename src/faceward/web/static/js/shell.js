@@ -79,7 +79,9 @@ function renderNav(session, current) {
       window.location.assign("/console/");
     });
     who.replaceChildren(
-      el("span", {}, "Role: ", el("strong", { id: "role", text: session.role }), " · key ", el("code", { text: session.key_id })),
+      session.person
+        ? el("span", {}, el("strong", { id: "person", text: session.person.name }), " · role ", el("strong", { id: "role", text: session.role }))
+        : el("span", {}, "Role: ", el("strong", { id: "role", text: session.role }), " · key ", el("code", { text: session.key_id })),
       out,
     );
   }
