@@ -6,11 +6,11 @@ import pytest
 
 from faceward.security.errors import Forbidden, RateLimited, Unauthenticated
 from faceward.security.permissions import Permission, Role
-from faceward.security.policy import ROLE_PERMISSIONS, Principal, authorize
+from faceward.security.policy import ROLE_PERMISSIONS, Person, Principal, authorize
 
 P = Permission
 EXPECTED = {
-    Role.ADMIN: {P.KEYS_MANAGE, P.USAGE_READ, P.AUDIT_READ, P.SETTINGS_MANAGE},
+    Role.ADMIN: {P.KEYS_MANAGE, P.USAGE_READ, P.AUDIT_READ, P.SETTINGS_MANAGE, P.SIGN_IN_MANAGE},
     Role.ENROLLER: {P.SUBJECTS_READ, P.SUBJECTS_WRITE, P.FACES_WRITE, P.DETECT},
     Role.SEARCHER: {P.SEARCH, P.VERIFY, P.DETECT, P.REVIEW_READ, P.REVIEW_WRITE},
     Role.AUDITOR: {P.AUDIT_READ},
@@ -45,6 +45,14 @@ def test_error_statuses() -> None:
     limited = RateLimited(retry_after=7)
     assert (limited.status, limited.code, limited.retry_after) == (429, "rate_limited", 7)
     assert RateLimited(retry_after=0).retry_after == 1
+
+
+def test_a_person_is_named_by_issuer_and_subject_and_counted_by_person_id() -> None:
+    person = Person("p_1", "https://idp.example.org", "00u1abc", "Alice Example")
+    principal = Principal("t_1", "p_1", Role.SEARCHER, person=person)
+    assert principal.actor == "person:https://idp.example.org 00u1abc"  # never the display name
+    assert Principal("t_1", "k1", Role.SEARCHER).actor == "key:k1"
+    assert person == Person("p_1", "https://idp.example.org", "00u1abc", "Alice Renamed")  # the name is not identity
 
 
 def test_policy_cannot_be_changed_at_run_time() -> None:
