@@ -213,7 +213,7 @@ def connect_in_the_console(browser: Any, server: Server, tmp_path: Path) -> None
     page.get_by_label("Issuer URL").fill(server.providers.main)
     page.get_by_label("Client id").fill("faceward-a")
     page.get_by_label("Client secret file").set_input_files(str(secret))
-    page.get_by_label("Roles (one VALUE=ROLE per line").fill("faceward-searchers=searcher\nfaceward-auditors=auditor")
+    page.get_by_label("Claim mapping").fill("faceward-searchers=searcher\nfaceward-auditors=auditor")
     page.get_by_role("button", name="Connect provider").click()
     page.get_by_text("Provider connected.").wait_for()
     login = page.locator("#provider-login").get_attribute("href")
