@@ -45,7 +45,7 @@ def connect(
     issuer: Annotated[str, typer.Option(help="The provider's issuer URL (https; http only on loopback).")],
     client_id: Annotated[str, typer.Option(help="faceward's client id at the provider.")],
     client_secret_file: Annotated[Path, typer.Option(help="File holding the client secret.")],
-    role: Annotated[list[str], typer.Option("--map", help="VALUE=ROLE, e.g. faceward-searchers=searcher; repeat; first match wins.")],
+    role: Annotated[list[str], typer.Option("--map", metavar="VALUE=ROLE", help="VALUE=ROLE, e.g. faceward-searchers=searcher; repeat; first match wins.")],
     claim: Annotated[str, typer.Option(help="The ID token claim whose values map to roles.")] = "groups",
     tenant: Annotated[Optional[str], TenantOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,

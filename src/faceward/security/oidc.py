@@ -22,13 +22,13 @@ import ipaddress
 import json
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
@@ -109,6 +109,15 @@ class ProviderConfig:
         """What an admin may read back: everything but the secret."""
         return {"issuer": self.issuer, "client_id": self.client_id, "client_secret": "**********",
                 "mapping": self.mapping.as_dict()}
+
+
+def _client(config: ProviderConfig, **kwargs: Any) -> Any:
+    """authlib's httpx OAuth 2 client, imported when a sign-in needs it: its module warns at import that it
+    will move to ``httpx2`` (decision 021), which every CLI command would otherwise print."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from authlib.integrations.httpx_client import OAuth2Client
+    return OAuth2Client(config.client_id, config.client_secret, **kwargs)
 
 
 def check_issuer(issuer: str) -> str:
@@ -224,8 +233,7 @@ class Provider:
 
     def authorization_url(self, config: ProviderConfig, *, redirect_uri: str, state: str, nonce: str, verifier: str) -> str:
         endpoints = self.endpoints(config.issuer)
-        client = OAuth2Client(config.client_id, config.client_secret, scope=SCOPE, redirect_uri=redirect_uri,
-                              code_challenge_method="S256")
+        client = _client(config, scope=SCOPE, redirect_uri=redirect_uri, code_challenge_method="S256")
         url, _ = client.create_authorization_url(endpoints.authorization_endpoint, state=state, code_verifier=verifier,
                                                  nonce=nonce)
         return str(url)
@@ -234,8 +242,8 @@ class Provider:
         """The token response for ``code`` (PKCE verifier and client secret sent); refused if it has no ID token."""
         endpoints = self.endpoints(config.issuer)
         try:
-            with OAuth2Client(config.client_id, config.client_secret, redirect_uri=redirect_uri,
-                              token_endpoint_auth_method="client_secret_basic", timeout=TIMEOUT) as client:
+            with _client(config, redirect_uri=redirect_uri, token_endpoint_auth_method="client_secret_basic",
+                         timeout=TIMEOUT) as client:
                 token = client.fetch_token(endpoints.token_endpoint, grant_type="authorization_code", code=code,
                                            code_verifier=verifier)
         except httpx.HTTPError as exc:
