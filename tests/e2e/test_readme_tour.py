@@ -116,5 +116,5 @@ def test_the_readme_tour_runs_as_written_in_a_fresh_home(tour_folder: Path, tmp_
     ident = json.loads(by_start["faceward eval ident ../shared/datasets/lfw-dev"])
     assert 0.0 < ident["rank1"] <= 1.0, ident
     info = by_start["faceward info"]  # a readable table, not a dict (#12)
-    assert re.search(r"^version\s+\S", info, re.M) and "{" not in info and "'" not in info and "None" not in info
+    assert re.search(r"^version\s+\S", info, re.M) and "{" not in info and "['" not in info and "None" not in info
     assert (home / "faceward.db").stat().st_mode & 0o777 == 0o600

@@ -16,6 +16,7 @@ import typer
 from faceward.cli.acting import acting
 from faceward.cli.common import JsonOpt, TenantOpt, command_group, emit_fields, emit_json, fail, friendly, out, settings, table
 from faceward.cli.enrolling import EngineOpt
+from faceward.text import rfc3339
 from faceward.errors import InvalidInput
 from faceward.settings import Engine, Settings
 from faceward.vision.decode import EXTENSIONS, read_image_file
@@ -143,8 +144,11 @@ def _subjects_list(limit: int, offset: int, tenant: str | None, as_json: bool, i
     if as_json:
         emit_json({"subjects": rows, "total": act.operations.count_subjects(act.principal, source=act.source)})
         return
-    for row in rows:
-        out.print(f"{row['id']}  {row['display_name']}  ({row['consent_basis']})", markup=False)
+    out.print(table(
+        ["id", "name", "consent basis", "created"],
+        [[r["id"], r["display_name"], r["consent_basis"], rfc3339(r["created_at"].replace(microsecond=0))] for r in rows],
+        whole={"id", "created"},
+    ))
 
 
 @subjects_app.command("show")
