@@ -215,7 +215,7 @@ def _retention(days: int | None, clear: bool, tenant: str | None, as_json: bool)
             raise InvalidInput("no tenant: pass --tenant")
         if clear or days is not None:
             set_retention(gallery, tenant_id, days)
-        current = retention_days(gallery.store.get_tenant(tenant_id).settings)
+        current = retention_days(gallery.store.get_tenant(tenant_id))
     finally:
         gallery.store.close()
     if as_json:

@@ -107,14 +107,14 @@ class Enrollment:
             raise LowQualityFace(problems)
         if (duplicate := self._existing(subject, digest, box)) is not None:
             return duplicate
-        if claim and not tenant.settings.get("model_id"):
-            self.store.update_tenant(
-                tenant_id, settings={**tenant.settings, "model_id": model_id, "embedding_size": int(len(descriptor)),
-                                     "model_sha256": self.analysis.model_sha256}
-            )
-        elif claim and int(tenant.settings.get("embedding_size", len(descriptor))) != len(descriptor):
+        profile = tenant.profile
+        if claim and profile.model_id is None:
+            self.store.update_tenant(tenant_id, settings=profile.settings_with(
+                model_id=model_id, embedding_size=int(len(descriptor)), model_sha256=self.analysis.model_sha256,
+            ))
+        elif claim and (profile.recorded_embedding_size or len(descriptor)) != len(descriptor):
             raise InvalidInput(
-                f"this gallery's templates have {tenant.settings['embedding_size']} values, not {len(descriptor)}"
+                f"this gallery's templates have {profile.recorded_embedding_size} values, not {len(descriptor)}"
             )
         face_id = new_id("f_")
         try:

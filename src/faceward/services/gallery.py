@@ -40,14 +40,13 @@ from faceward.services.tenancy import MIGRATION_KEY, ModelMismatch, TenantSuspen
 from faceward.services.views import FaceView, MigrationReport, SearchResult, SubjectView, VerifyResult
 from faceward.settings import IndexBackend, Settings
 from faceward.store import SqlStore, TenantRecord
+from faceward.store.profile import TRANSFORM_GENERATION
 from faceward.store.ledger import ErasureLedger
 from faceward.vision import FaceEngine
 from faceward.vision.remote import RemoteEngine
 from faceward.vision.types import Face, Quality
 
 
-TRANSFORM_GENERATION = "template_transform_generation"
-"""Tenant setting: which generation of the tenant's template transform the engine holds (decision 016)."""
 
 
 class GalleryService:
@@ -92,7 +91,7 @@ class GalleryService:
         if self.settings.index_backend is not IndexBackend.MILVUS:
             return index
         # What leaves the process is a protected template (decision 016): rotated by the tenant's secret matrix.
-        generation = int(self.store.get_tenant(tenant_id).settings.get(TRANSFORM_GENERATION, 0))
+        generation = self.store.get_tenant(tenant_id).profile.transform_generation
         return ProtectedIndex(index, self.vault.template_transform(tenant_id, dim, generation))
 
     def _purge_engine(self, tenant_id: str) -> None:

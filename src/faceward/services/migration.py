@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from faceward.services.analysis import Analysis
 from faceward.services.enrollment import Enrollment
 from faceward.services.subjects import Subjects
 from faceward.services.tenancy import MIGRATION_KEY, ModelMismatch, Tenants
+from faceward.store.profile import MigrationTarget
 from faceward.services.views import FaceView, MigrationReport
 from faceward.store import SqlStore, TenantRecord
 from faceward.store.integrity import IntegrityStore
@@ -41,28 +41,27 @@ class Migration:
         """Start, or resume, moving the tenant's gallery to this engine's model; returns the gallery's current model."""
         tenant = self.tenants.active(tenant_id)
         model_id = self.analysis.model_id
-        current = tenant.settings.get("model_id")
+        current = tenant.profile.model_id
         if not current:
             raise InvalidInput("this gallery has no templates yet: enroll with the new model directly", code="nothing_to_migrate")
         if current == model_id:
             raise InvalidInput(f"this gallery already holds {current} templates", code="already_migrated")
-        target = tenant.settings.get(MIGRATION_KEY) or {}
-        if target.get("model_id") != model_id:
-            self.store.update_tenant(tenant_id, settings={
-                **tenant.settings,
+        target = tenant.profile.migrating_to
+        if target is None or target.model_id != model_id:
+            self.store.update_tenant(tenant_id, settings=tenant.profile.settings_with(**{
                 MIGRATION_KEY: {"model_id": model_id, "embedding_size": self.analysis.embedding_size,
                                 "model_sha256": self.analysis.model_sha256, "started_at": self.clock().isoformat()},
-            })
+            }))
         return str(current)
 
-    def _target(self, tenant: TenantRecord) -> dict[str, Any]:
-        target = tenant.settings.get(MIGRATION_KEY) or {}
-        if target.get("model_id") != self.analysis.model_id:
+    def _target(self, tenant: TenantRecord) -> MigrationTarget:
+        target = tenant.profile.migrating_to
+        if target is None or target.model_id != self.analysis.model_id:
             raise ModelMismatch(
                 f"no migration of this gallery to {self.analysis.model_id} is under way (its model is "
-                f"{tenant.settings.get('model_id')}); begin the migration first"
+                f"{tenant.profile.model_id}); begin the migration first"
             )
-        return dict(target)
+        return target
 
     def admit(
         self, tenant_id: str, subject_id: str, descriptor: np.ndarray, quality: Quality, box: dict[str, int],
@@ -77,9 +76,9 @@ class Migration:
         tenant = self.tenants.active(tenant_id)
         target = self._target(tenant)
         subject = self.enrollment.consenting(tenant_id, subject_id)
-        if len(descriptor) != int(target["embedding_size"]):
+        if len(descriptor) != target.embedding_size:
             raise InvalidInput(
-                f"a {self.analysis.model_id} template has {target['embedding_size']} values, not {len(descriptor)}"
+                f"a {self.analysis.model_id} template has {target.embedding_size} values, not {len(descriptor)}"
             )
         keyed = self.store.has_image(tenant_id, subject_id, self.enrollment.vault.image_digest(tenant_id, digest))
         if not keyed and not self.store.has_image(tenant_id, subject_id, digest):  # enrolled before #12: plain
@@ -98,7 +97,7 @@ class Migration:
         tenant = self.tenants.active(tenant_id)
         target = self._target(tenant)
         model_id = self.analysis.model_id
-        old_model = tenant.settings.get("model_id")
+        old_model = tenant.profile.model_id
         new_faces: dict[str, int] = {}
         stale: list[str] = []
         after = 0
@@ -121,9 +120,8 @@ class Migration:
         )
         if not new_faces or (require_all and without):
             return report  # never switch to an empty gallery
-        settings = {k: v for k, v in tenant.settings.items() if k != MIGRATION_KEY}
-        settings.update(model_id=model_id, embedding_size=int(target["embedding_size"]),
-                        model_sha256=target.get("model_sha256", self.analysis.model_sha256))
+        settings = tenant.profile.settings_with(**{MIGRATION_KEY: None}, model_id=model_id, embedding_size=target.embedding_size,
+                                                model_sha256=target.model_sha256 or self.analysis.model_sha256)
         self.store.update_tenant(tenant_id, settings=settings)  # the switch: one write
         self.indexes.erase_tenant(tenant_id)  # a persistent engine's collection holds the old model's size
         integrity = IntegrityStore(self.store)

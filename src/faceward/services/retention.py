@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from faceward.errors import InvalidInput, NotFound
 from faceward.services.gallery import GalleryService
+from faceward.store import TenantRecord
 from faceward.store.integrity import IntegrityStore
+from faceward.store.profile import checked_retention
 
 if TYPE_CHECKING:
     from faceward.security.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
-RETENTION_MAX_DAYS = 36_500
 PURGE_ACTOR = "system:retention"
 
 
@@ -43,25 +44,15 @@ class PurgeReport:
                 "subjects": self.purged, "failed": self.failed}
 
 
-def retention_days(settings: dict[str, Any]) -> int | None:
-    value = settings.get("retention_days")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RETENTION_MAX_DAYS:
-        raise InvalidInput(f"retention_days must be a whole number of days from 1 to {RETENTION_MAX_DAYS}")
-    return value
+def retention_days(tenant: TenantRecord) -> int | None:
+    """Days the tenant keeps a subject after enrolling it (its profile's, checked); None: no limit."""
+    return tenant.profile.retention_days
 
 
 def set_retention(gallery: GalleryService, tenant_id: str, days: int | None) -> None:
     """Set (or clear, with None) how many days a tenant keeps a subject after enrolling it."""
     tenant = gallery.active_tenant(tenant_id)
-    values = dict(tenant.settings)
-    if days is None:
-        values.pop("retention_days", None)
-    else:
-        retention_days({"retention_days": days})
-        values["retention_days"] = days
-    gallery.store.update_tenant(tenant_id, settings=values)
+    gallery.store.update_tenant(tenant_id, settings=tenant.profile.settings_with(retention_days=checked_retention(days)))
 
 
 def purge_due(gallery: GalleryService, *, audit: AuditLog | None = None, now: datetime | None = None) -> PurgeReport:
@@ -84,7 +75,7 @@ def purge_due(gallery: GalleryService, *, audit: AuditLog | None = None, now: da
             continue
         tenants += 1
         try:
-            days = retention_days(tenant.settings)
+            days = retention_days(tenant)
         except InvalidInput as exc:
             failed.append({"tenant_id": tenant.id, "subject_id": "", "reason": exc.message})
             days = None

@@ -27,7 +27,7 @@ class TemplateReader:
         """
         tenant_id = faces[0].tenant_id
         tenant = self.store.get_tenant(tenant_id)
-        model = tenant.settings.get("model_id")
+        model = tenant.profile.model_id
         dim = gallery_dim(tenant, self._engine_dim()) if model else self._engine_dim()
         subjects = self.store.subjects_by_id(tenant_id, sorted({f.subject_id for f in faces}))
         out = np.full((len(faces), dim), np.nan, dtype=np.float32)

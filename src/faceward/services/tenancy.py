@@ -11,8 +11,9 @@ from faceward.security.vault import TenantVault
 from faceward.services.ids import new_id
 from faceward.store import SqlStore, TenantRecord
 
-MIGRATION_KEY = "migrating_to"  # tenant setting while a gallery moves to another model
-DLIB_EMBEDDING_SIZE = 128  # galleries enrolled before settings recorded a size hold dlib's templates
+from faceward.store.profile import DLIB_EMBEDDING_SIZE, MIGRATING_TO
+
+MIGRATION_KEY = MIGRATING_TO  # tenant setting while a gallery moves to another model
 
 
 class ModelMismatch(FacewardError):
@@ -27,20 +28,17 @@ class TenantSuspended(FacewardError):
 
 def gallery_model(tenant: TenantRecord) -> str | None:
     """The model id the tenant's gallery holds (``None`` before its first enrollment)."""
-    model = tenant.settings.get("model_id")
-    return str(model) if model else None
+    return tenant.profile.model_id
 
 
 def gallery_dim(tenant: TenantRecord, default: int) -> int:
     """The size of the tenant's templates: recorded at first enrollment; ``default`` (the engine's) before."""
-    if tenant.settings.get("model_id"):
-        return int(tenant.settings.get("embedding_size", DLIB_EMBEDDING_SIZE))
-    return default
+    return tenant.profile.embedding_size(default)
 
 
 def check_model(tenant: TenantRecord, model_id: str) -> None:
     """Refuse an engine that makes another model's templates than the gallery holds."""
-    held = tenant.settings.get("model_id")
+    held = tenant.profile.model_id
     if held and held != model_id:
         raise ModelMismatch(
             f"this gallery holds {held} templates and the engine makes {model_id}; "

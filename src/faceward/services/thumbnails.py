@@ -21,10 +21,11 @@ from PIL import Image
 from faceward.errors import NotFound
 from faceward.services.gallery import GalleryService
 from faceward.store import SubjectRecord, TenantRecord
+from faceward.store.profile import THUMBNAILS
 from faceward.store.reviews import ChipRecord, ReviewStore
 
 JPEG_QUALITY = 85
-SETTING = "thumbnails"
+SETTING = THUMBNAILS
 
 
 class ThumbnailsOff(NotFound):
@@ -33,7 +34,7 @@ class ThumbnailsOff(NotFound):
 
 def enabled(tenant: TenantRecord) -> bool:
     """Thumbnails are on unless the tenant turned them off."""
-    return tenant.settings.get(SETTING, True) is not False
+    return tenant.profile.thumbnails
 
 
 def encode_chip(chip: np.ndarray) -> bytes:
@@ -73,7 +74,7 @@ class Thumbnails:
         """Turn thumbnails on or off; turning them off deletes every stored one. Returns how many were deleted."""
         tenant = self.gallery.active_tenant(tenant_id)
         if enabled(tenant) != on:
-            self.gallery.store.update_tenant(tenant_id, settings={**tenant.settings, SETTING: on})
+            self.gallery.store.update_tenant(tenant_id, settings=tenant.profile.settings_with(**{SETTING: on}))
         return 0 if on else self._repo.delete_chips(tenant_id)
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from faceward.store.profile import TenantProfile
+
 
 @dataclass(frozen=True, slots=True)
 class TenantRecord:
@@ -15,6 +17,11 @@ class TenantRecord:
     status: str
     created_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> TenantProfile:
+        """The typed meaning of ``settings`` (model, migration, thumbnails, retention, ...)."""
+        return TenantProfile(self.settings)
 
 
 @dataclass(frozen=True, slots=True)
