@@ -39,6 +39,7 @@ from faceward.errors import NotFound
 from faceward.settings import IndexBackend
 from faceward.services.doctor_index import _Findings, _check_engine, _check_running_index, index_items
 from faceward.store.integrity import IntegrityStore
+from faceward.store.profile import TenantProfile
 from faceward.vision.embed import from_template
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def _examine(gallery: GalleryService, *, running_index: bool) -> _Findings:
             found.clear_reviews.add(tenant_id)
             found.add("reviews", "in_clear", tenant_id, f"{clear} review steps are stored in clear (from before revision 0006)")
         subject_keys = _check_subject_keys(gallery.vault, tenant_id, integrity, found)
-        live = _check_faces(tenant_id, tenant.settings, gallery, integrity, subject_keys, found)
+        live = _check_faces(tenant_id, tenant.profile, gallery, integrity, subject_keys, found)
         if tenant_id in loaded:
             _check_running_index(gallery, tenant_id, live, found)
         if engine:
@@ -175,7 +176,7 @@ def _check_subject_keys(
 
 
 def _check_faces(
-    tenant_id: str, settings: dict[str, Any], gallery: GalleryService, integrity: IntegrityStore,
+    tenant_id: str, profile: TenantProfile, gallery: GalleryService, integrity: IntegrityStore,
     subject_keys: dict[str, SubjectKeyRef | None], found: _Findings,
 ) -> dict[int, tuple[str, np.ndarray | None]]:
     """Every face opened; returns ``seq -> (face id, template or None)`` of the faces an index must hold:
@@ -184,8 +185,8 @@ def _check_faces(
     Templates of another model (a migration in progress keeps the new model's beside the old) are
     opened and counted, never searched, so no index should hold them.
     """
-    model_id = settings.get("model_id")
-    dim = int(settings.get("embedding_size", DESCRIPTOR_DIM)) if model_id else None
+    model_id = profile.model_id
+    dim = profile.embedding_size(DESCRIPTOR_DIM) if model_id else None
     orphans = integrity.orphan_faces(tenant_id)
     if orphans:
         found.checks["faces"]["orphans"] += len(orphans)
