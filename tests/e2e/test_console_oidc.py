@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 PERSON = "Angela_Bassett"
 OTHER = "Abel_Pacheco"
 TIMEOUT_MS = 30_000
+SHOTS = Path(tempfile.gettempdir()) / "faceward-screenshots"  # for a person to look at; never committed
 ROLES = [{"value": "faceward-searchers", "role": "searcher"}, {"value": "faceward-auditors", "role": "auditor"}]
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
@@ -219,6 +221,8 @@ def connect_in_the_console(browser: Any, server: Server, tmp_path: Path) -> None
     login = page.locator("#provider-login").get_attribute("href")
     assert page.locator("#provider-redirect").inner_text() == f"{server.url}{login}/callback"
     assert "a-client-secret" not in page.content()
+    SHOTS.mkdir(exist_ok=True)
+    page.locator("#provider-form").screenshot(path=str(SHOTS / "console-oidc-provider.png"))
     server.login["a"] = str(login)
     assert len(set(server.login.values())) == 3 and all(re.fullmatch(r"/console/login/l_[0-9a-f]{32}", p)
                                                      for p in server.login.values())
@@ -290,6 +294,8 @@ def test_two_people_sign_in_one_searches_both_review_the_timeline_names_both(
     page.get_by_role("button", name="Show entries").click()
     page.get_by_text("(2 entries, newest first)").wait_for()
     reviews = page.locator("#timeline li").all_inner_texts()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "console-oidc-audit.png"), full_page=True)
     assert "Bob Example" in reviews[0] and f"person:{issuer} bob" in reviews[0] and "confirmed" in reviews[0]
     assert "Alice Example" in reviews[1] and f"person:{issuer} alice" in reviews[1] and "possible_match" in reviews[1]
     searches = server.audit("a", "search")
@@ -304,7 +310,7 @@ REFUSALS = {
     "replayed_state": "This sign-in link was already used",
     "no_mapped_role": "none of your 'groups' gives a role in faceward",
     "expired_token": "token has expired",
-    "wrong_audience": "issued this token for another application",
+    "wrong_audience": "issued this token for another application (audience another-application)",
 }
 
 
@@ -333,6 +339,8 @@ def test_each_failure_is_refused_with_a_clear_message_and_audited(browser: Any, 
     # Tenant C's provider signs an ID token for another application.
     page = person.sign_in("c", "alice")
     assert REFUSALS["wrong_audience"] in page.locator("#refusal").inner_text()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "console-oidc-refused.png"))
     person.close()
 
     # Each refusal is in its own tenant's chain, with its reason (and the person, once the token named them).

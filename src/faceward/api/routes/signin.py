@@ -153,7 +153,7 @@ def _refusal(login_id: str, message: str, status: int) -> HTMLResponse:
 <link rel="stylesheet" href="/console/static/console.css"></head>
 <body data-page="signin-refused"><header class="top"><span class="brand">faceward</span></header>
 <main id="main"><div class="panel narrow"><h1>Sign-in refused</h1>
-<p id="refusal" class="notice error" role="alert">{html.escape(message)}</p>
+<p id="refusal" class="notice error" role="alert">{html.escape(message[:1].upper() + message[1:])}</p>
 <div class="actions"><a id="again" href="/console/login/{html.escape(login_id)}">Sign in again</a></div>
 </div></main></body></html>"""
     return HTMLResponse(body, status_code=status, headers={"content-security-policy": CONSOLE_CSP, "cache-control": "no-store"})
