@@ -49,6 +49,18 @@ def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.Complete
     return done
 
 
+def operator_actions(env: dict[str, str]) -> list[tuple[str, str | None]]:
+    """The operator chain's (action, tenant id) pairs, read with the master key (in the token) as the CLI does."""
+    done = subprocess.run([sys.executable, "-c", (
+        "import json; from faceward.bootstrap import master_keyring; from faceward.settings import load_settings\n"
+        "from faceward.security.operator_log import OperatorLog\n"
+        "s = load_settings(); log = OperatorLog(s.home / OperatorLog.FILE_NAME, keyring=master_keyring(s))\n"
+        "print(json.dumps([[e.action, e.tenant_id] for e in log.entries()]))")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [(a, t) for a, t in json.loads(done.stdout)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -185,7 +197,8 @@ def test_migrate_a_key_file_home_into_the_token(tmp_path: Path, astronaut: np.nd
     found = json.loads(cli(env, "search", str(probe), "--tenant", tenant["tenant_id"], *WHY, "--json").stdout)
     assert len(found["candidates"]) == 1
     audit = cli(env, "audit", "timeline", "--tenant", tenant["tenant_id"], "--json").stdout
-    assert "master_key.rotate" in audit
+    assert "master_key" not in audit  # the host's act: in the operator chain, not the tenant's
+    assert ("master_key.rewrap", tenant["tenant_id"]) in operator_actions(env)
 
 
 def test_online_rotation_loses_no_request(tmp_path: Path, astronaut: np.ndarray, astronaut_probe: bytes) -> None:
@@ -248,12 +261,15 @@ def test_online_rotation_loses_no_request(tmp_path: Path, astronaut: np.ndarray,
     assert rotated == {"rotated": 4, "already": 0, "shredded": 0, "old_key": "faceward-master.1",
                        "new_key": "faceward-master.2"}
     assert errors == [] and len(results) > 20 and during > 0, (errors[:5], len(results), during)
-    # Every tenant key is now wrapped under the new key, and each tenant's audit chain records it.
+    # Every tenant key is now wrapped under the new key, and the operator chain (not the tenants') records it.
     import sqlite3
 
     with sqlite3.connect(home / "faceward.db") as db:
         labels = {Pkcs11Keyring.parse(row[0])[0] for row in db.execute("SELECT wrapped_key FROM tenants")}
     assert labels == {"faceward-master.2"}
+    acts = operator_actions(env)
+    assert acts[-1] == ("master_key.rotate", None)
     for tenant in tenants:
+        assert ("master_key.rewrap", tenant["tenant_id"]) in acts
         timeline = cli(env, "audit", "timeline", "--tenant", tenant["tenant_id"], "--json").stdout
-        assert "master_key.rotate" in timeline
+        assert "master_key" not in timeline

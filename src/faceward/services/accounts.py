@@ -150,11 +150,15 @@ class AccountService:
         """Re-wrap every tenant's data key under ``new`` (a new master key or a KMS); returns counts.
 
         The tenant keys themselves do not change, so no sealed value is touched
-        and API keys stay valid. Each tenant is re-wrapped (and audited) in its
-        own transaction, compare-and-set on the old wrapped bytes; a tenant
-        whose key already opens under ``new`` is skipped, so an interrupted
-        rotation is finished by running it again. Stop the service first and
-        start it with the new master key afterwards.
+        and API keys stay valid. Each tenant is re-wrapped in its own
+        transaction, compare-and-set on the old wrapped bytes; a tenant whose
+        key already opens under ``new`` is skipped, so an interrupted rotation
+        is finished by running it again. With a key file, stop the service
+        first and start it with the new master key afterwards.
+
+        It is the host's act, not the tenant's: each re-wrap (``master_key.rewrap``,
+        with the tenant id) and the rotation (``master_key.rotate``, with the
+        counts) go to the operator chain, and no tenant's chain records it.
         """
         vault = self.gallery.vault
         counts = {"rotated": 0, "already": 0, "shredded": 0}
@@ -167,10 +171,9 @@ class AccountService:
             if rewrapped is None:
                 counts["already"] += 1
                 continue
-            with self.store.transaction(tenant_id) as conn:
-                if not self.store.replace_wrapped_key(tenant_id, record.wrapped_key, rewrapped, conn=conn):
-                    raise Conflict(f"tenant {tenant_id} changed during the rotation; run it again")
-                self.audit.append(tenant_id, actor=OPERATOR, action="master_key.rotate", details={}, source=None, conn=conn)
+            if not self.store.replace_wrapped_key(tenant_id, record.wrapped_key, rewrapped):
+                raise Conflict(f"tenant {tenant_id} changed during the rotation; run it again")
+            self._operator_act("master_key.rewrap", tenant_id)
             counts["rotated"] += 1
         if self.operator_log is not None:  # its MAC key is wrapped by the master key too
             self.operator_log.rewrap_key(new)

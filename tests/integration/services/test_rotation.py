@@ -15,12 +15,14 @@ from faceward.security.audit import AuditLog
 from faceward.services.consent import Consent, LawfulBasis
 from faceward.services.gallery import GalleryService
 from faceward.settings import Settings
+from faceward.security.operator_log import OperatorLog
 from faceward.store import SqlStore
 
 
 def service(store: SqlStore, keyring: Keyring, home: Path) -> AccountService:
     gallery = GalleryService(store, keyring, Settings(home=home))
-    return AccountService(gallery, AuditLog(store, gallery.vault.tenant_key))
+    operator_log = OperatorLog(home / OperatorLog.FILE_NAME, keyring=keyring, command="test")
+    return AccountService(gallery, AuditLog(store, gallery.vault.tenant_key), operator_log=operator_log)
 
 
 def test_rotation_rewraps_every_tenant(db_url: str, tmp_path: Path) -> None:
@@ -49,7 +51,12 @@ def test_rotation_rewraps_every_tenant(db_url: str, tmp_path: Path) -> None:
         assert fresh.authenticate(token, source=None).tenant_id == tenant_id
         assert fresh.gallery.get_subject(tenant_id, subject_id).display_name == f"{name} person"
         assert fresh.audit.verify(tenant_id).ok
-        assert fresh.audit.entries(tenant_id, newest_first=True, limit=1)[0].action == "master_key.rotate"
+        assert [e for e in fresh.audit.entries(tenant_id) if e.action.startswith("master_key")] == []  # the host's act
+    operator = OperatorLog(tmp_path / OperatorLog.FILE_NAME, keyring=new).entries()  # its key re-wrapped too
+    assert [(e.action, e.tenant_id) for e in operator if e.action.startswith("master_key")] == [
+        ("master_key.rewrap", tenants["Acme"][0]), ("master_key.rewrap", tenants["Bravo"][0]),
+        ("master_key.rotate", None)]
+    assert operator[-1].details == {"rotated": 2, "already": 0, "shredded": 0}
     assert {t["name"] for t in fresh.list_tenants()} == {"Acme", "Bravo"}
     again = service(store, old, tmp_path).rotate_master(new)  # running the same rotation again is harmless
     assert again == {"rotated": 0, "already": 2, "shredded": 0}
