@@ -323,6 +323,36 @@ def _rotate_master(new_key_file: Path | None, as_json: bool) -> None:
     out.print(f"now point FACEWARD_MASTER_KEY_FILE at {new_key_file} (or unset FACEWARD_MASTER_KEY) and restart", markup=False)
 
 
+@keys_app.command("retire-master")
+def retire_master(
+    label: Annotated[str, typer.Argument(help="The old master key's label, e.g. faceward-master.1.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Backups wrapped under it become unreadable: confirm.")] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Delete an old master key from the HSM token once nothing live is wrapped under it.
+
+    After `keys rotate-master`, the old key only opens backups made before the rotation. Retire it
+    when those have aged out (`faceward backup --max-age`): it is refused while any tenant key or the
+    operator log's key is still wrapped under it, and the current key can never be retired.
+    """
+    _retire_master(label, yes, as_json)
+
+
+@friendly
+def _retire_master(label: str, yes: bool, as_json: bool) -> None:
+    service = accounts("keys retire-master")
+    keyring = service.gallery.keyring
+    if not isinstance(keyring, Pkcs11Keyring):
+        fail("retire-master is for master keys in an HSM (FACEWARD_KMS=pkcs11); a key file is retired by deleting it")
+    if not yes:
+        fail(f"backups wrapped under {label} can never be restored once it is retired; add --yes to retire it")
+    done = service.retire_master(keyring, label)
+    if as_json:
+        emit_json(done)
+        return
+    out.print(f"retired {label}; the token holds {', '.join(done['remaining'])}", markup=False)
+
+
 @keys_app.command("migrate")
 def keys_migrate(
     to: Annotated[Kms, typer.Option("--to", help="Where the master key goes: pkcs11 (the token in FACEWARD_PKCS11_*).")],

@@ -152,6 +152,18 @@ class Pkcs11Keyring:
         labels = self.labels()
         return (labels[-1], False) if labels else (self.generate(), True)
 
+    def destroy(self, label: str) -> None:
+        """Delete a master key that is no longer the current one from the token (``faceward keys retire-master``).
+
+        What it wrapped can never be unwrapped again: the caller checks that nothing live still is.
+        """
+        if label == self.current_label():
+            raise MasterKeyError(f"{label} is the current master key; rotate to a new one before retiring it")
+        key = self._key(label)
+        with self._lock:
+            key.destroy()
+        self._handles.pop(label, None)
+
     def pinned(self, label: str) -> Pkcs11Keyring:
         """The same token and session, wrapping under ``label``."""
         return Pkcs11Keyring(self._session, self.prefix, pinned=label, lock=self._lock, handles=self._handles)

@@ -18,13 +18,15 @@ from typing import Any, NoReturn
 
 from faceward.errors import Conflict, InvalidInput, NotFound
 from faceward.security.apikeys import Token, hash_token, matches, new_token, parse_token
-from faceward.security.errors import RateLimited, Unauthenticated
+from faceward.security.errors import MasterKeyError, RateLimited, Unauthenticated
 from faceward.security.kms import TenantKeyWrapper
 from faceward.security.permissions import Role
 from faceward.security.policy import Principal
 from faceward.security.throttle import FailureDigest, FailureThrottle
 from faceward.security.audit import AuditLog
 from faceward.security.operator_log import OperatorLog
+from faceward.security.pkcs11 import VERSION as PKCS11_WRAP
+from faceward.security.pkcs11 import Pkcs11Keyring
 from faceward.services.gallery import GalleryService
 from faceward.security.ratelimit import retry_after_seconds
 from faceward.store.accounts import AccountStore, utc
@@ -180,6 +182,32 @@ class AccountService:
         vault.use_keyring(new)
         self._operator_act("master_key.rotate", None, counts)
         return counts
+
+    def retire_master(self, keyring: Pkcs11Keyring, label: str) -> dict[str, Any]:
+        """Delete the old master key ``label`` from the token once no tenant key (nor the operator log's key) is
+        wrapped under it; audited in the operator chain. Backups wrapped under it can no longer be restored:
+        that is the point (decision 020), and why the CLI asks first."""
+        if label not in keyring.labels():
+            raise NotFound(f"no master key {label!r} in the token")
+        if label == keyring.current_label():
+            raise MasterKeyError(f"{label} is the current master key; rotate to a new one before retiring it")
+        under = []
+        for tenant_id, _, _ in self.store.tenant_directory():
+            wrapped = self.store.get_tenant(tenant_id).wrapped_key
+            if wrapped is not None and wrapped[:1] == PKCS11_WRAP and Pkcs11Keyring.parse(wrapped)[0] == label:
+                under.append(tenant_id)
+        log_key = self.operator_log.key_path if self.operator_log is not None else None
+        if log_key is not None and log_key.exists():
+            wrapped = log_key.read_bytes()
+            if wrapped[:1] == PKCS11_WRAP and Pkcs11Keyring.parse(wrapped)[0] == label:
+                under.append("the operator log's key")
+        if under:
+            raise Conflict(f"{len(under)} key(s) are still wrapped under {label} ({', '.join(under[:3])}): "
+                           "run `faceward keys rotate-master` first")
+        keyring.destroy(label)
+        details = {"label": label, "remaining": keyring.labels()}
+        self._operator_act("master_key.retire", None, details)
+        return details
 
     # -- API keys -------------------------------------------------------------------
 
