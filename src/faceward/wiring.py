@@ -85,7 +85,7 @@ def build_services(
     console = ConsoleActs(gallery, accounts, audit, gate)
     operations = Operations(gallery, accounts, audit, usage, limits=limits, gate=gate, reviewing=console)
     gallery.chip_sink = console.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
-    console.reviews.seal_after_migration(store.migrated_from)  # a migration holds no key (revision 0006)
+    console.reviews.seal_pending()  # steps revision 0006 left in clear: a migration holds no key
     signin = SignInService(gallery, audit, console.sessions, gate)
     return Services(settings, gallery, accounts, audit, usage, operations, console, operator_log, signin)
 

@@ -47,7 +47,6 @@ from faceward.store.reviews import ReviewRecord, ReviewStore
 log = logging.getLogger(__name__)
 
 NOTE_MAX = 2000
-SEALED_STEPS_REVISION = "0006"  # the store revision from which review steps are sealed
 TOKEN = re.compile(r"[0-9a-f]{64}")
 
 
@@ -244,21 +243,25 @@ class ReviewService:
             done += len(batch)
         return done
 
-    def seal_after_migration(self, migrated_from: str | None) -> int:
-        """After the store migrated from before revision 0006, seal every tenant's clear steps; returns how many.
+    def seal_pending(self) -> int:
+        """Seal every tenant's steps that revision 0006 left in clear, if it left any; returns how many.
 
-        A tenant whose key does not open is left for ``faceward doctor`` to report.
+        One query when there is nothing to do (every start). A tenant whose key does not open is left
+        for ``faceward doctor`` to report, and the pass runs again at the next start.
         """
-        if migrated_from is None or migrated_from >= SEALED_STEPS_REVISION:
+        if not self._repo.clear_steps_pending():
             return 0
-        done = 0
+        done, complete = 0, True
         for tenant in self.gallery.store.list_tenants():
             if tenant.wrapped_key is None:
                 continue
             try:
                 done += self.seal_clear_steps(tenant.id)
             except SealError:
+                complete = False
                 log.warning("review steps of a tenant stay in clear: its key does not open (see faceward doctor)")
+        if complete:
+            self._repo.clear_steps_sealed()
         return done
 
     def steps_of_erased(self, tenant_id: str, subject_ids: list[str]) -> int:

@@ -74,8 +74,7 @@ def upgrade_connection(conn: Connection) -> str | None:
 def upgrade(target: str | Engine) -> str | None:
     """Migrate the database at ``target`` (a URL or an engine that connects as the owner) to head.
 
-    Returns the revision it was at before (None for an empty database), so that a caller holding
-    keys can finish what a migration cannot (revision 0006: sealing review steps stored in clear).
+    Returns the revision it was at before (None for an empty database).
     """
     engine = make_engine(target, poolclass=NullPool) if isinstance(target, str) else target
     try:

@@ -122,6 +122,21 @@ class ReviewStore:
             rows = conn.execute(query).mappings().all()
         return sorted((_review(row) for row in rows), key=lambda rec: rec.created_at)
 
+    CLEAR_COUNTER = "clear_reviews"  # set by revision 0006: steps it left in clear, until the service seals them
+
+    def clear_steps_pending(self) -> int:
+        """How many steps revision 0006 left in clear that no process has sealed yet (one query, no tenant)."""
+        q = schema.sequence
+        with self.store.transaction() as conn:
+            value = conn.execute(select(q.c.value).where(q.c.name == self.CLEAR_COUNTER)).scalar()
+        return int(value or 0)
+
+    def clear_steps_sealed(self) -> None:
+        """Every tenant's clear steps are sealed: the next start need not look again."""
+        q = schema.sequence
+        with self.store.transaction() as conn:
+            conn.execute(update(q).where(q.c.name == self.CLEAR_COUNTER).values(value=0))
+
     def clear_steps(self, tenant_id: str, *, limit: int = 500) -> list[ReviewRecord]:
         """Steps stored in clear before revision 0006 and not sealed yet (at most ``limit``)."""
         r = schema.reviews

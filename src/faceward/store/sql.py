@@ -37,7 +37,6 @@ class SqlStore:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self._owner_url = owner_url
-        self.migrated_from: str | None = None  # the revision create_schema found (None: empty or not migrated here)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, role: str | None = APP_ROLE) -> SqlStore:
@@ -54,7 +53,7 @@ class SqlStore:
     def create_schema(self) -> None:
         """Run the migrations up to head (``alembic upgrade head``), connecting as the login role."""
         with self._guard():
-            self.migrated_from = upgrade(self._owner_url or self.engine.url.render_as_string(hide_password=False))
+            upgrade(self._owner_url or self.engine.url.render_as_string(hide_password=False))
 
     def close(self) -> None:
         self.engine.dispose()

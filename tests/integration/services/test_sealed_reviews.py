@@ -28,6 +28,7 @@ from faceward.services.reviews import Outcome, ReviewService
 from faceward.settings import Settings
 from faceward.store import SqlStore, make_engine, schema
 from faceward.store.migrate import alembic_config
+from faceward.store.reviews import ReviewStore
 from faceward.wiring import build_services
 
 CLEAR_COLUMNS = ("search_id", "subject_id", "face_id", "reviewer_key_id", "outcome")
@@ -73,7 +74,7 @@ def test_a_step_stores_no_outcome_reviewer_search_or_subject(db_url: str, tmp_pa
     gallery.store.close()
 
 
-@pytest.mark.parametrize("sealed_by", ["start", "doctor"])
+@pytest.mark.parametrize("sealed_by", ["start", "start after a keyless migration", "doctor"])
 def test_steps_stored_in_clear_before_0006_are_sealed_after_the_migration(db_url: str, tmp_path: Path, sealed_by: str) -> None:
     master = os.urandom(32)
     owner = make_engine(db_url, poolclass=NullPool)
@@ -97,10 +98,12 @@ def test_steps_stored_in_clear_before_0006_are_sealed_after_the_migration(db_url
     old.store.close()
 
     settings = Settings(home=tmp_path, database_url=db_url, master_key=base64.b64encode(master).decode())
-    if sealed_by == "start":
+    if sealed_by.startswith("start"):
+        if sealed_by == "start after a keyless migration":  # `faceward init` with the owner's URL, then the service
+            SqlStore.open(db_url).close()
         services = build_services(settings, analysis_workers=False)
         gallery, reviews = services.gallery, services.console.reviews
-        assert gallery.store.migrated_from == "0005"
+        assert ReviewStore(gallery.store).clear_steps_pending() == 0  # the next start does not look again
     else:
         gallery = GalleryService(SqlStore.open(db_url), Keyring(master), settings)
         reviews = ReviewService(gallery)
@@ -112,6 +115,8 @@ def test_steps_stored_in_clear_before_0006_are_sealed_after_the_migration(db_url
         report = doctor(gallery, repair=True, running_index=False)
         assert {"repair": "reviews_sealed", "tenant_id": tenant_id, "steps": 2} in report.repairs
         assert report.checks["reviews"]["in_clear"] == 0
+        assert ReviewStore(gallery.store).clear_steps_pending() == 2  # counted by 0006: the next start checks, finds none
+        assert reviews.seal_pending() == 0 and ReviewStore(gallery.store).clear_steps_pending() == 0
     _assert_sealed(_rows(gallery.store, tenant_id), search, subject.id, face, "keyAAAAAAAAAAAAA", "keyBBBBBBBBBBBBB")
     found = reviews.candidate(tenant_id, search, subject.id)
     assert [(s.reviewer_key_id, s.outcome, s.note) for s in found.steps] == [

@@ -11,9 +11,11 @@ New columns of ``reviews``:
 
 The old clear columns (``search_id``, ``subject_id``, ``face_id``, ``reviewer_key_id``, ``outcome``)
 become nullable and are NULL in every new row. A migration holds no key, so rows stored before this
-revision are sealed by the service right after it migrates (``ReviewService.seal_clear_steps``, run
-by ``build_services`` and by ``faceward doctor --repair``): each is replaced by its sealed form. A
-later revision drops the clear columns once no release writes them.
+revision are sealed by the service: the migration counts them into the named counter
+``change_sequence['clear_reviews']``, and the next process that holds the keys (``build_services``:
+``faceward serve`` or any CLI command, whoever migrated) seals every tenant's, each replaced by its
+sealed form, and sets the counter to 0; ``faceward doctor`` reports any left and ``--repair`` seals
+them. A later revision drops the clear columns once no release writes them.
 
 The application role keeps ``SELECT, INSERT, DELETE`` on ``reviews`` (steps stay append-only; a
 clear row is replaced by delete and insert, not updated). Row-level security and grants survive the
@@ -48,6 +50,14 @@ def upgrade() -> None:
     op.create_index("ix_reviews_candidate", "reviews", ["tenant_id", "candidate_ref"])
     op.create_index("ix_reviews_search", "reviews", ["tenant_id", "search_ref"])
     op.create_index("ix_reviews_subject", "reviews", ["tenant_id", "subject_ref"])
+    bind = op.get_bind()
+    postgres = bind.dialect.name == "postgresql"
+    if postgres:  # forced row-level security would hide every row from the migrating (owning) role
+        op.execute("ALTER TABLE reviews NO FORCE ROW LEVEL SECURITY")
+    clear = bind.execute(sa.text("SELECT count(*) FROM reviews")).scalar_one()
+    if postgres:
+        op.execute("ALTER TABLE reviews FORCE ROW LEVEL SECURITY")
+    op.execute(sa.text("INSERT INTO change_sequence (name, value) VALUES ('clear_reviews', :n)").bindparams(n=int(clear)))
 
 
 def downgrade() -> None:
@@ -61,6 +71,7 @@ def downgrade() -> None:
         op.execute("ALTER TABLE reviews FORCE ROW LEVEL SECURITY")
     if sealed:
         raise RuntimeError(f"{sealed} review steps are sealed; revision 0005 cannot hold them")
+    op.execute("DELETE FROM change_sequence WHERE name = 'clear_reviews'")
     op.drop_index("ix_reviews_subject", table_name="reviews")
     op.drop_index("ix_reviews_search", table_name="reviews")
     op.drop_index("ix_reviews_candidate", table_name="reviews")
