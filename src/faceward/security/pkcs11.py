@@ -22,13 +22,16 @@ pick up the new key for their next wrap. An old key stays in the token for the b
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 import stat
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from faceward.errors import ConfigError
 from faceward.security.crypto import NONCE_BYTES, aad
@@ -37,9 +40,45 @@ from faceward.security.errors import MasterKeyError, SealError
 if TYPE_CHECKING:
     from faceward.settings import Settings
 
+log = logging.getLogger(__name__)
+
 VERSION = b"\x11"  # an HSM-wrapped key; software seals start with 0x01 or 0x02
+# What a token says when the session faceward holds is gone: the HSM (or its network link, or the module)
+# restarted. The keyring then logs in again once and retries the operation.
+LOST_SESSION = ("SessionHandleInvalid", "SessionClosed", "DeviceRemoved", "DeviceError", "TokenNotPresent",
+                "TokenNotRecognised", "CryptokiNotInitialized", "UserNotLoggedIn")
 DEFAULT_LABEL = "faceward-master"
 _LABEL = struct.Struct("B")
+_T = TypeVar("_T")
+
+
+def lost_session(exc: BaseException) -> bool:
+    return type(exc).__name__ in LOST_SESSION
+
+
+class _Connection:
+    """The one logged-in session every view of a keyring shares, and how to open it again."""
+
+    def __init__(self, session: Any, reopen: Callable[[], Any] | None) -> None:
+        self.session = session
+        self.reopen = reopen
+        self.reconnects = 0
+
+
+def _reconnecting(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run ``method``; if the token lost the session, log in again (once) and run it again."""
+
+    @functools.wraps(method)
+    def run(self: Pkcs11Keyring, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if not lost_session(exc) or self._conn.reopen is None:
+                raise
+            self._reconnect(exc)
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 def read_pin(path: Path) -> str:
@@ -65,10 +104,11 @@ class Pkcs11Keyring:
     """
 
     def __init__(self, session: Any, prefix: str = DEFAULT_LABEL, *, pinned: str | None = None,
-                 lock: threading.Lock | None = None, handles: dict[str, Any] | None = None) -> None:
+                 lock: threading.Lock | None = None, handles: dict[str, Any] | None = None,
+                 reopen: Callable[[], Any] | None = None, connection: _Connection | None = None) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", prefix):
             raise ConfigError("FACEWARD_PKCS11_KEY_LABEL: use 1 to 64 letters, digits, '-' or '_'")
-        self._session = session
+        self._conn = connection or _Connection(session, reopen)
         self.prefix = prefix
         self._pinned = pinned
         self._lock = lock or threading.Lock()
@@ -93,14 +133,44 @@ class Pkcs11Keyring:
             token = cls._token(lib, token_label, module)
         except pkcs11.MultipleTokensReturned:
             raise MasterKeyError(f"more than one PKCS#11 token is labelled {token_label!r} in {module}") from None
-        try:
-            session = token.open(user_pin=pin, rw=True)
-        except pkcs11.exceptions.UserAlreadyLoggedIn:
-            # PKCS#11 logs in per process, not per session: a second keyring in this process shares it.
-            session = token.open(rw=True)
-        except PKCS11Error as exc:
-            raise MasterKeyError(f"cannot log in to PKCS#11 token {token_label!r}: {exc.__class__.__name__}") from None
-        return cls(session, prefix)
+        def log_in(token: Any) -> Any:
+            try:
+                return token.open(user_pin=pin, rw=True)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # PKCS#11 logs in per process, not per session: a second keyring in this process shares it.
+                return token.open(rw=True)
+            except PKCS11Error as exc:
+                raise MasterKeyError(f"cannot log in to PKCS#11 token {token_label!r}: {exc.__class__.__name__}") from None
+
+        def reopen() -> Any:
+            """After an HSM restart: the module initialised again if it must be, the token found, a new login."""
+            try:
+                return log_in(lib.get_token(token_label=token_label))
+            except PKCS11Error:
+                lib.reinitialize()
+                return log_in(cls._token(lib, token_label, module))
+
+        return cls(log_in(token), prefix, reopen=reopen)
+
+    @property
+    def _session(self) -> Any:
+        return self._conn.session
+
+    @property
+    def reconnects(self) -> int:
+        """How often this process logged in again after the token lost its session."""
+        return self._conn.reconnects
+
+    def _reconnect(self, cause: BaseException) -> None:
+        assert self._conn.reopen is not None
+        log.warning("the PKCS#11 token lost this process's session (%s): logging in again", type(cause).__name__)
+        with self._lock:
+            self._handles.clear()  # handles belong to the lost session
+            try:
+                self._conn.session = self._conn.reopen()
+            except Exception as exc:
+                raise MasterKeyError(f"the PKCS#11 token is unreachable after losing its session: {exc}") from None
+            self._conn.reconnects += 1
 
     @staticmethod
     def _token(lib: Any, token_label: str, module: Path) -> Any:
@@ -113,6 +183,7 @@ class Pkcs11Keyring:
 
     # -- the master keys in the token -----------------------------------------------------
 
+    @_reconnecting
     def labels(self) -> list[str]:
         """The master keys in the token, oldest first (``<prefix>.<n>`` by ``n``)."""
         from pkcs11 import Attribute, ObjectClass
@@ -131,6 +202,7 @@ class Pkcs11Keyring:
             raise MasterKeyError(f"no master key {self.prefix}.<n> in the PKCS#11 token: run `faceward init`")
         return labels[-1]
 
+    @_reconnecting
     def generate(self) -> str:
         """Create the next master key inside the token (AES-256, sensitive, never extractable); returns its label."""
         from pkcs11 import Attribute, KeyType
@@ -152,6 +224,7 @@ class Pkcs11Keyring:
         labels = self.labels()
         return (labels[-1], False) if labels else (self.generate(), True)
 
+    @_reconnecting
     def destroy(self, label: str) -> None:
         """Delete a master key that is no longer the current one from the token (``faceward keys retire-master``).
 
@@ -166,8 +239,9 @@ class Pkcs11Keyring:
 
     def pinned(self, label: str) -> Pkcs11Keyring:
         """The same token and session, wrapping under ``label``."""
-        return Pkcs11Keyring(self._session, self.prefix, pinned=label, lock=self._lock, handles=self._handles)
+        return Pkcs11Keyring(None, self.prefix, pinned=label, lock=self._lock, handles=self._handles, connection=self._conn)
 
+    @_reconnecting
     def describe(self, label: str) -> dict[str, bool]:
         """The key's protection attributes as the token reports them (tests and `faceward doctor` read this)."""
         from pkcs11 import Attribute
@@ -195,6 +269,7 @@ class Pkcs11Keyring:
 
     # -- TenantKeyWrapper ------------------------------------------------------------------
 
+    @_reconnecting
     def wrap_tenant_key(self, tenant_id: str, key: bytes) -> bytes:
         from pkcs11 import GCMParams, Mechanism
 
@@ -207,6 +282,7 @@ class Pkcs11Keyring:
         encoded = label.encode()
         return VERSION + _LABEL.pack(len(encoded)) + encoded + nonce + bytes(sealed)
 
+    @_reconnecting
     def tenant_key(self, tenant_id: str, wrapped: bytes) -> bytes:
         from pkcs11 import GCMParams, Mechanism
         from pkcs11.exceptions import PKCS11Error
@@ -219,7 +295,9 @@ class Pkcs11Keyring:
             with self._lock:
                 return bytes(master.decrypt(sealed, mechanism=Mechanism.AES_GCM,
                                             mechanism_param=GCMParams(nonce, aad(tenant_id, "tenant-key", label), 128)))
-        except PKCS11Error:
+        except PKCS11Error as exc:
+            if lost_session(exc):
+                raise
             raise SealError("the wrapped tenant key failed authentication in the token") from None
 
     @staticmethod

@@ -89,3 +89,24 @@ def test_settings_name_what_is_missing(softhsm: Token, tmp_path: Path) -> None:
         open_keyring(Settings(home=tmp_path, pkcs11_pin_file=wrong))
     with pytest.raises(MasterKeyError, match="no single"):
         open_keyring(Settings(home=tmp_path, pkcs11_token="no-such-token"))
+
+
+def test_the_keyring_logs_in_again_after_the_token_restarts(softhsm: Token) -> None:
+    """The module is finalised and initialised again under a live keyring (what an HSM, its network
+    client or its daemon restarting does to a process's session): every session handle is gone. The
+    next wrap and unwrap log in again once and succeed; what was wrapped before still opens."""
+    import pkcs11
+
+    keyring = Pkcs11Keyring.open(softhsm.module, softhsm.label, softhsm.pin_file.read_text().strip())
+    label, _ = keyring.ensure()
+    rotating = keyring.pinned(label)  # a view sharing the session, as rotation holds one
+    key = os.urandom(32)
+    wrapped = keyring.wrap_tenant_key("t_1", key)
+    pkcs11.lib(str(softhsm.module)).reinitialize()  # the "restart": C_Finalize, C_Initialize
+    assert keyring.tenant_key("t_1", wrapped) == key
+    assert keyring.reconnects == 1
+    assert rotating.tenant_key("t_2", rotating.wrap_tenant_key("t_2", key)) == key  # the view uses the new session
+    assert keyring.reconnects == 1 and keyring.labels() == [label]
+    with pytest.raises(SealError):  # a real authentication failure is still a refusal, not a reconnect
+        keyring.tenant_key("t_other", wrapped)
+    assert keyring.reconnects == 1
