@@ -17,7 +17,10 @@ key still in the token unwraps what it wrapped (the label travels with the wrapp
 what makes rotation online: ``faceward keys rotate-master`` generates ``n + 1`` in the token and
 re-wraps every tenant key under it while servers keep serving; they unwrap old and new alike and
 pick up the new key for their next wrap. An old key stays in the token for the backups it wrapped
-(``faceward backup --max-age`` bounds how long that is needed).
+(``faceward backup --max-age`` bounds how long that is needed); ``faceward keys retire-master`` deletes it.
+
+A session the token has lost (the HSM, its network client or the module restarted: :data:`LOST_SESSION`)
+is opened again by logging in once more, and the operation retried once.
 """
 
 from __future__ import annotations
