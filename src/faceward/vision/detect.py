@@ -138,9 +138,40 @@ class BoxMap:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class KeypointBoxMap:
+    """A fixed map from a detector's 5 points to the box dlib's HOG would draw around the same face.
+
+    The points' centroid shifted by ``(dx * s, dy * s)``, the box sized ``(sw * s, sh * s)``, where
+    ``s = hypot(eye distance, eyes-to-mouth distance)``: the points place a face more steadily
+    than the detector's box does (which reaches the hairline, or not). Fitted by
+    ``scripts/fit_box_map.py`` on lfw-dev identities that no evaluation pair uses (decision 012).
+    """
+
+    dx: float
+    dy: float
+    sw: float
+    sh: float
+
+    def apply(self, points: NDArray[np.float32], height: int, width: int) -> Box:
+        kp = points.astype(np.float64)
+        eyes, mouth = (kp[0] + kp[1]) / 2, (kp[3] + kp[4]) / 2
+        scale = float(np.hypot(np.linalg.norm(kp[1] - kp[0]), np.linalg.norm(mouth - eyes)))
+        cx, cy = kp[:, 0].mean() + self.dx * scale, kp[:, 1].mean() + self.dy * scale
+        half_w, half_h = self.sw * scale / 2, self.sh * scale / 2
+        return Box(
+            max(0, round(cx - half_w)), max(0, round(cy - half_h)),
+            min(width, round(cx + half_w)), min(height, round(cy + half_h)),
+        )
+
+
 IDENTITY_MAP = BoxMap(0.0, 0.0, 1.0, 1.0)
 # YuNet's box is taller than HOG's square and reaches the hairline; fitted on lfw-dev, see decision 012.
 YUNET_TO_HOG = BoxMap(dx=-0.0365, dy=0.0433, sw=1.1354, sh=0.8244)
+# From YuNet's 5 points instead: dlib's points in this box land closer to those in HOG's own box, but
+# matching was no better on lfw-dev (TAR equal, FNIR 0.3637 against 0.3567), so it is not the default
+# (decision 012); ``YuNetDetector(points_map=YUNET_POINTS_TO_HOG)`` uses it.
+YUNET_POINTS_TO_HOG = KeypointBoxMap(dx=-0.0630, dy=-0.0362, sw=1.7266, sh=1.7113)
 
 
 # The tiled pass: faces of ``smallest`` px are brought to TILE_FACE_PX on TILE_SIDE-px tiles that
@@ -180,13 +211,14 @@ class YuNetDetector:
 
     def __init__(
         self, *, threads: int | None = None, working_side: int = WORKING_SIDE, box_map: BoxMap = YUNET_TO_HOG,
-        score_threshold: float | None = None,
+        score_threshold: float | None = None, points_map: KeypointBoxMap | None = None,
     ) -> None:
         from faceward.vision.yunet import DEFAULT_SCORE, YuNet
 
         self._net = YuNet(threads=threads)
         self.working_side = working_side
         self.box_map = box_map
+        self.points_map = points_map
         self.score_threshold = DEFAULT_SCORE if score_threshold is None else score_threshold
 
     @property
@@ -237,7 +269,10 @@ class YuNetDetector:
         """YuNet's faces (in this image's coordinates) as :class:`Detection` s with mapped boxes."""
         out = []
         for (x1, y1, x2, y2), score, points in zip(found.boxes.tolist(), found.scores.tolist(), found.landmarks):
-            box = self.box_map.apply(x1, y1, x2, y2, height, width)
+            if self.points_map is not None:
+                box = self.points_map.apply(np.asarray(points), height, width)
+            else:
+                box = self.box_map.apply(x1, y1, x2, y2, height, width)
             raw = Box(max(0, round(x1)), max(0, round(y1)), min(width, round(x2)), min(height, round(y2)))
             if box.area > 0:
                 out.append(Detection(box, float(score), self.name, np.asarray(points, dtype=np.float32), raw))

@@ -54,6 +54,17 @@ def test_box_map_shifts_and_resizes_then_clips() -> None:
     assert IDENTITY_MAP.apply(-5, -5, 20, 20, 10, 10).as_dict() == {"left": 0, "top": 0, "right": 10, "bottom": 10}
 
 
+def test_points_map_places_the_box_by_the_5_points() -> None:
+    from faceward.vision.detect import KeypointBoxMap
+
+    # eyes 40 apart, mouth 30 below them: scale hypot(40, 30) = 50; centroid (50, 65)
+    points = np.array([[30, 50], [70, 50], [50, 65], [35, 80], [65, 80]], dtype=np.float32)
+    box = KeypointBoxMap(dx=0.0, dy=0.2, sw=1.6, sh=1.6).apply(points, 1000, 1000)
+    assert (box.left, box.top, box.right, box.bottom) == (10, 35, 90, 115)
+    assert KeypointBoxMap(0.0, 0.0, 10.0, 10.0).apply(points, 100, 100).as_dict() == {
+        "left": 0, "top": 0, "right": 100, "bottom": 100}
+
+
 def test_the_fitted_map_is_not_the_identity() -> None:
     assert YUNET_TO_HOG != IDENTITY_MAP
 
