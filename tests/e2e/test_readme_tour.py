@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,9 +106,11 @@ def test_the_readme_tour_runs_as_written_in_a_fresh_home(tour_folder: Path, tmp_
     assert not home.exists()
     outputs: dict[str, str] = {}
     for line in tour_lines():
+        started = time.monotonic()
         done = subprocess.run(["bash", "-c", line], cwd=tour_folder, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{line!r} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         outputs[line] = done.stdout
+        print(f"{time.monotonic() - started:6.1f} s  {line}")  # shown with -s: where the tour's time goes
     by_start = {line.split(" --", 1)[0]: out for line, out in outputs.items()}
     search = json.loads(next(out for line, out in outputs.items() if line.startswith("faceward search")))
     assert search["candidates"] and search["candidates"][0]["decision"] == "lead"
