@@ -216,8 +216,9 @@ def main() -> None:
         "descriptor": desc,
         "detector": options.detector.value,
         # The detector's share of faceward's per-image time, stage by stage in one process.
+        # (The stage times only: cpu_ms_per_image is not a stage; counting it made 20% read as 17%.)
         "detector_share": stages["detect_ms_per_image"] / sum(
-            v for k, v in stages.items() if k.endswith("_ms_per_image") and k != "total_ms_per_image"
+            stages[f"{k}_ms_per_image"] for k in ("decode", "detect", "landmarks_chip", "descriptor")
         ),
         "speedup_end_to_end": bulk["images_per_s"] / base["images_per_s"],
         "cpu_time_ratio": cpu_ratio,
@@ -233,6 +234,7 @@ def main() -> None:
     print(f"{f'faceward bulk ({args.workers} workers, {args.engine})':44} {bulk['images_per_s']:8.2f} {bulk['cpu_ms_per_image']:8.1f}")
     print(f"end-to-end speed-up: {result['speedup_end_to_end']:.2f}x (wall, {args.rounds} alternating rounds); "
           f"CPU time per image {cpu_ratio:.2f}x less, i.e. {result['speedup_on_idle_cores']:.2f}x on {cores} idle cores")
+    print(f"detector: {100 * result['detector_share']:.0f}% of faceward's per-image time (stages, 1 process)")
     print(f"MMOD fallback on {stages['mmod_fallback_images']} of {len(paths)} images; load average "
           f"{load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"descriptor: dlib {desc['dlib_descriptor_ms_per_face']:.1f} ms/face vs onnx "
