@@ -3,7 +3,8 @@
 Sits outside the refusing gates (rate gate, load shedding, body cap), so their refusals are
 counted and logged with the code the client got. The route is the matched route's template
 (``/v1/subjects/{subject_id}``), never the path; the caller is named by tenant id and key id
-(or, for a console session, the principal's actor), never by a name.
+(or, for a console session, the principal's actor; a person signed in through the tenant's provider by
+their opaque person id, ``person:p_...``), never by a name.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class RequestTelemetryMiddleware:
             extra={
                 "request_id": rid, "method": method, "route": route, "status": status,
                 "latency_ms": round(seconds * 1000, 2), "tenant_id": tenant_id,
-                "actor": principal.actor if isinstance(principal, Principal) else None,
+                "actor": principal.log_actor if isinstance(principal, Principal) else None,
                 "refusal": code if status >= 400 else None,
             },
         )

@@ -100,6 +100,12 @@ class Principal:
             return "operator"
         return self.person.actor if self.person is not None else f"key:{self.key_id}"
 
+    @property
+    def log_actor(self) -> str:
+        """How log lines shipped off the host name this principal: as :attr:`actor`, except that a person is
+        their opaque person id (a provider's subject identifier can be an e-mail address)."""
+        return f"person:{self.person.id}" if self.person is not None else self.actor
+
 
 def operator_principal(tenant_id: str, operator: Operator) -> Principal:
     """The CLI's principal in ``tenant_id``: the operator, holding :data:`OPERATOR_PERMISSIONS`."""

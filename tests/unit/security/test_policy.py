@@ -51,6 +51,7 @@ def test_a_person_is_named_by_issuer_and_subject_and_counted_by_person_id() -> N
     person = Person("p_1", "https://idp.example.org", "00u1abc", "Alice Example")
     principal = Principal("t_1", "p_1", Role.SEARCHER, person=person)
     assert principal.actor == "person:https://idp.example.org 00u1abc"  # never the display name
+    assert principal.log_actor == "person:p_1"  # log lines shipped off the host: the opaque id only
     assert Principal("t_1", "k1", Role.SEARCHER).actor == "key:k1"
     assert person == Person("p_1", "https://idp.example.org", "00u1abc", "Alice Renamed")  # the name is not identity
 
