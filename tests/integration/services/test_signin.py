@@ -105,6 +105,11 @@ def test_a_person_signs_in_and_is_named_by_issuer_and_subject(rig: Rig) -> None:
         assert all(plain not in row for row in rows)
     assert all("alice" not in ident for ident in idents)
 
+    # A session belongs to its tenant: the same secret under another tenant's id opens nothing.
+    other, _ = rig.accounts.create_tenant("Another Org")
+    with pytest.raises(Unauthenticated):
+        rig.sessions.resolve(session.cookie.replace(rig.tenant, other))
+
     # Signing out ends the session; disconnecting the provider ends every person's session.
     assert rig.sessions.end(again.cookie)
     with pytest.raises(Unauthenticated):
