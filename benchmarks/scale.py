@@ -379,9 +379,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend.startswith("milvus"):
         len(index)  # Strong consistency: wait until every insert is visible
     index_wait_s = 0.0
+    before_index: dict[str, Any] = {}
     if args.backend == "milvus-server":
+        # What a search sees before the index is served (rows just inserted): 100 queries, batched.
+        early_t0 = time.perf_counter()
+        got_early, _ = index.search(queries[:100], args.k)
+        before_index = {"search_s": time.perf_counter() - early_t0, "recall_at_10": recall(got_early, truth_labels[:100], min(10, args.k)), "queries": 100,
+                        "segments": [{"rows": rows, "indexed": indexed} for rows, indexed in index.segments()]}
         index_wait_s = index.wait_indexed()  # the query node serves the index on every segment: its latency, not a scan's
-    build_s = time.perf_counter() - t0
+    build_s = time.perf_counter() - t0 - before_index.get("search_s", 0.0)
+    server_rss_built = args.server.rss_bytes() if args.backend == "milvus-server" else 0
     gc.collect()
     heap_after = rss_anon()
 
@@ -460,9 +467,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "milvus-server":
         result["server_rss_bytes"] = args.server.rss_bytes()
         result["server_rss_bytes_per_face"] = result["server_rss_bytes"] / args.size
+        result["server_rss_after_build_bytes"] = server_rss_built
         result["params"].update(nlist=args.nlist, nprobe=args.nprobe, reorder_k=args.reorder_k)
         result["server_config"] = args.server_config
         result["index_wait_s"] = index_wait_s
+        result["before_index"] = before_index
         result["segments"] = [{"rows": rows, "indexed": indexed} for rows, indexed in index.segments()]
     if hasattr(index, "close"):
         index.close()
@@ -489,6 +498,8 @@ def beside(args: argparse.Namespace, gallery: NDArray[np.float32], queries: NDAr
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from faceward.index.milvus import SERVER_SEARCH_PARAMS  # pymilvus itself is imported only when a server is used
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--size", type=int, default=100_000, help="gallery size: real enrolled faces + distractors")
     parser.add_argument("--backend", choices=["exact", "ann", "milvus", "milvus-server"], default="ann")
@@ -509,7 +520,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--milvus-index", dest="milvus_index", help="default: SCANN on a server, AUTOINDEX on milvus-lite")
     parser.add_argument("--nlist", type=int, default=16, help="milvus SCANN: inverted lists")
     parser.add_argument("--nprobe", type=int, default=16, help="milvus SCANN: lists searched")
-    parser.add_argument("--reorder-k", dest="reorder_k", type=int, default=1024, help="milvus SCANN: candidates re-scored exactly")
+    parser.add_argument("--reorder-k", dest="reorder_k", type=int, default=SERVER_SEARCH_PARAMS["reorder_k"],
+                        help="milvus SCANN: candidates re-scored exactly, per segment (default: MilvusIndex's)")
     parser.add_argument("--interim-index", dest="interim_index", action="store_true",
                         help="milvus-server: leave Milvus's interim IVF on unindexed segments on (its default; faceward turns it off)")
     parser.add_argument("--no-beside", dest="beside", action="store_false",

@@ -38,7 +38,7 @@ START_TIMEOUT_S = 120.0
 # the index is handed off) through an "interim" IVF of 128 lists probed 16 at a time: measured
 # recall@10 0.82 on a 100k gallery until the handoff, 0.976 at 1M (issue #14). Off, those rows are
 # scanned exactly, so a face enrolled a second ago is found like any other; the cost is a brute-force
-# scan of at most one growing segment (~230k rows) per search.
+# scan of the growing segment (up to ~250k rows at the default seal size) per search.
 REQUIRED_CONFIG: dict[str, Any] = {"queryNode.segcore.interimIndex.enableIndex": False}
 
 
