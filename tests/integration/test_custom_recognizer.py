@@ -233,3 +233,54 @@ def test_reenroll_command_migrates_the_local_gallery(
 
     code, out = run("reenroll", str(folder), "--workers", "1")
     assert code != 0 and "--model" in out
+
+
+def test_an_admin_migrates_the_gallery_through_the_api(
+    manifest_path: Path, tmp_path: Path, astronaut_jpeg: bytes, astronaut_probe: bytes
+) -> None:
+    """``faceward reenroll`` through the API: a server on the new model, an admin's key, every step audited."""
+    from faceward.api.app import create_app
+    from faceward.security.permissions import Role
+    from tests.integration.api.apiworld import GENEROUS, Api, make_settings, make_tenant
+
+    before = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'fw.db'}", max_image_bytes=1024 * 1024)
+    old_app = create_app(before, limits=GENEROUS)
+    old = Api(old_app)
+    tenant = make_tenant(old_app.state.services, "Org M")
+    subject = old.post("/v1/subjects", headers=tenant.auth(Role.ENROLLER), json={
+        "display_name": "Eileen Collins", "consent": {"basis": "explicit_consent", "reference": "FORM-1",
+                                                      "given_at": "2026-01-02T03:04:05Z"}}).json()
+    photo = {"image": ("a.jpg", astronaut_jpeg, "image/jpeg")}
+    assert old.post(f"/v1/subjects/{subject['id']}/faces", headers=tenant.auth(Role.ENROLLER), files=photo).status_code == 201
+    old_model = old_app.state.services.gallery.model_id
+    old.close()
+    old_app.state.services.gallery.store.close()
+
+    app = create_app(before.model_copy(update={"recognizer_manifest": manifest_path}), limits=GENEROUS)
+    api, admin = Api(app), tenant.auth(Role.ADMIN)
+    try:
+        new_model = app.state.services.gallery.model_id
+        url = f"/v1/gallery/migration/subjects/{subject['id']}/faces"
+        assert api.post("/v1/gallery/migration", headers=tenant.auth(Role.ENROLLER)).status_code == 403
+        assert api.post(url, headers=admin, files=photo).json()["error"]["code"] == "model_mismatch"  # not begun
+        started = api.post("/v1/gallery/migration", headers=admin)
+        assert started.status_code == 200 and started.json() == {"from_model_id": old_model, "to_model_id": new_model}
+        assert api.post("/v1/gallery/migration", headers=admin).status_code == 200  # resumable
+        first = api.post(url, headers=admin, files=photo)
+        assert first.status_code == 201, first.text
+        assert api.post(url, headers=admin, files=photo).json()["duplicate"] is True  # a resumed run
+        never = api.post(url, headers=admin, files={"image": ("b.jpg", astronaut_probe, "image/jpeg")})
+        assert never.json()["error"]["code"] == "not_in_gallery"  # a migration never adds photos
+        done = api.post("/v1/gallery/migration/finish", headers=admin, json={"require_all": True})
+        assert done.status_code == 200, done.text
+        report = done.json()
+        assert report["switched"] and (report["old_model_id"], report["new_model_id"]) == (old_model, new_model)
+        assert (report["faces_migrated"], report["old_faces_removed"], report["without_new_faces"]) == (1, 1, [])
+        stored = app.state.services.gallery.store.faces_of(tenant.id, subject["id"])
+        assert [(f.model_id, f.model_sha256) for f in stored] == [(new_model, load_manifest(manifest_path).sha256)]
+        actions = [e["action"] for e in api.get("/v1/audit?limit=1000", headers=admin).json()["entries"]]
+        assert {"gallery.migrate", "face.migrate", "gallery.switch"} <= set(actions)
+        assert actions.count("face.migrate") >= 2  # each photo sent, the repeat included
+    finally:
+        api.close()
+        app.state.services.gallery.store.close()

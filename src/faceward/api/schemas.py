@@ -169,6 +169,27 @@ class FaceOut(BaseModel):
     )
 
 
+class MigrationOut(BaseModel):
+    from_model_id: str = Field(description="The model the gallery's searchable templates come from until the switch.")
+    to_model_id: str = Field(description="This server's model, whose templates the migration builds.")
+
+
+class MigrationFinishIn(Strict):
+    require_all: bool = Field(default=False, description="Switch only if every subject has a template of the new model.")
+
+
+class MigrationReportOut(BaseModel):
+    tenant_id: str
+    old_model_id: str | None
+    new_model_id: str
+    switched: bool
+    subjects: int
+    subjects_migrated: int
+    faces_migrated: int
+    old_faces_removed: int
+    without_new_faces: list[dict[str, str]] = Field(description="Subjects left without a template of the new model.")
+
+
 # -- search and verify ---------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,23 @@ def pairs_report(
 def held_out_check(scores: np.ndarray, same: np.ndarray, calibration: Calibration) -> list[dict[str, Any]]:
     """At each target FMR, the table's threshold and the false-match rate it gives on pairs it was not fitted on.
 
-    The observed rate is resolved only to 1 / impostor pairs here: a count of
-    false matches is reported beside it.
+    The observed rate is resolved only to 1 / impostor pairs here (``resolution``): a count of
+    false matches is reported beside it, with the count the target predicts on this many pairs
+    and the chance of seeing at least as many were the target exactly right (Poisson), so that
+    three false matches where 1.3 were expected read as what they are.
     """
     impostor, genuine = scores[~same], scores[same]
     rows = []
     for target in HELD_OUT_TARGETS:
         threshold = calibration.threshold(target)
         false_matches = int((impostor >= threshold).sum())
+        expected = target * len(impostor)
+        below = sum(math.exp(-expected) * expected**k / math.factorial(k) for k in range(false_matches))
         rows.append({
             "target_fmr": target, "threshold": round(threshold, 4), "impostor_pairs": len(impostor),
             "false_matches": false_matches, "observed_fmr": round(false_matches / max(len(impostor), 1), 6),
+            "resolution": round(1 / max(len(impostor), 1), 6), "expected_false_matches": round(expected, 2),
+            "chance_of_at_least_as_many": round(max(0.0, 1.0 - below), 4),
             "tar": round(float((genuine >= threshold).mean()), 4) if len(genuine) else None,
         })
     return rows

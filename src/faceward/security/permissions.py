@@ -33,6 +33,8 @@ class Permission(str, Enum):
     REVIEW_READ = "gallery:review:read"
     REVIEW_WRITE = "gallery:review:write"
     SETTINGS_MANAGE = "tenant:settings:manage"
+    # Moving the gallery to another model (``faceward reenroll``, or its API for an admin).
+    GALLERY_MIGRATE = "gallery:model:migrate"
     # Connect the organisation's OpenID Connect provider and map its groups to roles (decision 021).
     SIGN_IN_MANAGE = "tenant:sign_in:manage"
 

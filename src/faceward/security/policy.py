@@ -26,7 +26,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
     {
         Role.ADMIN: frozenset(
             {Permission.KEYS_MANAGE, Permission.USAGE_READ, Permission.AUDIT_READ, Permission.SETTINGS_MANAGE,
-             Permission.SIGN_IN_MANAGE}
+             Permission.SIGN_IN_MANAGE, Permission.GALLERY_MIGRATE}
         ),
         Role.ENROLLER: frozenset(
             {Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE, Permission.DETECT}
@@ -42,7 +42,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
 OPERATOR_PERMISSIONS: frozenset[Permission] = frozenset(
     {
         Permission.SUBJECTS_READ, Permission.SUBJECTS_WRITE, Permission.FACES_WRITE, Permission.SEARCH,
-        Permission.VERIFY, Permission.DETECT, Permission.SIGN_IN_MANAGE,
+        Permission.VERIFY, Permission.DETECT, Permission.SIGN_IN_MANAGE, Permission.GALLERY_MIGRATE,
     }
 )
 """What the host's operator may do in a tenant through the CLI: the gallery's acts and connecting the tenant's

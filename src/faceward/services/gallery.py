@@ -223,6 +223,9 @@ class GalleryService:
     ) -> FaceView:
         return self.migration.admit(tenant_id, subject_id, descriptor, quality, box, digest, faces_in_image)
 
+    def migrate_image(self, tenant_id: str, subject_id: str, image: bytes) -> FaceView:
+        return self.migration.admit_image(tenant_id, subject_id, image)
+
     def finish_migration(self, tenant_id: str, *, require_all: bool = False) -> MigrationReport:
         return self.migration.finish(tenant_id, require_all=require_all)
 

@@ -26,6 +26,7 @@ from faceward.store.profile import MigrationTarget
 from faceward.services.views import FaceView, MigrationReport
 from faceward.store import SqlStore, TenantRecord
 from faceward.store.integrity import IntegrityStore
+from faceward.vision import NoFaceFound, dominant_face
 from faceward.vision.types import Quality
 
 
@@ -84,6 +85,22 @@ class Migration:
         if not keyed and not self.store.has_image(tenant_id, subject_id, digest):  # enrolled before #12: plain
             raise InvalidInput("this image is not enrolled for the subject; a migration never adds photos", code="not_in_gallery")
         return self.enrollment.store_face(tenant, subject, descriptor, quality, box, digest, faces_in_image, claim=False)
+
+    def admit_image(self, tenant_id: str, subject_id: str, image: bytes) -> FaceView:
+        """:meth:`admit` for an uploaded photo, analysed here by the new model: its one face, or the dominant one.
+
+        The API's ``faceward reenroll``: an admin sends each enrolled photo again. The migration
+        and the subject are checked before the photo is analysed.
+        """
+        tenant = self.tenants.active(tenant_id)
+        self.enrollment.consenting(tenant_id, subject_id)  # another tenant's subject: the 404 an unknown one gets
+        self._target(tenant)
+        faces, size, digest = self.analysis.read(image, tenant_id)
+        if not faces:
+            raise NoFaceFound("no face was found in the image")
+        face = faces[dominant_face([f.box for f in faces], size)]
+        assert face.descriptor is not None
+        return self.admit(tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, 1)
 
     def finish(self, tenant_id: str, *, require_all: bool = False) -> MigrationReport:
         """Switch the gallery to the new model, then remove the old model's templates.

@@ -215,14 +215,17 @@ class Operations:
 
     # -- faces ----------------------------------------------------------------------
 
-    def enroll(self, principal: Principal, subject_id: str, image: bytes, *, source: str) -> FaceView:
-        """Enroll the one face in ``image`` (uploaded bytes; they are hashed, never kept)."""
-        self._admit(principal, Permission.FACES_WRITE, "face.enroll", source)
+    def enroll(self, principal: Principal, subject_id: str, image: bytes, *, source: str, migrating: bool = False) -> FaceView:
+        """Enroll the one face in ``image`` (uploaded bytes; they are hashed, never kept); ``migrating``:
+        as :meth:`admit_face`'s, the new model's template of a photo already enrolled (an admin's API reenroll)."""
+        act, permission = ("face.migrate", Permission.GALLERY_MIGRATE) if migrating else ("face.enroll", Permission.FACES_WRITE)
+        self._admit(principal, permission, act, source)
         try:
-            face = self.gallery.enroll(principal.tenant_id, self._subject_id(subject_id), image)
+            face = (self.gallery.migrate_image if migrating else self.gallery.enroll)(
+                principal.tenant_id, self._subject_id(subject_id), image)
         except NotFound as exc:
             raise self._same_404(exc, "subject") from None
-        return self._enrolled(principal, face, "face.enroll", source)
+        return self._enrolled(principal, face, act, source)
 
     def admit_face(
         self, principal: Principal, subject_id: str, face: AnalysedFace, *, source: str, migrating: bool = False,
@@ -231,8 +234,8 @@ class Operations:
 
         ``migrating`` stores it as the new model's template of an image the subject already has
         (``faceward reenroll``), audited as ``face.migrate``."""
-        act = "face.migrate" if migrating else "face.enroll"
-        self._admit(principal, Permission.FACES_WRITE, act, source)
+        act, permission = ("face.migrate", Permission.GALLERY_MIGRATE) if migrating else ("face.enroll", Permission.FACES_WRITE)
+        self._admit(principal, permission, act, source)
         subject_id = self._subject_id(subject_id)
         admit = self.gallery.admit_migrated if migrating else self.gallery.admit
         try:
@@ -256,13 +259,13 @@ class Operations:
 
     def begin_migration(self, principal: Principal, *, source: str) -> str:
         """Start or resume moving the gallery to the engine's model; returns the gallery's current model."""
-        self._admit(principal, Permission.FACES_WRITE, "gallery.migrate", source)
+        self._admit(principal, Permission.GALLERY_MIGRATE, "gallery.migrate", source)
         current = self.gallery.begin_migration(principal.tenant_id)
         self._audit(principal, "gallery.migrate", {"from": current, "to": self.gallery.model_id}, source)
         return current
 
     def finish_migration(self, principal: Principal, *, require_all: bool, source: str) -> MigrationReport:
-        self._admit(principal, Permission.FACES_WRITE, "gallery.switch", source)
+        self._admit(principal, Permission.GALLERY_MIGRATE, "gallery.switch", source)
         report = self.gallery.finish_migration(principal.tenant_id, require_all=require_all)
         self._audit(principal, "gallery.switch", {
             "from": report.old_model_id, "to": report.new_model_id, "switched": report.switched,

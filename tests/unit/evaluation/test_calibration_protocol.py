@@ -82,3 +82,19 @@ def test_pair_scores_count_each_identitys_impostor_pairs_for_the_upper_bound() -
     assert upper is not None and upper.shape == GRID.shape
     fmr = 1.0 - np.searchsorted(np.sort(scores.impostor), GRID, side="left") / len(scores.impostor)
     assert np.all(upper >= fmr - 1e-12)
+
+
+def test_the_held_out_check_states_its_resolution_and_how_surprising_its_count_is() -> None:
+    from faceward.evaluation.reports import held_out_check
+    from faceward.scoring import Calibration
+
+    rng = np.random.default_rng(6)
+    table = Calibration.from_scores("m", rng.normal(0.8, 0.05, 500), rng.normal(0.2, 0.1, 200_000))
+    threshold = table.threshold(1e-3)
+    scores = np.concatenate([np.full(1329, threshold - 0.2), np.full(3, threshold + 0.01), np.full(10, 0.9)])
+    same = np.concatenate([np.zeros(1332, bool), np.ones(10, bool)])
+    row = {r["target_fmr"]: r for r in held_out_check(scores, same, table)}[1e-3]
+    assert (row["impostor_pairs"], row["false_matches"], row["observed_fmr"]) == (1332, 3, round(3 / 1332, 6))
+    assert row["resolution"] == round(1 / 1332, 6) and row["expected_false_matches"] == 1.33
+    # P(X >= 3) for a Poisson mean of 1.332: 1 - e^-1.332 (1 + 1.332 + 1.332^2 / 2) = 0.150
+    assert abs(row["chance_of_at_least_as_many"] - 0.150) < 0.002 and row["tar"] == 1.0
