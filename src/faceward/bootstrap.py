@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceward.security.crypto import Keyring, load_master_key, write_master_key_file
+from faceward.security.keyfile import FileKeyring
 from faceward.security.kms import TenantKeyWrapper
 from faceward.services.gallery import GalleryService
 from faceward.settings import Kms, Settings
@@ -63,11 +64,13 @@ def master_keyring(settings: Settings) -> TenantKeyWrapper:
     return file_keyring(settings)
 
 
-def file_keyring(settings: Settings) -> Keyring:
-    """The keyring from the master key in the environment or the key file."""
+def file_keyring(settings: Settings) -> Keyring | FileKeyring:
+    """The keyring from the master key in the environment, or the key file (followed through an online
+    rotation: :mod:`faceward.security.keyfile`)."""
     env_value = settings.master_key.get_secret_value() if settings.master_key else None
     path = key_file(settings)
-    return Keyring(load_master_key(env_value, path if (settings.master_key_file or path.exists()) else None))
+    key = load_master_key(env_value, path if (settings.master_key_file or path.exists()) else None)
+    return Keyring(key) if env_value else FileKeyring(key, path)
 
 
 def open_gallery(settings: Settings, *, create_schema: bool = True) -> GalleryService:

@@ -17,6 +17,7 @@ from faceward.cli.acting import open_services
 from faceward.cli.common import JsonOpt, command_group, emit_json, fail, friendly, out, settings, shown, table
 from faceward.errors import InvalidInput
 from faceward.security.crypto import Keyring, load_master_key
+from faceward.security.keyfile import FileKeyring, rotate_online
 from faceward.security.pkcs11 import Pkcs11Keyring, open_keyring
 from faceward.services.accounts import AccountService
 from faceward.security.audit import AuditEntry, AuditReport
@@ -279,24 +280,36 @@ def rotate_master(
     new_key_file: Annotated[
         Optional[Path], typer.Option("--new-key-file", help="The new master key (base64, mode 0600); not with an HSM.")
     ] = None,
+    online: Annotated[bool, typer.Option("--online", help="Key file: rotate while servers keep serving.")] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Re-wrap every tenant key under a new master key.
 
     With FACEWARD_KMS=pkcs11 it runs online: a new key is generated in the token and every tenant
-    key re-wrapped under it while the service keeps serving (old and new both unwrap). With a key
-    file, stop the service first and restart it with the new key; generate one with `faceward init`
-    in a scratch home, or: head -c32 /dev/urandom | base64. Running it again after an interruption
+    key re-wrapped under it while the service keeps serving (old and new both unwrap). With the key
+    file, --online does the same through <key file>.next, which servers follow; the old key is kept
+    as <key file>.retired-<time>. With --new-key-file, stop the service and restart it with the new
+    key (e.g. head -c32 /dev/urandom | base64). Running it again after an interruption
     finishes the job. Backups taken before the rotation still need the old master key: keep it as
     long as they are kept.
     """
-    _rotate_master(new_key_file, as_json)
+    _rotate_master(new_key_file, online, as_json)
 
 
 @friendly
-def _rotate_master(new_key_file: Path | None, as_json: bool) -> None:
+def _rotate_master(new_key_file: Path | None, online: bool, as_json: bool) -> None:
     service = accounts("keys rotate-master")
     keyring = service.gallery.keyring
+    if online and not isinstance(keyring, Pkcs11Keyring):
+        if new_key_file is not None or not isinstance(keyring, FileKeyring):
+            fail("--online rotates the key file itself: drop --new-key-file, and unset FACEWARD_MASTER_KEY")
+        done = rotate_online(keyring, service.rotate_master)
+        if as_json:
+            emit_json(done)
+            return
+        out.print(f"re-wrapped {done['rotated']} tenant keys under the new key in {done['key_file']}; no restart "
+                  f"needed; the old key is kept in {done['retired_key_file']} for backups made before now", markup=False)
+        return
     if isinstance(keyring, Pkcs11Keyring):
         if new_key_file is not None:
             fail("FACEWARD_KMS=pkcs11: the new master key is generated inside the token; drop --new-key-file")

@@ -96,3 +96,20 @@ def test_registered_on_the_faceward_command() -> None:
     output = runner.invoke(main_app, ["--help"]).output
     for name in ("tenant", "audit", "keys"):
         assert name in output
+
+
+def test_rotate_master_online_with_the_key_file(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert run("keys", "rotate-master", "--online", code=2) == {}  # a key in the environment cannot be followed
+    monkeypatch.delenv("FACEWARD_MASTER_KEY")
+    from faceward.security.crypto import write_master_key_file
+
+    old = write_master_key_file(home / "master.key")
+    created = run("tenant", "create", "Acme", "--json")
+    done = run("keys", "rotate-master", "--online", "--json")
+    assert done["rotated"] >= 1 and done["key_file"] == str(home / "master.key")
+    assert (home / "master.key").read_text() != base64.b64encode(old).decode() + "\n"
+    assert Path(done["retired_key_file"]).read_text() == base64.b64encode(old).decode() + "\n"
+    assert not (home / "master.key.next").exists()
+    assert run("tenant", "list", "--json")["tenants"][0]["name"] == "Acme"  # the new key file alone opens it
+    assert run("audit", "verify", "--tenant", created["tenant_id"], "--json")["ok"] is True
+    assert run("audit", "verify", "--operator", "--json")["ok"] is True

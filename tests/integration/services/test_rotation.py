@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faceward.security.crypto import Keyring
+from faceward.security.crypto import Keyring, parse_master_key
 from faceward.security.errors import SealError
 from faceward.security.kms import TenantKeyWrapper
 from faceward.services.accounts import AccountService
@@ -76,4 +76,58 @@ def test_an_interrupted_rotation_is_finished_by_running_it_again(db_url: str, tm
     assert service(store, new, tmp_path).authenticate(token, source=None).tenant_id == second
     with pytest.raises(SealError, match="neither"):
         service(store, Keyring(os.urandom(32)), tmp_path).rotate_master(Keyring(os.urandom(32)))
+    store.close()
+
+
+def test_servers_follow_an_online_key_file_rotation(db_url: str, tmp_path: Path) -> None:
+    """Servers over a key file keep reading every tenant while `rotate-master --online` re-wraps them
+    under <key file>.next and then renames it over the key file; one that slept through the whole
+    rotation, and one started afterwards with only the new file, read everything too."""
+    from faceward.bootstrap import file_keyring
+    from faceward.security.crypto import write_master_key_file
+    from faceward.security.keyfile import FileKeyring, next_key_path, rotate_online
+
+    home = tmp_path / "home"
+    key_file = home / "master.key"
+    write_master_key_file(key_file)
+    settings = Settings(home=home, database_url=db_url)
+    store = SqlStore.open(db_url)
+    operator_keyring = file_keyring(settings)
+    assert isinstance(operator_keyring, FileKeyring)
+    accounts = AccountService(GalleryService(store, operator_keyring, settings), AuditLog(store, GalleryService(
+        store, operator_keyring, settings).vault.tenant_key))
+    tenants = {}
+    for name in ("Acme", "Bravo", "Charlie"):
+        tenant_id, _ = accounts.create_tenant(name)
+        subject = accounts.gallery.create_subject(tenant_id, f"{name} person", Consent(LawfulBasis.EMPLOYMENT, "hr-1",
+                                                                                         accounts.gallery.clock()))
+        tenants[tenant_id] = subject.id
+    serving = GalleryService(SqlStore.open(db_url), file_keyring(settings), settings)
+    asleep = GalleryService(SqlStore.open(db_url), file_keyring(settings), settings)
+
+    def read_all(gallery: GalleryService) -> list[str]:
+        gallery.forget_keys()  # every read unwraps whatever the store holds now
+        return [gallery.get_subject(t, s).display_name for t, s in tenants.items()]
+
+    names = ["Acme person", "Bravo person", "Charlie person"]
+    assert read_all(serving) == names
+
+    def rewrap_reading(new: Keyring) -> dict[str, int]:
+        assert next_key_path(key_file).exists()
+        assert read_all(serving) == names  # the successor is there, nothing re-wrapped yet
+        counts = accounts.rotate_master(new)
+        assert read_all(serving) == names  # everything under the successor, the key file still the old key
+        return counts
+
+    done = rotate_online(operator_keyring, rewrap_reading)
+    assert done["rotated"] == 3 and not next_key_path(key_file).exists()
+    retired = Path(done["retired_key_file"])
+    assert retired.exists() and oct(retired.stat().st_mode & 0o777) == "0o600"
+    assert read_all(serving) == names
+    assert read_all(asleep) == names  # never saw .next: finds the new key in the key file
+    fresh = GalleryService(SqlStore.open(db_url), file_keyring(settings), settings)
+    assert read_all(fresh) == names  # started after: the new key file alone
+    with pytest.raises(SealError):  # the retired key no longer opens any tenant
+        Keyring(parse_master_key(retired.read_text(), source="test")).tenant_key(
+            next(iter(tenants)), store.get_tenant(next(iter(tenants))).wrapped_key)  # type: ignore[arg-type]
     store.close()
