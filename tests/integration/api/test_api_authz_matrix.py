@@ -294,8 +294,10 @@ def test_without_a_valid_key_every_route_is_401(mworld: World, route: Route) -> 
     revoked_id, revoked = w.new_key(w.own, Role.ADMIN)
     w.services.accounts.revoke_key(w.own.id, revoked_id, actor="operator", source="test")
     resource = route.unknown
+    good = w.own.auth(Role.ADMIN)["Authorization"]
+    wrong = good[:-1] + ("y" if good.endswith("x") else "x")  # a changed last character (never the key itself)
     bad = [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": f"Bearer {revoked}"},
-           {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"Authorization": w.own.auth(Role.ADMIN)["Authorization"][:-1] + "x"}]
+           {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"Authorization": wrong}]
     for headers in bad:
         response = route.call(w, _Fixed(headers), Role.ADMIN, resource)  # type: ignore[arg-type]
         assert response.status_code == 401, (headers, response.text)
