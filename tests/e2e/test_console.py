@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.net import free_port
 
 CHROMIUM = os.environ.get("FACEWARD_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -50,12 +51,6 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
                        reason=f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (CI's .ci/run does)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

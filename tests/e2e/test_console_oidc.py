@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.net import free_port
 from tests.oidc_providers import Providers
 
 CHROMIUM = os.environ.get("FACEWARD_CHROMIUM", "/usr/bin/chromium")
@@ -46,14 +47,6 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
                        reason=f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (CI's .ci/run does)"),
 ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

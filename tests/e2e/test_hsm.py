@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import pytest
 
 from faceward.security.crypto import parse_master_key
 from faceward.security.pkcs11 import Pkcs11Keyring
+from tests.net import free_port
 from tests.conftest import jpeg
 from tests.softhsm import Token, make_token
 
@@ -59,12 +59,6 @@ def operator_actions(env: dict[str, str]) -> list[tuple[str, str | None]]:
         env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return [(a, t) for a, t in json.loads(done.stdout)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

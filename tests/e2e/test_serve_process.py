@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.net import free_port
+
 CLI = [sys.executable, "-m", "faceward.cli.main"]
 
 
@@ -20,12 +21,6 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEWARD_")}
     env.update({"FACEWARD_HOME": str(home), **extra})
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("key", [None, "changeme"])

@@ -16,7 +16,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,8 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.net import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +58,6 @@ def variants(astronaut: np.ndarray, count: int) -> list[bytes]:
             seen.add(data)
             out.append(data)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
