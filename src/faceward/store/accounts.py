@@ -13,8 +13,8 @@ never hand out the same audit sequence number or lose a count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -57,13 +57,8 @@ class AccountStore:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
 
-    @contextmanager
-    def _tx(self, tenant_id: str, conn: Connection | None) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-            return
-        with self.store.transaction(tenant_id) as fresh:
-            yield fresh
+    def _tx(self, tenant_id: str, conn: Connection | None) -> AbstractContextManager[Connection]:
+        return self.store.joining(tenant_id, conn)
 
     # -- API keys -------------------------------------------------------------------
 

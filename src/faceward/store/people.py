@@ -9,8 +9,7 @@ login id the transaction names in ``app.login_id``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,13 +82,8 @@ class OidcStore:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
 
-    @contextmanager
-    def _tx(self, tenant_id: str, conn: Connection | None) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-            return
-        with self.store.transaction(tenant_id) as fresh:
-            yield fresh
+    def _tx(self, tenant_id: str, conn: Connection | None) -> AbstractContextManager[Connection]:
+        return self.store.joining(tenant_id, conn)
 
     # -- connections ---------------------------------------------------------------------
 

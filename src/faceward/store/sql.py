@@ -81,6 +81,15 @@ class SqlStore:
         return unit_of_work(self, tenant_id, known=known)
 
     @contextmanager
+    def joining(self, tenant_id: str, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's connection when it passes one, else a transaction of this tenant's own."""
+        if conn is not None:
+            yield conn
+            return
+        with self.transaction(tenant_id) as fresh:
+            yield fresh
+
+    @contextmanager
     def transaction(self, tenant_id: str | None = None) -> Iterator[Connection]:
         unit = self._unit()
         if unit is not None:  # inside an act's unit of work: join it, bound to this tenant
