@@ -42,7 +42,9 @@ MIN_REQUESTS = 1000
 ALLOWED = {"keys": Role.ADMIN, "usage": Role.ADMIN, "audit": Role.AUDITOR, "subjects": Role.ENROLLER,
            "search": Role.SEARCHER, "verify": Role.SEARCHER, "healthz": Role.ADMIN, "readyz": Role.ADMIN,
            # the web console's routes (#6); /v1/audit/verify goes with "audit"
-           "detect": Role.SEARCHER, "reviews": Role.SEARCHER, "faces": Role.SEARCHER, "tenant": Role.ADMIN}
+           "detect": Role.SEARCHER, "reviews": Role.SEARCHER, "faces": Role.SEARCHER, "tenant": Role.ADMIN,
+           # faceward reenroll through the API (#15): the fuzzing server's galleries already hold its model
+           "gallery": Role.ADMIN}
 DENIED = {Role.ADMIN: Role.SEARCHER, Role.AUDITOR: Role.ENROLLER, Role.ENROLLER: Role.AUDITOR, Role.SEARCHER: Role.ADMIN}
 
 # (who, generation mode, examples per operation)

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, File, Path, Request, Response, UploadFil
 
 from faceward.api.deps import CallerDep, OperationsDep, get_services
 from faceward.api.routes.common import AUTHED, UPLOAD, errors
-from faceward.api.schemas import FaceOut, MigrationFinishIn, MigrationOut, MigrationReportOut
+from faceward.api.schemas import ErrorOut, FaceOut, MigrationFinishIn, MigrationOut, MigrationReportOut
 from faceward.api.uploads import one_part_each, read_image
 
 router = APIRouter(prefix="/v1/gallery/migration", tags=["migration"], dependencies=[Depends(one_part_each)])
-CONFLICT = {409: {"description": "No migration to this server's model is under way: begin it first."}}
+CONFLICT = {409: {"model": ErrorOut, "description": "No migration to this server's model is under way: begin it first."}}
 
 
 @router.post("", response_model=MigrationOut, responses=errors(*AUTHED),
