@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -133,15 +133,9 @@ def run_enroll(
         task = progress.add_task("", total=len(files))
         owner = {f: name for name, f in files}
         paths = [f for _, f in files]
-        for result in _analysed(paths, EngineOptions.from_settings(gallery.settings), workers, ray_address, gallery.settings):
+        analysed_files = _analysed(paths, EngineOptions.from_settings(gallery.settings), workers, ray_address, gallery.settings)
+        for result in _with_faces(analysed_files, summary, lambda: progress.advance(task)):
             name = owner[result.path]
-            progress.advance(task)
-            if result.error:
-                summary["invalid"].append({"image": str(result.path), "reason": result.error})
-                continue
-            if not result.faces:
-                summary["refused"].append({"image": str(result.path), "reason": "no face found"})
-                continue
             if name not in subject_ids:
                 subject_ids[name], created = _subject(act, name, rows[name])
                 summary["subjects"] += created
@@ -180,6 +174,18 @@ def _analysed(
 
     with RayAnalyzer(ray_address, options, actors=workers or None, **limits) as analyzer:
         yield from analyzer.analyze(paths)
+
+
+def _with_faces(results: Iterable[FileResult], summary: dict[str, Any], advance: Callable[[], None]) -> Iterator[FileResult]:
+    """The results that found a face; unreadable files and faceless images go into the summary."""
+    for result in results:
+        advance()
+        if result.error:
+            summary["invalid"].append({"image": str(result.path), "reason": result.error})
+        elif not result.faces:
+            summary["refused"].append({"image": str(result.path), "reason": "no face found"})
+        else:
+            yield result
 
 
 def _subject(act: Acting, name: str, row: ConsentRow | None) -> tuple[str, int]:
@@ -260,17 +266,8 @@ def run_reenroll(
     with progress_bar("re-enrolling", quiet=as_json) as progress:
         task = progress.add_task("", total=len(files))
         owner = {f: name for name, f in files}
-        for result in analyze_files(
-            [f for _, f in files], EngineOptions.from_settings(gallery.settings), workers=workers or None,
-            max_bytes=gallery.settings.max_image_bytes, max_pixels=gallery.settings.max_image_pixels,
-        ):
-            progress.advance(task)
-            if result.error:
-                summary["invalid"].append({"image": str(result.path), "reason": result.error})
-                continue
-            if not result.faces:
-                summary["refused"].append({"image": str(result.path), "reason": "no face found"})
-                continue
+        analysed_files = _analysed([f for _, f in files], EngineOptions.from_settings(gallery.settings), workers, None, gallery.settings)
+        for result in _with_faces(analysed_files, summary, lambda: progress.advance(task)):
             subject_id = subject_ids[owner[result.path]]
             try:
                 face = analysed(result, flip)
