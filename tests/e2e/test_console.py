@@ -15,11 +15,9 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.net import free_port
+from tests.e2e.console_rig import TIMEOUT_MS, chromium, needs_chromium, serving
 
-CHROMIUM = os.environ.get("FACEWARD_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Screenshots land in docs/ (committed) when FACEWARD_UPDATE_SCREENSHOTS=1, else in a temp folder,
 # so an ordinary test run leaves the working tree clean.
 DOCS = (
@@ -43,14 +38,9 @@ DOCS = (
 DOCS.mkdir(parents=True, exist_ok=True)
 PERSON = "Angela_Bassett"
 OTHERS = ["Abel_Pacheco", "Anders_Fogh_Rasmussen", "Amelia_Vega"]
-TIMEOUT_MS = 30_000
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-                       reason=f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (CI's .ci/run does)"),
-]
+pytestmark = needs_chromium
 
 
 @dataclass
@@ -79,24 +69,7 @@ def server(lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )
     keys = json.loads(made.stdout.strip().splitlines()[-1])
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "faceward.api.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-server-header"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start: {process.stderr.read() if process.stderr else ''}")
-            time.sleep(0.2)
+    with serving(env) as url:
         photos = {p: sorted((lfw_dir / "images" / p).glob("*.jpg")) for p in [PERSON, *OTHERS]}
         # Other people in the gallery, so that "first" means something.
         enroller = {"Authorization": f"Bearer {keys['enroller']}"}
@@ -112,21 +85,12 @@ def server(lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                                        files={"image": (face.name, face.read_bytes(), "image/jpeg")})
                 assert enrolled.status_code == 201, enrolled.text
         yield Server(url, keys, photos)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")
 def browser(server: Server) -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                                     args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(playwright_api) as launched:
+        yield launched
 
 
 class Person:

@@ -17,11 +17,9 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,24 +27,16 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.net import free_port
+from tests.e2e.console_rig import TIMEOUT_MS, chromium, needs_chromium, serving
 from tests.oidc_providers import Providers
 
-CHROMIUM = os.environ.get("FACEWARD_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 PERSON = "Angela_Bassett"
 OTHER = "Abel_Pacheco"
-TIMEOUT_MS = 30_000
 SHOTS = Path(tempfile.gettempdir()) / "faceward-screenshots"  # for a person to look at; never committed
 ROLES = [{"value": "faceward-searchers", "role": "searcher"}, {"value": "faceward-auditors", "role": "auditor"}]
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-                       reason=f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (CI's .ci/run does)"),
-]
+pytestmark = needs_chromium
 
 
 @dataclass
@@ -99,26 +89,9 @@ def server(lfw_dir: Path, oidc_providers: Providers, tmp_path_factory: pytest.Te
     assert cli.returncode == 0, cli.stderr
     shown = json.loads(cli.stdout)
     assert shown["client_secret"] == "**********" and "b-client-secret" not in cli.stdout
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "faceward.api.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-server-header"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    srv = Server(url, oidc_providers, tenants={k: v for k, v in made_ids.items() if "-" not in k},
-                 keys={k: v for k, v in made_ids.items() if "-" in k}, login={"b": shown["login_path"]})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start: {process.stderr.read() if process.stderr else ''}")
-            time.sleep(0.2)
+    with serving(env) as url:
+        srv = Server(url, oidc_providers, tenants={k: v for k, v in made_ids.items() if "-" not in k},
+                     keys={k: v for k, v in made_ids.items() if "-" in k}, login={"b": shown["login_path"]})
         # Tenant C: a tenant admin connects the provider through the API (A's admin uses the console, below).
         for tenant, issuer in (("c", oidc_providers.other_audience),):
             connected = httpx.put(f"{url}/v1/tenant/sign-in", headers=srv.admin(tenant), timeout=30, json={
@@ -144,21 +117,12 @@ def server(lfw_dir: Path, oidc_providers: Providers, tmp_path_factory: pytest.Te
                     assert enrolled.status_code == 201, enrolled.text
         srv.photos = photos
         yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")
 def browser(server: Server) -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                                     args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(playwright_api) as launched:
+        yield launched
 
 
 class Browser:
