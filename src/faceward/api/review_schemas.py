@@ -28,6 +28,10 @@ class DetectOut(BaseModel):
     subject: int | None = Field(
         default=None, description="Index of the face enrollment would take; null when none is clearly the subject."
     )
+    searched: int | None = Field(
+        default=None, description="Index of the face /v1/search and /v1/verify take when no face is given: the photo's "
+        "subject, its most prominent face (size times centrality); null when there is no face."
+    )
     verdict: str = Field(description="The enrollment verdict in words.")
 
 

@@ -38,7 +38,7 @@ def search(
     tenant: Annotated[Optional[str], TenantOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Search the gallery with the largest face in IMAGE. Candidates are leads for human review.
+    """Search the gallery with the subject of IMAGE (its most prominent face). Candidates are leads for human review.
 
     Like POST /v1/search, a search states its purpose and case reference; both are audited."""
     run_search(image, purpose, case_reference, k, engine, tenant, as_json)
@@ -76,8 +76,8 @@ def verify(
     image_a: Annotated[Path, typer.Argument(help="First photo.")],
     image_b: Annotated[Optional[Path], typer.Argument(help="Second photo.")] = None,
     subject: Annotated[Optional[str], typer.Option(help="Compare IMAGE_A with every face of this subject instead.")] = None,
-    face: Annotated[Optional[int], typer.Option(min=0, help="Which face of IMAGE_A (0 = largest); default the largest.")] = None,
-    face_b: Annotated[Optional[int], typer.Option(min=0, help="Which face of IMAGE_B (0 = largest); default the largest.")] = None,
+    face: Annotated[Optional[int], typer.Option(min=0, help="Which face of IMAGE_A (0 = largest); default its subject (most prominent).")] = None,
+    face_b: Annotated[Optional[int], typer.Option(min=0, help="Which face of IMAGE_B (0 = largest); default its subject (most prominent).")] = None,
     engine: Annotated[Optional[Engine], EngineOpt] = None,
     tenant: Annotated[Optional[str], TenantOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,

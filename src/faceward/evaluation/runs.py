@@ -1,8 +1,8 @@
 """Analyse an evaluation's images once, cache the raw descriptors, and derive every pipeline variant from them.
 
-Per image we keep the largest face of the configured detector (YuNet by
-default, or HOG; or, when it finds none, the central region, as LFW's protocol
-scores every pair) and, for images where it found nothing, the MMOD CNN
+Per image we keep the subject of the photo as searches pick it (the most
+prominent face of the configured detector, YuNet by default, or HOG; or, when
+it finds none, the central region, as LFW's protocol scores every pair) and, for images where it found nothing, the MMOD CNN
 detector's face. Raw descriptors of each chip and its
 mirror are kept, so "plain", "flip-averaged" and "MMOD fallback" are all views
 of one pass. The cache lives in FACEWARD_HOME/cache, keyed by engine options.
@@ -23,6 +23,8 @@ from faceward.settings import Detector
 from faceward.vision.embed import normalise
 from faceward.vision.engine import EngineOptions
 from faceward.vision.pipeline import FileFace, FileResult, analyze_files
+from faceward.vision.quality import subject_face
+from faceward.vision.types import Box
 
 
 @dataclass
@@ -83,7 +85,8 @@ def _face_from_json(data: Any) -> FileFace | None:
 
 
 def _cache_file(cache_dir: Path, options: EngineOptions, jitters: int = 0) -> Path:
-    fields: dict[str, Any] = {"engine": options.engine.value, "upsample": options.upsample, "v": 1}
+    # v2: the primary face is the photo's subject (most prominent), no longer the largest.
+    fields: dict[str, Any] = {"engine": options.engine.value, "upsample": options.upsample, "v": 2}
     if options.detector is not Detector.HOG:  # HOG caches keep their old names
         fields["detector"] = options.detector.value
     if jitters:
@@ -136,7 +139,7 @@ def analyse(
             progress(1)
     mmod_options = replace(hog_options, detector=Detector.MMOD)
     for result in analyze_files(missing_face, mmod_options, workers=workers, jitters=jitters):
-        out[result.path].mmod = result.faces[0] if result.faces else None
+        out[result.path].mmod = _subject(result)
         if progress:
             progress(1)
     if cache_path and todo:
@@ -156,5 +159,12 @@ def analyse(
 def _from_result(result: FileResult) -> ImageAnalysis:
     if result.error:
         return ImageAnalysis(None, False, error=result.error)
-    face = result.faces[0] if result.faces else None
+    face = _subject(result)
     return ImageAnalysis(face, face is not None and face.detector != "centre")
+
+
+def _subject(result: FileResult) -> FileFace | None:
+    """The face a search would match by default: the photo's subject (:func:`subject_face`)."""
+    if not result.faces:
+        return None
+    return result.faces[subject_face([Box(**face.box) for face in result.faces], result.size)]

@@ -12,7 +12,7 @@ import threading
 from faceward.errors import ConfigError
 from faceward.scoring import Scoring, Uncalibrated, lookup
 from faceward.settings import Settings
-from faceward.vision import FaceEngine, NoFaceFound, QualityLimits
+from faceward.vision import FaceEngine, NoFaceFound, QualityLimits, subject_face
 from faceward.vision.models import MANIFEST, ModelName
 from faceward.vision.remote import RemoteEngine
 from faceward.vision.types import Face
@@ -94,12 +94,13 @@ class Analysis:
             )
         return faces, size, digest
 
-    def largest(self, image: bytes, what: str, tenant_id: str = "") -> tuple[Face, int, str]:
-        """The largest face of ``image`` (:class:`NoFaceFound` when none), how many faces it shows, its SHA-256."""
-        faces, digest = self.faces(image, tenant_id)
+    def subject(self, image: bytes, what: str, tenant_id: str = "") -> tuple[Face, int, str]:
+        """The subject of ``image``, its most prominent face, as enrollment picks it (:func:`subject_face`;
+        :class:`NoFaceFound` when none); how many faces it shows; its SHA-256."""
+        faces, size, digest = self.read(image, tenant_id)
         if not faces:
             raise NoFaceFound(f"no face was found in the {what}")
-        return faces[0], len(faces), digest
+        return faces[subject_face([f.box for f in faces], size)], len(faces), digest
 
 
 __all__ = ["Analysis"]

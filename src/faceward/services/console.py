@@ -36,7 +36,7 @@ from faceward.security.ratelimit import key_rate_limited
 from faceward.services.reviews import CandidateReview, Outcome, ReviewService
 from faceward.services.sessions import ConsoleSessions, Session
 from faceward.services.thumbnails import Thumbnails, enabled
-from faceward.vision import AmbiguousSubject, QualityLimits, dominant_face, refusals
+from faceward.vision import AmbiguousSubject, QualityLimits, dominant_face, refusals, subject_face
 from faceward.vision.types import Face
 
 if TYPE_CHECKING:
@@ -63,6 +63,11 @@ class Detection:
             return dominant_face([f.box for f in self.faces], (self.width, self.height))
         except AmbiguousSubject:
             return None
+
+    @property
+    def searched(self) -> int | None:
+        """Index of the face a search or verification takes by default: the photo's subject (most prominent)."""
+        return subject_face([f.box for f in self.faces], (self.width, self.height)) if self.faces else None
 
     @property
     def enrollable(self) -> bool:
@@ -93,6 +98,7 @@ class Detection:
                 for i, face in enumerate(self.faces)
             ],
             "enrollable": self.enrollable, "verdict": self.verdict, "subject": self.subject,
+            "searched": self.searched,
         }
 
 

@@ -48,10 +48,11 @@ class Matching:
     def _probe(
         self, tenant_id: str, image: bytes, face: int | None, what: str = "probe", verb: str = "searched"
     ) -> tuple[Face, int, str, list[str]]:
-        """The face to match in ``image``: the largest, or the ``face``-th (0 = largest, as ``detect`` lists
-        them); how many faces the image shows; its SHA-256; a warning when it shows several."""
+        """The face to match in ``image``: its subject (the most prominent face, as enrollment picks it), or
+        the ``face``-th (0 = largest, as ``detect`` lists them); how many faces the image shows; its SHA-256;
+        a warning when it shows several."""
         if face is None:
-            probe, count, digest = self.analysis.largest(image, what, tenant_id)
+            probe, count, digest = self.analysis.subject(image, what, tenant_id)
         else:
             found, digest = self.analysis.faces(image, tenant_id)
             count = len(found)
@@ -60,11 +61,11 @@ class Matching:
             probe = found[face]
         if count < 2:
             return probe, count, digest, []
-        which = "the largest" if face is None else f"face {face + 1}"
+        which = "its subject (the most prominent)" if face is None else f"face {face + 1}"
         return probe, count, digest, [f"{count} faces in the {what}; {verb} {which}"]
 
     def search(self, tenant_id: str, image: bytes, *, k: int = 10, face: int | None = None) -> SearchResult:
-        """Search with the largest face of the probe, or with its ``face``-th (0 = largest, as ``detect`` lists them)."""
+        """Search with the probe's subject (most prominent face), or with its ``face``-th (0 = largest, as ``detect`` lists them)."""
         return self.match(tenant_id, self.probe(self.tenants.active(tenant_id), image, k=k, face=face), k=k)
 
     def probe(self, tenant: TenantRecord, image: bytes, *, k: int, face: int | None) -> Probe:
@@ -130,7 +131,7 @@ class Matching:
     def verify_images(
         self, tenant_id: str, image_a: bytes, image_b: bytes, *, face_a: int | None = None, face_b: int | None = None
     ) -> VerifyResult:
-        """Compare the largest (or the chosen) face of each photo; warns when a photo shows several."""
+        """Compare the subject (or the chosen face) of each photo; warns when a photo shows several."""
         self.tenants.active(tenant_id)
         probe_a, _, _, warn_a = self._probe(tenant_id, image_a, face_a, "first image", "compared")
         probe_b, _, _, warn_b = self._probe(tenant_id, image_b, face_b, "second image", "compared")
@@ -139,7 +140,7 @@ class Matching:
         return replace(result, warnings=warn_a + warn_b + result.warnings)
 
     def verify_subject(self, tenant_id: str, image: bytes, subject_id: str, *, face: int | None = None) -> VerifyResult:
-        """Compare the photo's largest (or chosen) face with every face of the subject; the best match decides."""
+        """Compare the photo's subject (or chosen face) with every face of the enrolled subject; the best match decides."""
         check_model(self.tenants.active(tenant_id), self.analysis.model_id)
         subject = self.store.get_subject(tenant_id, subject_id)
         faces = [f for f in self.store.faces_of(tenant_id, subject_id) if f.model_id == self.analysis.model_id]

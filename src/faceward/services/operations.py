@@ -290,7 +290,7 @@ class Operations:
     ) -> ReviewableSearch:
         """1:N search. ``purpose`` and ``case_reference`` are required and audited with the probe's
         SHA-256 and the candidates' ids; the probe itself is never stored. ``face`` picks a face of the
-        probe (0 = largest; default the largest); the search id (new unless given) is audited to tie reviews to it."""
+        probe (0 = largest; default its subject, the most prominent face); the search id (new unless given) is audited to tie reviews to it."""
         self.gate.check(principal, Permission.SEARCH, "search", source)
         tenant_id, store = principal.tenant_id, self.gallery.store
         search_id = search_id or new_id("q_")

@@ -13,11 +13,12 @@ from faceward.vision.errors import (
     UnsupportedFormat,
     VisionError,
 )
-from faceward.vision.quality import QualityLimits, dominant_face, refusals
+from faceward.vision.quality import QualityLimits, dominant_face, refusals, subject_face
 from faceward.vision.types import Box, Face, Quality
 
 __all__ = [
     "AmbiguousSubject", "Box", "CorruptImage", "EmptyImage", "EngineOptions", "Face", "FaceEngine", "ImageError",
     "ImageTooLarge", "LowQualityFace", "NoFaceFound", "Quality", "QualityLimits", "UnsupportedFormat",
     "VisionError", "decode_image", "dominant_face", "read_image_file", "refusals",
+    "subject_face",
 ]

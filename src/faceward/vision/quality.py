@@ -138,6 +138,18 @@ def prominence(box: Box, size: tuple[int, int] | None) -> float:
     return box.width * max(0.0, 1.0 - distance / half_diagonal)
 
 
+def subject_face(boxes: list[Box], size: tuple[int, int] | None = None) -> int:
+    """Index of the photo's subject: its most :func:`prominent <prominence>` face (never refuses).
+
+    Searches and verifications match this face unless told another; enrollment also asks that it
+    stand out (:func:`dominant_face`).
+    """
+    if not boxes:
+        raise ValueError("no faces")
+    scores = [prominence(box, size) for box in boxes]
+    return max(range(len(boxes)), key=lambda i: (scores[i], -i))
+
+
 def dominant_face(boxes: list[Box], size: tuple[int, int] | None = None) -> int:
     """Index of the face an enrollment photo is of; the others are bystanders.
 

@@ -312,7 +312,7 @@ def test_detect_boxes_faces_and_search_uses_the_chosen_one(sqlite_world: World, 
     body = found.json()
     assert (body["width"], body["height"]) == (pair.shape[1], pair.shape[0])
     # the astronaut at twice the size of the other face, apart from it: she is the subject, the other a bystander
-    assert len(body["faces"]) == 2 and body["enrollable"] is True and body["subject"] == 0
+    assert len(body["faces"]) == 2 and body["enrollable"] is True and body["subject"] == 0 and body["searched"] == 0
     assert "1 bystander not enrolled" in body["verdict"]
     twins = np.concatenate([astronaut, astronaut], axis=1)
     buffer2 = io.BytesIO()
@@ -328,7 +328,7 @@ def test_detect_boxes_faces_and_search_uses_the_chosen_one(sqlite_world: World, 
     single = ("a.jpg", upload(w, "astronaut")["image"][1], "image/jpeg")
     largest = w.api.post("/v1/verify", headers=t.auth(Role.SEARCHER), files={"image_a": photo["image"], "image_b": single})
     assert largest.status_code == 200, largest.text
-    assert "2 faces in the first image; compared the largest" in largest.json()["warnings"]
+    assert "2 faces in the first image; compared its subject (the most prominent)" in largest.json()["warnings"]
     other = w.api.post("/v1/verify", headers=t.auth(Role.SEARCHER), data={"face_a": "1"},
                        files={"image_a": photo["image"], "image_b": single})
     assert "2 faces in the first image; compared face 2" in other.json()["warnings"]
@@ -351,3 +351,27 @@ def test_detect_boxes_faces_and_search_uses_the_chosen_one(sqlite_world: World, 
     missing = w.api.post("/v1/search", headers=t.auth(Role.SEARCHER), data={**FORM, "face": "7"}, files=photo)
     assert missing.status_code == 422 and missing.json()["error"]["code"] == "no_such_face"
     assert w.api.get("/v1/audit/verify", headers=t.auth(Role.AUDITOR)).json()["ok"] is True
+
+
+def test_search_defaults_to_the_photos_subject_not_a_larger_face_at_the_edge(sqlite_world: World, astronaut: np.ndarray) -> None:
+    w, t = sqlite_world, sqlite_world.own
+    # The astronaut whole in the top-left corner, and at 0.7x in the middle of a wide frame: the larger face
+    # is at the edge, the subject (most prominent: width times centrality) is the centred one.
+    side = astronaut.shape[0]
+    canvas = np.full((600, 1200, 3), 255, dtype=np.uint8)
+    canvas[:side, :side] = astronaut
+    small = np.asarray(Image.fromarray(astronaut).resize((side * 7 // 10, side * 7 // 10)))
+    top, left = 300 - small.shape[0] // 2, 600 - small.shape[1] // 2
+    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="JPEG", quality=92)
+    photo = {"image": ("edge.jpg", buffer.getvalue(), "image/jpeg")}
+    found = w.api.post("/v1/detect", headers=t.auth(Role.SEARCHER), files=photo).json()
+    assert len(found["faces"]) == 2 and found["searched"] == 1  # faces are listed largest first
+    assert found["faces"][0]["box"]["right"] <= side
+    result = w.api.post("/v1/search", headers=t.auth(Role.SEARCHER), data=FORM, files=photo)
+    assert result.status_code == 200, result.text
+    assert result.json()["probe_face"]["box"] == found["faces"][1]["box"]
+    assert "2 faces in the probe; searched its subject (the most prominent)" in result.json()["warnings"]
+    largest = w.api.post("/v1/search", headers=t.auth(Role.SEARCHER), data={**FORM, "face": "0"}, files=photo)
+    assert largest.json()["probe_face"]["box"] == found["faces"][0]["box"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceward.vision import AmbiguousSubject, Box, dominant_face
+from faceward.vision import AmbiguousSubject, Box, dominant_face, subject_face
 from faceward.vision.quality import prominence
 
 
@@ -35,3 +35,15 @@ def test_prominence_falls_from_the_centre_to_the_corners() -> None:
     centred, corner = Box(270, 190, 370, 290), Box(540, 380, 640, 480)
     assert prominence(centred, (640, 480)) == pytest.approx(100, abs=1)
     assert prominence(corner, (640, 480)) < 20 and prominence(corner, None) == 100
+
+
+def test_a_search_takes_the_subject_even_where_enrollment_would_refuse() -> None:
+    # A larger neighbour at the frame's edge is not the photo's subject; two equal central faces give the first.
+    subject, neighbour = Box(90, 80, 170, 160), Box(170, 40, 262, 132)
+    assert neighbour.width > subject.width
+    assert subject_face([neighbour, subject], (250, 250)) == 1
+    assert subject_face([neighbour, subject]) == 0  # without the image's size, the widest
+    couple = [Box(200, 200, 300, 300), Box(340, 200, 440, 300)]
+    assert subject_face(couple, (640, 500)) == 0 and subject_face(couple[::-1], (640, 500)) == 0
+    with pytest.raises(ValueError):
+        subject_face([], (640, 480))

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["matching"], responses=errors(*UPLOAD), d
 MAX_FACES = 999
 
 
-@router.post("/search", response_model=SearchOut, summary="Search the gallery with the largest face in a photo")
+@router.post("/search", response_model=SearchOut, summary="Search the gallery with the subject of a photo (its most prominent face)")
 def search(
     image: Annotated[UploadFile, File(description="The probe photo. It is hashed for the audit log and never stored.")],
     purpose: Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN, description="Why this search is made (audited).")],
@@ -28,7 +28,8 @@ def search(
     caller: CallerDep,
     k: Annotated[int, Form(ge=1, le=MAX_K, description="How many candidates to return.")] = 10,
     face: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Search with this face of the probe "
-                                     "(0 = largest, as /v1/detect numbers them); default the largest.")] = None,
+                                     "(0 = largest, as /v1/detect numbers them); default the photo's subject, its most prominent face "
+                                     "(size times centrality).")] = None,
 ) -> SearchOut:
     data = read_image(image, field="image", max_bytes=get_services(request).settings.max_image_bytes)
     result = ops.search(
@@ -51,9 +52,9 @@ def verify(
     image: Annotated[UploadFile | None, File()] = None,
     subject_id: Annotated[str | None, Form(max_length=64)] = None,
     face: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="With image and subject_id: compare this face "
-                                     "of the image (0 = largest, as /v1/detect numbers them); default the largest.")] = None,
-    face_a: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Which face of image_a (default the largest).")] = None,
-    face_b: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Which face of image_b (default the largest).")] = None,
+                                     "of the image (0 = largest, as /v1/detect numbers them); default the photo's subject (most prominent).")] = None,
+    face_a: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Which face of image_a (default its subject, the most prominent).")] = None,
+    face_b: Annotated[int | None, Form(ge=0, le=MAX_FACES, description="Which face of image_b (default its subject, the most prominent).")] = None,
 ) -> VerifyOut:
     cap = get_services(request).settings.max_image_bytes
     if image_a is not None and image_b is not None and image is None and subject_id is None:

@@ -55,7 +55,7 @@ def erase_subject(subject_id: SubjectId, ops: OperationsDep, caller: CallerDep) 
     status_code=201,
     response_model=FaceOut,
     responses={200: {"model": FaceOut, "description": "This image was already enrolled for the subject."}, **errors(*UPLOAD)},
-    summary="Enroll the subject's face in an uploaded photo (JPEG, PNG or WebP): its one face, or the clearly largest",
+    summary="Enroll the subject's face in an uploaded photo (JPEG, PNG or WebP): its one face, or its clear subject",
 )
 def enroll_face(
     subject_id: SubjectId,

@@ -30,7 +30,7 @@ export function faceChooser(detection, onChoose, chosen = 0) {
   detection.faces.forEach((face, i) => {
     const button = el("button", {
       type: "button", className: "secondary", "aria-pressed": String(i === chosen),
-      text: `Face ${i + 1}${i === 0 ? " (largest)" : ""} · ${face.quality.face_px} px`,
+      text: `Face ${i + 1}${i === 0 ? " (largest)" : ""}${i === detection.searched ? " (the subject)" : ""} · ${face.quality.face_px} px`,
     });
     button.addEventListener("click", () => {
       group.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", "false"));

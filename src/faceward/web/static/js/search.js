@@ -30,18 +30,20 @@ async function takeProbe(files) {
     return;
   }
   const detection = state.detection;
-  const stage = boxedPhoto(state.url, detection, { chosen: detection.faces.length ? 0 : null, alt: "Probe photo" });
+  // The face a search takes unless told another: the photo's subject (most prominent), as the API does.
+  const searched = detection.faces.length ? (detection.searched ?? 0) : null;
+  const stage = boxedPhoto(state.url, detection, { chosen: searched, alt: "Probe photo" });
   const parts = [stage];
   if (!detection.faces.length) {
     status.textContent = "No face was found in this photo. Try another photo, larger or sharper.";
   } else {
-    state.face = 0;
+    state.face = searched;
     if (detection.faces.length > 1) {
       status.textContent = `${detection.faces.length} faces found. Choose the one to search with.`;
       parts.push(faceChooser(detection, (i) => {
         state.face = i;
         markChosen(stage, i);
-      }));
+      }, searched));
     } else {
       status.textContent = "1 face found.";
     }
