@@ -73,15 +73,15 @@ def test_calibrate_writes_a_table_beside_the_manifest(calibrated: dict, manifest
     model = load_manifest(manifest)
     name = f"calibration-{model.sha256}-{model.alignment_sha256[:12]}.json"  # the weights and how chips are cut
     assert calibrated["table"] == str(manifest.parent / name)
-    assert calibrated["template_id"] == model.model_id  # the manifest turns mirror-averaging off
+    assert calibrated["template_id"] == model.model_id + "/flip"  # the manifest turns mirror-averaging on
     assert calibrated["impostor_pairs"] >= MIN_IMPOSTOR_PAIRS and calibrated["genuine_pairs"] >= 20
     assert calibrated["fmr_resolution"] == pytest.approx(1 / calibrated["impostor_pairs"])
     scores = [row["score"] for row in calibrated["thresholds"]]
     assert scores == sorted(scores) and 0.0 < scores[0] < 1.0  # a stricter target, a higher score
     for row in calibrated["thresholds"][:2]:  # placed where the FMR's 95% upper bound meets the target
         assert row["fmr"] <= row["fmr_upper_95"] <= row["target_fmr"]
-    assert calibrated["flip_average"] is False and calibrated["by_flip_average"]["false"] == calibrated["thresholds"]
-    assert len(calibrated["by_flip_average"]["true"]) == len(scores)
+    assert calibrated["flip_average"] is True and calibrated["by_flip_average"]["true"] == calibrated["thresholds"]
+    assert len(calibrated["by_flip_average"]["false"]) == len(scores)
     code, output = run("models", "show", str(manifest), "--json")
     card = json.loads(output)
     assert code == 0 and card["calibrated"] is True and card["licence"].startswith("MIT as stated")
@@ -118,7 +118,7 @@ def test_api_search_with_the_calibrated_model(calibrated: dict, manifest: Path, 
                          files={"image": ("probe.jpg", probe.read_bytes(), "image/jpeg")})
         assert found.status_code == 200, found.text
         result = found.json()
-        assert result["calibrated"] is True and result["model_id"] == load_manifest(manifest).model_id
+        assert result["calibrated"] is True and result["model_id"] == load_manifest(manifest).model_id + "/flip"
         [top] = result["candidates"]
         assert top["subject_id"] == subject["id"] and top["estimated_fmr"] is not None
         assert top["estimated_fmr"] >= result["threshold"]["fmr_resolution"] == calibrated["fmr_resolution"]
@@ -156,7 +156,7 @@ def test_eval_pairs_with_the_model_checks_its_calibration(
     code, output = run("eval", "pairs", str(folder), "--model", str(manifest), "--workers", "1", "--engine", "onnx", "--json")
     assert code == 0, output
     report = json.loads(output)
-    assert report["variant"] == load_manifest(manifest).model_id and report["accuracy"] >= 0.8
+    assert report["variant"] == load_manifest(manifest).model_id + "/flip" and report["accuracy"] >= 0.8
     check = {row["target_fmr"]: row for row in report["calibration_check"]}
     assert check[1e-3]["impostor_pairs"] == 15 and check[1e-3]["threshold"] >= check[1e-2]["threshold"]
     assert check[1e-3]["resolution"] == round(1 / 15, 6) and check[1e-3]["expected_false_matches"] == 0.01
