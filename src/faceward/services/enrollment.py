@@ -55,7 +55,7 @@ class Enrollment:
         face = faces[index]
         assert face.descriptor is not None
         view = self.admit(
-            tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, 1, chip=face.chip
+            tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, 1, chip=face.picture
         )
         return replace(view, bystanders=[f.box.as_dict() for i, f in enumerate(faces) if i != index])
 

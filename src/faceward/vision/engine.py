@@ -45,6 +45,7 @@ from faceward.vision.detect import (
     YuNetDetector,
 )
 from faceward.vision.embed import DescriptorRuntime, DlibDescriptor, Embedder, Vectors
+from faceward.vision.fusion import FusedAligner, FusedRecognizer
 from faceward.vision.models import DLIB_DESCRIPTOR_ID
 from faceward.vision.quality import QualityLimits, measure
 from faceward.vision.recognizer import BUNDLED_PROVENANCE, OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
@@ -89,6 +90,10 @@ class ChipAligner(Protocol):
         """``landmarks``: dlib's 5 points; ``keypoints``: the detector's own 5 (template order), when it gives them."""
         ...
 
+    def face_view(self, chip: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """The face as a person sees it in ``chip`` (quality is measured on it; thumbnails show it)."""
+        ...
+
 
 class DlibChipAligner:
     """dlib's 150x150 chip (``get_face_chip``, padding 0.25), for dlib's ResNet."""
@@ -97,6 +102,9 @@ class DlibChipAligner:
         self, image: RGBImage, box: Box, landmarks: NDArray[np.float32], keypoints: NDArray[np.float32] | None = None
     ) -> NDArray[np.uint8]:
         return face_chip(image, box, landmarks)  # dlib's ResNet was trained on dlib's own points
+
+    def face_view(self, chip: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        return chip
 
 
 def central_box(image: RGBImage, fraction: float = 0.44) -> Box:
@@ -155,7 +163,9 @@ class FaceEngine:
 
     @cached_property
     def aligner(self) -> ChipAligner:
-        return TemplateAligner(self.manifest) if self.manifest else DlibChipAligner()
+        if self.manifest is None:
+            return DlibChipAligner()
+        return FusedAligner(self.manifest) if self.manifest.fusion_weight is not None else TemplateAligner(self.manifest)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -170,7 +180,13 @@ class FaceEngine:
 
     def _runtime(self) -> DescriptorRuntime:
         if self.manifest is not None:
-            return OnnxRecognizer(self.manifest, threads=self.options.threads)
+            own = OnnxRecognizer(self.manifest, threads=self.options.threads)
+            if self.manifest.fusion_weight is None:
+                return own
+            return FusedRecognizer(self.manifest, self._bundled_runtime(), own)
+        return self._bundled_runtime()
+
+    def _bundled_runtime(self) -> DescriptorRuntime:
         if self.options.engine is Engine.ONNX:
             from faceward.vision.onnx import OnnxDescriptor, converted_model_path
 
@@ -194,7 +210,7 @@ class FaceEngine:
 
     @property
     def embedding_size(self) -> int:
-        return self.manifest.embedding_size if self.manifest else DLIB_EMBEDDING_SIZE
+        return self.manifest.template_size if self.manifest else DLIB_EMBEDDING_SIZE
 
     @property
     def providers(self) -> list[str]:
@@ -277,9 +293,11 @@ class FaceEngine:
             points = self._landmarks.predict(image, det.box)
             chip = aligner.chip(image, det.box, points, det.landmarks)
             box = det.box.scaled(reduction)
-            quality = measure(box.width, chip, points, det.score, det.landmarks)
+            view = aligner.face_view(chip)
+            quality = measure(box.width, view, points, det.score, det.landmarks)
             keypoints = det.landmarks * np.float32(reduction) if det.landmarks is not None else None
-            faces.append(Face(box, det.score, det.detector, points * np.float32(reduction), chip, quality, keypoints=keypoints))
+            faces.append(Face(box, det.score, det.detector, points * np.float32(reduction), chip, quality, keypoints=keypoints,
+                              view=None if view is chip else view))
         return faces
 
     def embed(self, faces: list[Face]) -> Vectors:

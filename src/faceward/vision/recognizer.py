@@ -38,6 +38,9 @@ is ``name-version-<first 12 hex digits of the SHA-256>``, so a re-exported file
 is a different model even under the same name. A file whose SHA-256 differs
 from the manifest's is refused before ONNX Runtime ever parses it.
 
+``fusion`` (optional, ``{"with": "dlib-resnet-v1", "weight": 0.5}``) fuses the model's
+scores with the bundled ResNet's, one template per face (:mod:`faceward.vision.fusion`).
+
 A calibration table measured by ``faceward models calibrate`` lies beside the
 manifest, named by the model's full SHA-256 and :attr:`RecognizerManifest.alignment_sha256`
 (:mod:`faceward.scoring.calibration`).
@@ -64,7 +67,7 @@ from faceward.vision.types import Box
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 MAX_NAME = 28
-MAX_VERSION = 12  # model ids fit the store's 64 characters with "/flip" appended
+MAX_VERSION = 12  # model ids fit the store's 64 characters with "+dNN" (fused) and "/flip" appended
 MAX_INPUT_SIDE = 1024
 MAX_EMBEDDING = 4096
 MAX_BATCH = 64
@@ -118,10 +121,17 @@ class RecognizerManifest:
     intended_use: str | None = None
     flip_average: bool | None = None  # None: FACEWARD_FLIP_AVERAGE decides
     source: Path | None = None  # the manifest file itself (its calibration table lies beside it)
+    fusion_weight: float | None = None  # the bundled ResNet's share of a fused score (vision.fusion); None: not fused
 
     @property
     def model_id(self) -> str:
-        return f"{self.name}-{self.version}-{self.sha256[:12]}"
+        fused = f"+d{round(self.fusion_weight * 100):02d}" if self.fusion_weight is not None else ""
+        return f"{self.name}-{self.version}-{self.sha256[:12]}{fused}"
+
+    @property
+    def template_size(self) -> int:
+        """Values per template: the model's embedding, plus dlib's 128 when fused."""
+        return self.embedding_size + (128 if self.fusion_weight is not None else 0)
 
     def alignment_spec(self) -> dict[str, Any]:
         """Everything besides the weights that decides what the model sees: how chips are cut and normalised."""
@@ -129,6 +139,7 @@ class RecognizerManifest:
             "aligner": KEYPOINT_ALIGNER, "template": [list(p) for p in self.template], "input_size": list(self.input_size),
             "colour_order": self.colour_order.value, "layout": self.layout.value,
             "mean": list(self.mean), "std": list(self.std),
+            **({"fusion": {"with": "dlib-resnet-v1", "weight": self.fusion_weight}} if self.fusion_weight is not None else {}),
         }
 
     @property
@@ -188,7 +199,7 @@ def parse_manifest(data: dict[str, Any], where: Path) -> RecognizerManifest:
     known = {
         "name", "version", "file", "sha256", "input_size", "colour_order", "layout", "mean", "std",
         "template", "embedding_size", "metric", "threshold", "description",
-        "licence", "training_data", "intended_use", "flip_average",
+        "licence", "training_data", "intended_use", "flip_average", "fusion",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -231,7 +242,7 @@ def parse_manifest(data: dict[str, Any], where: Path) -> RecognizerManifest:
         embedding_size=size, metric=_enum(Metric, data.get("metric", "cosine"), "metric", where),
         threshold=threshold, licence=_licence(data, where),
         training_data=_statement(data, "training_data", where), intended_use=_statement(data, "intended_use", where),
-        flip_average=flip, source=where,
+        flip_average=flip, source=where, fusion_weight=_fusion(data.get("fusion"), width, where),
     )
 
 
@@ -245,6 +256,20 @@ def _template(value: Any, where: Path) -> tuple[tuple[float, ...], ...]:
     if not isinstance(value, list) or len(value) != 5:
         raise ManifestError(f"{where}: 'template' must be 5 [x, y] points in the input frame, or a built-in name")
     return tuple(_floats(p, 2, "template", where) for p in value)
+
+
+def _fusion(value: Any, width: int, where: Path) -> float | None:
+    """``{"with": "dlib-resnet-v1", "weight": w}``: the bundled ResNet's share ``w`` (0 < w < 1) of a fused score."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"with", "weight"} or value["with"] != "dlib-resnet-v1":
+        raise ManifestError(f'{where}: \'fusion\' must be {{"with": "dlib-resnet-v1", "weight": w}}')
+    weight = _floats([value["weight"]], 1, "fusion weight", where)[0]
+    if not 0.0 < weight < 1.0:
+        raise ManifestError(f"{where}: the fusion weight is the bundled model's share of the score, between 0 and 1")
+    if width % 2:
+        raise ManifestError(f"{where}: fusion needs an even input width (the two chips are stacked, centred)")
+    return weight
 
 
 def _statement(data: dict[str, Any], key: str, where: Path) -> str | None:
@@ -296,6 +321,9 @@ class TemplateAligner:
         if keypoints is not None:
             return keypoint_chip(image, keypoints, self._template, self.size)
         return template_chip(image, landmarks, self._template, self.size)
+
+    def face_view(self, chip: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        return chip
 
 
 class OnnxRecognizer:

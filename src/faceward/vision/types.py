@@ -80,6 +80,13 @@ class Face:
     # The detector's own 5 points when it gives them (YuNet: eye on the image's left, eye on the
     # image's right, nose tip, mouth corners left then right), image coordinates; None for HOG/MMOD.
     keypoints: NDArray[np.float32] | None = field(default=None)
+    # The face as a person sees it when ``chip`` is not (a fused recognizer's two stacked chips): dlib's chip.
+    view: NDArray[np.uint8] | None = field(default=None)
+
+    @property
+    def picture(self) -> NDArray[np.uint8]:
+        """The aligned face a reviewer's thumbnail shows."""
+        return self.view if self.view is not None else self.chip
 
     def summary(self) -> dict[str, Any]:
         return {"box": self.box.as_dict(), "detector": self.detector, "quality": self.quality.as_dict()}
