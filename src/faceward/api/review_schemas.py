@@ -94,6 +94,9 @@ class ModelOut(BaseModel):
     training_data: str | None
     intended_use: str | None
     manifest: str | None = Field(default=None, description="The manifest file, for a model of your own.")
+    fused_with: str | None = Field(
+        default=None, description="The bundled model this one's scores are fused with, its weight and licence (decision 032)."
+    )
     calibrated: bool
     calibration: ModelCalibrationOut | None
     gallery_model_id: str | None = Field(description="The model this organisation's templates were made with.")

@@ -154,6 +154,8 @@ class RecognizerManifest:
             "model_id": self.model_id, "sha256": self.sha256, "licence": self.licence,
             "training_data": self.training_data, "intended_use": self.intended_use,
             "manifest": str(self.source) if self.source else None,
+            **({"fused_with": f"{BUNDLED_PROVENANCE['model_id']} at weight {self.fusion_weight:g} "
+                              f"(licence: {BUNDLED_PROVENANCE['licence']})"} if self.fusion_weight is not None else {}),
         }
 
     def verify(self) -> Path:

@@ -40,6 +40,9 @@ def test_a_fused_manifest_names_another_model_and_table(folder: Path) -> None:
     assert fused.template_size == DIM + 128 and own.template_size == DIM
     # The same weights fused give other scores: their calibration table is another file.
     assert fused.alignment_spec()["fusion"] == FUSION and "fusion" not in own.alignment_spec()
+    # Its provenance names the bundled half and that half's licence.
+    assert fused.provenance()["fused_with"].startswith("dlib-resnet-v1 at weight 0.3 (licence: CC0")
+    assert "fused_with" not in own.provenance()
 
 
 @pytest.mark.parametrize(
@@ -102,3 +105,44 @@ def test_mirroring_the_stack_mirrors_each_chip(folder: Path, astronaut: np.ndarr
     assert np.allclose(mirrored, expected, atol=1e-5)
     with pytest.raises(ValueError, match="stacked chips"):
         runtime.compute(np.zeros((1, 150, 150, 3), dtype=np.uint8))
+
+
+def test_a_fused_model_serves_the_api_and_shows_what_it_is_fused_with(folder: Path, tmp_path: Path, astronaut: np.ndarray) -> None:
+    import io
+
+    from PIL import Image
+
+    from faceward.api.app import create_app
+    from faceward.security.permissions import Role
+    from tests.integration.api.apiworld import GENEROUS, Api, make_settings, make_tenant
+
+    settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'fw.db'}", recognizer_manifest=folder / "tiny-fused.json",
+                             engine="onnx")
+    app = create_app(settings, limits=GENEROUS)
+    api = Api(app)
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).save(buffer, format="JPEG", quality=92)
+    photo = {"image": ("a.jpg", buffer.getvalue(), "image/jpeg")}
+    try:
+        tenant = make_tenant(app.state.services, "Fused Org")
+        subject = api.post("/v1/subjects", headers=tenant.auth(Role.ENROLLER), json={
+            "display_name": "Eileen Collins", "consent": {"basis": "explicit_consent", "reference": "FORM-7",
+                                                          "given_at": "2026-01-02T03:04:05Z"},
+        }).json()
+        enrolled = api.post(f"/v1/subjects/{subject['id']}/faces", headers=tenant.auth(Role.ENROLLER), files=photo)
+        assert enrolled.status_code == 201, enrolled.text
+        found = api.post("/v1/search", headers=tenant.auth(Role.SEARCHER), files=photo,
+                         data={"purpose": "test the fused model", "case_reference": "CASE-1"})
+        assert found.status_code == 200, found.text
+        result = found.json()
+        assert result["model_id"] == load_manifest(folder / "tiny-fused.json").model_id + "/flip"  # the settings flip
+        [top] = result["candidates"]
+        assert top["subject_id"] == subject["id"] and top["score"] == pytest.approx(1.0, abs=1e-4)
+        assert result["calibrated"] is False  # no table measured for it: flagged, never guessed
+        model = api.get("/v1/tenant/settings", headers=tenant.auth(Role.ADMIN)).json()["model"]
+        assert model["fused_with"].startswith("dlib-resnet-v1 at weight 0.3") and model["model_id"].endswith("+d30")
+        stored = app.state.services.gallery.store.faces_of(tenant.id, subject["id"])
+        assert [f.model_id for f in stored] == [result["model_id"]]
+    finally:
+        api.close()
+        app.state.services.gallery.store.close()

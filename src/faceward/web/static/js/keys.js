@@ -74,6 +74,7 @@ function showModel(model) {
     ["Licence", model.licence],
     ["Training data", model.training_data ?? "not stated"],
     ["Intended use", model.intended_use ?? "not stated"],
+    ...(model.fused_with ? [["Fused with", model.fused_with]] : []),
     ["Calibration", cal
       ? `calibrated on ${cal.impostor_pairs} impostor / ${cal.genuine_pairs} genuine pairs (FMR resolution ${cal.fmr_resolution.toExponential(1)})`
       : "uncalibrated: no false match rate is estimated"],
