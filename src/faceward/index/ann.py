@@ -57,7 +57,7 @@ from numpy.typing import NDArray
 # (usearch 2.26.6, onnxruntime 1.32.0); loading onnxruntime first is safe, so do it here.
 from usearch.index import Index as _UsearchIndex  # noqa: E402
 
-from faceward.index.base import IndexError_, Labels, Vectors, as_rows
+from faceward.index.base import IndexError_, Labels, Vectors, add_batch, as_rows
 from faceward.index.pq import PqTable
 from faceward.index.rows import LabelRows, RowStore
 from faceward.index.shortlist import MIN_FIT, AnnParams, GraphCoder, Quantisation
@@ -128,17 +128,9 @@ class AnnIndex:
         return len(self._labels)
 
     def add(self, labels: Labels, vectors: Vectors) -> None:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        vectors = as_rows(vectors, self.dim, "vectors")
-        if len(vectors) != len(labels):
-            raise IndexError_(f"expected {len(labels)} x {self.dim} vectors, got {vectors.shape}")
+        labels, vectors = add_batch(labels, vectors, self.dim)
         if len(labels) == 0:
             return
-        if len(np.unique(labels)) != len(labels):
-            # Keep the last vector of a repeated label, as repeated single adds would.
-            _, last = np.unique(labels[::-1], return_index=True)
-            keep = np.sort(len(labels) - 1 - last)
-            labels, vectors = labels[keep], vectors[keep]
         self.remove(labels)
         rows = self._store.append(vectors)
         self._grow_row_label(self._store.size)

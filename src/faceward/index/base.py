@@ -39,6 +39,20 @@ def as_rows(vectors: object, dim: int, what: str) -> NDArray[np.float32]:
     return np.ascontiguousarray(array)
 
 
+def add_batch(labels: object, vectors: object, dim: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """An add's labels and ``N x dim`` vectors, checked; a repeated label keeps its last vector, as repeated
+    single adds would. :class:`IndexError_` when the counts differ."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    rows = as_rows(vectors, dim, "vectors")
+    if len(rows) != len(labels):
+        raise IndexError_(f"expected {len(labels)} x {dim} vectors, got {rows.shape}")
+    if len(np.unique(labels)) != len(labels):
+        _, last = np.unique(labels[::-1], return_index=True)
+        keep = np.sort(len(labels) - 1 - last)
+        labels, rows = labels[keep], rows[keep]
+    return labels, rows
+
+
 class VectorIndex(Protocol):
     dim: int
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.index.base import IndexError_, Labels, Vectors, as_rows
+from faceward.index.base import IndexError_, Labels, Vectors, add_batch, as_rows
 
 # The server's index when none is configured: SCANN (4-bit PQ fast-scan lists, like faceward's own
 # pq4) over few lists, all probed, the raw vectors kept so the top reorder_k of each segment are
@@ -159,15 +159,9 @@ class MilvusIndex:
         return int(rows[0]["count(*)"]) if rows else 0
 
     def add(self, labels: Labels, vectors: Vectors) -> None:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        vectors = as_rows(vectors, self.dim, "vectors")
-        if len(vectors) != len(labels):
-            raise IndexError_(f"expected {len(labels)} x {self.dim} vectors, got {vectors.shape}")
+        labels, vectors = add_batch(labels, vectors, self.dim)
         if len(labels) == 0:
             return
-        _, last = np.unique(labels[::-1], return_index=True)  # a repeated label keeps its last vector
-        keep = np.sort(len(labels) - 1 - last)
-        labels, vectors = labels[keep], vectors[keep]
         for start in range(0, len(labels), _INSERT_BATCH):
             rows = [
                 {_PK: int(label), _VECTOR: vector}
