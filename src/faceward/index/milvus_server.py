@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +42,40 @@ START_TIMEOUT_S = 120.0
 # scanned exactly, so a face enrolled a second ago is found like any other; the cost is a brute-force
 # scan of the growing segment (up to ~250k rows at the default seal size) per search.
 REQUIRED_CONFIG: dict[str, Any] = {"queryNode.segcore.interimIndex.enableIndex": False}
+
+
+# A watcher the server is handed to: when the process that started the server is gone without
+# stopping it (a test run killed by a CI timeout, a benchmark interrupted with SIGKILL), it sends the
+# server SIGTERM, then SIGKILL, so no orphaned server keeps its ports and a core busy.
+_REAPER = """
+import os, signal, sys, time
+parent, server = int(sys.argv[1]), int(sys.argv[2])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+while alive(server) and os.getppid() == parent:
+    time.sleep(0.5)
+if alive(server) and os.getppid() != parent:
+    os.kill(server, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while alive(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if alive(server):
+        os.kill(server, signal.SIGKILL)
+"""
+
+
+def _watch(server_pid: int) -> subprocess.Popen[bytes]:
+    """Start the reaper of ``server_pid``, a child of this process (so it sees this process die)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _REAPER, str(os.getpid()), str(server_pid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
 
 
 def milvus_server_available() -> bool:
@@ -79,6 +115,7 @@ class MilvusStandalone:
         self.stop_timeout_s = 20.0
         self._extra = {**REQUIRED_CONFIG, **(extra or {})}
         self._server: Any = None
+        self._reaper: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     @property
@@ -120,6 +157,8 @@ class MilvusStandalone:
         server.webservice_port = ports[-1]  # its health endpoint; resolve_port keeps a free one as is
         server.start()
         self._server = server
+        if self.pid is not None:
+            self._reaper = _watch(self.pid)
         self.port = int(config.get("proxy_port"))
         try:
             self._wait_healthy(timeout_s)
@@ -157,6 +196,12 @@ class MilvusStandalone:
                 proc.wait(timeout=10)
             server.server_proc = None
         server.stop()
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            try:
+                reaper.wait(timeout=5)  # it exits once the server has
+            except subprocess.TimeoutExpired:
+                reaper.kill()
         if not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 from faceward.index.milvus import MilvusIndex
@@ -55,3 +56,43 @@ def test_rows_are_found_exactly_before_and_after_the_index_is_served(milvus_uri:
     finally:
         index.drop()
         index.close()
+
+
+def test_a_server_whose_starter_is_killed_does_not_outlive_it(tmp_path: Path) -> None:
+    # A test run killed by CI's timeout used to leave `milvus run standalone` behind, ports and a core taken.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from faceward.index.milvus_server import milvus_server_available
+
+    if not milvus_server_available():
+        pytest.skip("the Milvus standalone server is not installed: pip install milvus (part of the test extra)")
+    starter = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time\n"
+            "from faceward.index.milvus_server import MilvusStandalone\n"
+            f"server = MilvusStandalone({str(tmp_path / 'data')!r}).start()\n"
+            "print(server.pid, flush=True)\n"
+            "time.sleep(600)\n"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert starter.stdout is not None
+        pid = int(starter.stdout.readline())
+        os.kill(pid, 0)  # the server runs
+    finally:
+        starter.kill()  # no stop(), no atexit: as SIGKILL leaves it
+        starter.wait()
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"the Milvus server {pid} outlived the process that started it by 40 s")
