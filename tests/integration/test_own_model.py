@@ -161,3 +161,7 @@ def test_eval_pairs_with_the_model_checks_its_calibration(
     assert check[1e-3]["impostor_pairs"] == 15 and check[1e-3]["threshold"] >= check[1e-2]["threshold"]
     assert check[1e-3]["resolution"] == round(1 / 15, 6) and check[1e-3]["expected_false_matches"] == 0.01
     assert (check[1e-3]["chance_of_at_least_as_many"] == 1.0) == (check[1e-3]["false_matches"] == 0)
+    # ... and on every cross-identity pair of those images: far more impostors, the same thresholds.
+    every = {row["target_fmr"]: row for row in report["calibration_check_every_impostor"]}
+    assert every[1e-3]["threshold"] == check[1e-3]["threshold"] and every[1e-3]["impostor_pairs"] > 15 * 20
+    assert every[1e-2]["false_matches"] >= every[1e-3]["false_matches"] >= check[1e-3]["false_matches"]
