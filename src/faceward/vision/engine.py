@@ -18,6 +18,8 @@ What runs where:
   template-aligned chip (:mod:`faceward.vision.recognizer`), cut from the
   detector's own 5 points (YuNet's) by a similarity transform, or from dlib's
   points when the detector gives none (HOG, MMOD).
+  A manifest may fuse its model with dlib's ResNet (:mod:`faceward.vision.fusion`):
+  both run, on their own chips, and one template holds both descriptors.
 """
 
 from __future__ import annotations
