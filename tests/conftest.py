@@ -110,6 +110,24 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+REDIS_URL = os.environ.get("FACEWARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis that replicas would share their rate buckets through (this machine kind runs one on 6379)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError:
+        pytest.skip(f"Redis not reachable at {REDIS_URL} (set FACEWARD_TEST_REDIS_URL)")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Run a test on both stores: SQLite (embedded default) and PostgreSQL (server)."""

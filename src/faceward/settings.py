@@ -125,6 +125,11 @@ class Settings(BaseSettings):
 
     rate_per_minute: float = Field(default=300.0, gt=0, description="Requests per minute per API key (token bucket).")
     rate_burst: int = Field(default=60, ge=1, description="Burst size of the per-key token bucket.")
+    rate_limit_redis: str | None = Field(
+        default=None, pattern=r"^rediss?://",
+        description="Redis (redis://host:port/db) the replicas share their rate and failed-sign-in buckets through; "
+        "unset, each process limits on its own.",
+    )
     searches_per_day: int = Field(default=2000, ge=1, description="Daily search quota per API key.")
     analysis_workers: int = Field(
         default=1, ge=0, le=64,

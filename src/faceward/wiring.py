@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from faceward.bootstrap import master_keyring
 from faceward.security.audit import AuditLog
 from faceward.security.operator_log import OperatorLog
+from faceward.security.shared_buckets import bucket_maker
 from faceward.security.throttle import FailureThrottle
 from faceward.services.accounts import AccountService
 from faceward.services.gallery import GalleryService
@@ -77,11 +78,13 @@ def build_services(
     audit = AuditLog(store, gallery.vault.tenant_key, clock=gallery.clock)
     usage = UsageService(store, gallery.vault)
     operator_log = OperatorLog(settings.home / OperatorLog.FILE_NAME, keyring=keyring, command=command)
+    buckets = bucket_maker(settings.rate_limit_redis)  # shared between replicas when Redis is configured
     accounts = AccountService(
-        gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute), operator_log=operator_log
+        gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute, buckets=buckets),
+        operator_log=operator_log,
     )
     limits = limits or settings_limits(settings)
-    gate = Gate(audit, usage, limits, clock=utcnow)  # one gate: the API, the CLI and the console's acts
+    gate = Gate(audit, usage, limits, clock=utcnow, buckets=buckets)  # one gate: API, CLI and console acts
     console = ConsoleActs(gallery, accounts, audit, gate)
     operations = Operations(gallery, accounts, audit, usage, limits=limits, gate=gate, reviewing=console)
     gallery.chip_sink = console.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)

@@ -27,7 +27,7 @@ from faceward.api.errors import INTERNAL_MESSAGE, error_response, exception_resp
 from faceward.api.observe import PRINCIPAL_SCOPE_KEY
 from faceward.errors import FacewardError
 from faceward.security.policy import Principal
-from faceward.security.ratelimit import TokenBucket, key_rate_limited
+from faceward.security.ratelimit import Bucket, key_rate_limited
 from faceward.services.sessions import Session
 
 log = logging.getLogger("faceward.api")
@@ -161,7 +161,7 @@ class AuthGateMiddleware:
     :func:`faceward.api.deps.get_principal`, which does not authenticate again.
     """
 
-    def __init__(self, app: ASGIApp, identify: Identify, bucket: TokenBucket) -> None:
+    def __init__(self, app: ASGIApp, identify: Identify, bucket: Bucket) -> None:
         self.app = app
         self.identify = identify
         self.bucket = bucket

@@ -4,10 +4,10 @@ Each API key gets a bucket of ``burst`` tokens refilled at ``per_minute / 60``
 tokens a second; a request takes one token or is refused with the seconds until
 the next token. State lives in this process only: with several workers
 (``uvicorn --workers N`` or several replicas) each keeps its own buckets, so a
-key may make up to N times the configured rate. The daily search quota is
-counted in the database (:class:`~faceward.services.usage.UsageService`) and so
-holds across workers; use it, or a shared limiter in front of the service, where
-the per-second rate must hold globally.
+key may make up to N times the configured rate, unless ``FACEWARD_RATE_LIMIT_REDIS``
+names a Redis they share (:mod:`faceward.security.shared_buckets`, decision 033).
+The daily search quota is counted in the database
+(:class:`~faceward.services.usage.UsageService`) and so holds across workers.
 """
 
 from __future__ import annotations
@@ -17,8 +17,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from faceward.security.errors import RateLimited
+
+
+class Bucket(Protocol):
+    """Token buckets keyed by an opaque string: this process's (:class:`TokenBucket`) or shared ones
+    (:mod:`faceward.security.shared_buckets`)."""
+
+    def take(self, key: str) -> float:
+        """Take a token for ``key``: 0.0 when granted, else the seconds to wait (> 0) before one is free."""
+        ...
+
+    def peek(self, key: str) -> float:
+        """The seconds ``key`` must wait before a take could be granted (0.0: now); takes nothing."""
+        ...
 
 
 @dataclass

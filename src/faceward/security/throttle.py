@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from faceward.security.ratelimit import TokenBucket
+from faceward.security.ratelimit import Bucket, TokenBucket
 
 FAILURES_PER_MINUTE = 10.0
 WINDOW = timedelta(minutes=1)
@@ -38,10 +38,15 @@ class FailureThrottle:
     several clients behind one proxy share an address.
     """
 
-    def __init__(self, per_minute: float = FAILURES_PER_MINUTE, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: float = FAILURES_PER_MINUTE, *, clock: Callable[[], float] = time.monotonic,
+        buckets: Callable[[str, float, int], Bucket] | None = None,
+    ) -> None:
+        """``buckets`` makes shared buckets (``(name, per_minute, burst)``, decision 033); else this process's own."""
         burst = max(1, int(per_minute))
-        self.by_key = TokenBucket(per_minute, burst, clock=clock)
-        self.by_address = TokenBucket(3 * per_minute, 3 * burst, clock=clock)
+        make = buckets or (lambda name, rate, size: TokenBucket(rate, size, clock=clock))
+        self.by_key = make("auth-failures-key", per_minute, burst)
+        self.by_address = make("auth-failures-address", 3 * per_minute, 3 * burst)
 
     def failed(self, key_id: str | None, address: str | None) -> float:
         """Count one failure; 0.0 while both budgets last, else the seconds before a retry may be answered 401."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from faceward.security.errors import Forbidden, RateLimited
 from faceward.security.permissions import Permission
 from faceward.security.policy import Principal, authorize
-from faceward.security.ratelimit import TokenBucket, key_rate_limited, retry_after_seconds
+from faceward.security.ratelimit import Bucket, TokenBucket, key_rate_limited, retry_after_seconds
 
 
 class AuditTrail(Protocol):
@@ -48,10 +48,14 @@ class Gate:
 
     def __init__(
         self, audit: AuditTrail, usage: UsageCounter, limits: Limits, *, clock: Callable[[], datetime],
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic, buckets: Callable[[str, float, int], Bucket] | None = None,
     ) -> None:
+        """``buckets`` makes the per-key rate bucket shared between replicas (decision 033); else this process's own."""
         self._log, self.usage, self.limits, self.clock = audit, usage, limits, clock
-        self.bucket = TokenBucket(limits.requests_per_minute, limits.burst, clock=monotonic)
+        self.bucket: Bucket = (
+            buckets("key-rate", limits.requests_per_minute, limits.burst) if buckets
+            else TokenBucket(limits.requests_per_minute, limits.burst, clock=monotonic)
+        )
 
     def admit(self, principal: Principal, permission: Permission, act: str, source: str) -> None:
         self.check(principal, permission, act, source)
