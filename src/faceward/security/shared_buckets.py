@@ -93,6 +93,18 @@ class SharedBuckets:
                 self._down_until = time.monotonic() + RETRY_AFTER_S
             return None
 
+    def first_in_window(self, key: str, window_s: float) -> bool:
+        """Whether this is the first claim of ``key`` in a window of ``window_s`` across all replicas
+        (the failed sign-in digest records a key id's first failure at once, once). True while Redis is away."""
+        if time.monotonic() < self._down_until:
+            return True
+        name = f"{self.prefix}:window:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+        try:
+            return bool(self._client.set(name, b"1", nx=True, px=max(1, int(window_s * 1000))))
+        except self._errors:
+            self._down_until = time.monotonic() + RETRY_AFTER_S
+            return True
+
     def close(self) -> None:
         self._client.close()
 
@@ -125,4 +137,9 @@ def bucket_maker(redis_url: str | None) -> BucketMaker:
     return SharedBuckets(redis_url) if redis_url else local_buckets
 
 
-__all__ = ["BucketMaker", "SharedBucket", "SharedBuckets", "bucket_maker", "local_buckets"]
+def window_claim(buckets: BucketMaker) -> Callable[[str, float], bool] | None:
+    """What tells a replica that a failure window is its to open (:meth:`SharedBuckets.first_in_window`)."""
+    return buckets.first_in_window if isinstance(buckets, SharedBuckets) else None
+
+
+__all__ = ["BucketMaker", "SharedBucket", "SharedBuckets", "bucket_maker", "local_buckets", "window_claim"]

@@ -80,8 +80,14 @@ class FailureSummary:
 class FailureDigest:
     """Groups a key id's failed authentications into windows (thread-safe, bounded memory)."""
 
-    def __init__(self, window: timedelta = WINDOW, *, max_open: int = 10_000) -> None:
+    def __init__(
+        self, window: timedelta = WINDOW, *, max_open: int = 10_000, claim: Callable[[str, float], bool] | None = None,
+    ) -> None:
+        """``claim(key, window_s)`` says whether a window is this replica's to open, when replicas share one
+        (:meth:`~faceward.security.shared_buckets.SharedBuckets.first_in_window`): then a key id's first failure
+        is recorded once, by one replica, and each replica adds only its own count when its window closes."""
         self.window = window
+        self._claim = claim
         self._max_open = max_open
         self._open: dict[tuple[str, str], _Window] = {}
         self._closed: list[FailureSummary] = []
@@ -93,21 +99,28 @@ class FailureDigest:
         with self._lock:
             current = self._open.get((tenant_id, key_id))
             if current is not None and now - current.opened < self.window:
-                current.count += 1
-                current.throttled += throttled
-                current.reasons[reason] += 1
-                if source and source not in current.sources:
-                    if len(current.sources) < MAX_SOURCES:
-                        current.sources.add(source)
-                    else:
-                        current.more_sources += 1
+                self._count(current, reason, source, throttled)
                 return False
             if current is not None:
                 self._close(tenant_id, key_id, current)
             elif len(self._open) >= self._max_open:
                 return True  # too many key ids failing at once: record this one singly rather than grow
-            self._open[(tenant_id, key_id)] = _Window(now)
+            opened = self._open[(tenant_id, key_id)] = _Window(now)
+            if self._claim is not None and not self._claim(f"{tenant_id}:{key_id}", self.window.total_seconds()):
+                self._count(opened, reason, source, throttled)  # another replica recorded the first one
+                return False
             return True
+
+    @staticmethod
+    def _count(window: _Window, reason: str, source: str | None, throttled: bool) -> None:
+        window.count += 1
+        window.throttled += throttled
+        window.reasons[reason] += 1
+        if source and source not in window.sources:
+            if len(window.sources) < MAX_SOURCES:
+                window.sources.add(source)
+            else:
+                window.more_sources += 1
 
     def _close(self, tenant_id: str, key_id: str, window: _Window) -> None:
         del self._open[(tenant_id, key_id)]

@@ -64,7 +64,7 @@ class KeyView:
 class AccountService:
     def __init__(
         self, gallery: GalleryService, audit: AuditLog, *, throttle: FailureThrottle | None = None,
-        operator_log: OperatorLog | None = None,
+        operator_log: OperatorLog | None = None, failures: FailureDigest | None = None,
     ) -> None:
         self.gallery = gallery
         self.audit = audit
@@ -72,7 +72,7 @@ class AccountService:
         self.store = gallery.store
         self._repo = AccountStore(gallery.store)
         self.throttle = throttle or FailureThrottle()
-        self.failures = FailureDigest()
+        self.failures = failures or FailureDigest()
 
     def _now(self) -> datetime:
         return utc(self.gallery.clock())
