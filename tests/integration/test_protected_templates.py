@@ -173,6 +173,15 @@ def test_doctor_checks_the_engine_against_the_store_and_repairs_it(services: Any
     assert sorted(engine_rows(milvus, tenant)) == [seq]
 
 
+def _second_replica(first: GalleryService, engine: FaceEngine, photo: bytes) -> tuple[GalleryService, str, Any]:
+    """Another `serve` worker over the same store and Milvus (its own client), and a tenant with one enrolled face."""
+    second = GalleryService(first.store, first.keyring, first.settings, engine=engine)
+    tenant = first.create_tenant("acme")
+    subject = first.create_subject(tenant, "Eileen Collins", consent())
+    first.enroll(tenant, subject.id, photo)
+    return second, tenant, subject
+
+
 def test_a_subject_erased_through_one_worker_is_gone_from_another_workers_search(
     services: Any, tmp_path: Path, engine: FaceEngine, milvus_uri: str, astronaut_jpeg: bytes, astronaut_probe: bytes,
 ) -> None:
@@ -180,11 +189,44 @@ def test_a_subject_erased_through_one_worker_is_gone_from_another_workers_search
     # sure to see only its own deletes). The other worker learns of the erasure from the store's
     # change sequence before its next search and deletes the rows again through its own client.
     first, _ = services
-    second = GalleryService(first.store, first.keyring, first.settings, engine=engine)
-    tenant = first.create_tenant("acme")
-    subject = first.create_subject(tenant, "Eileen Collins", consent())
-    first.enroll(tenant, subject.id, astronaut_jpeg)
+    second, tenant, subject = _second_replica(first, engine, astronaut_jpeg)
     assert second.search(tenant, astronaut_probe, k=1).candidates[0].subject_id == subject.id  # loaded there
     first.delete_subject(tenant, subject.id)
     assert all(c.subject_id != subject.id for c in second.search(tenant, astronaut_probe, k=5).candidates)
     assert len(second.indexes.get(tenant).index) == 0
+
+
+def test_renewing_the_transform_moves_every_replica_to_new_rows_and_drops_the_old(
+    services: Any, engine: FaceEngine, astronaut_jpeg: bytes, astronaut_probe: bytes,
+) -> None:
+    # After a suspected copy of the engine, `faceward tenant renew-transform`: the tenant's rows go to a new
+    # collection under a new rotation; a replica that holds the old one notices on its next search.
+    from faceward.security.audit import AuditLog
+    from faceward.services.accounts import AccountService
+
+    first, _ = services
+    second, tenant, subject = _second_replica(first, engine, astronaut_jpeg)
+    others = np.random.default_rng(5).standard_normal((30, 128)).astype(np.float32)
+    for i, vector in enumerate(others / np.linalg.norm(others, axis=1, keepdims=True)):
+        other = first.create_subject(tenant, f"person {i}", consent())
+        first.admit(tenant, other.id, vector, GOOD, BOX, hashlib.sha256(f"renew-{i}".encode()).hexdigest(), 1)
+    before = second.search(tenant, astronaut_probe, k=3)  # the second replica holds generation 0's collection
+    old_rows, old_name = engine_rows(second, tenant), second.indexes.get(tenant).index.inner.collection
+
+    accounts = AccountService(first, AuditLog(first.store, first.vault.tenant_key, clock=first.clock))
+    assert accounts.renew_transform(tenant) == 1
+    client = second.indexes.get(tenant).index.inner._client  # the replica has moved on already: ask its client
+    assert not client.has_collection(old_name)  # what a thief may have copied is gone from the engine
+
+    after = second.search(tenant, astronaut_probe, k=3)
+    assert [c.subject_id for c in after.candidates] == [c.subject_id for c in before.candidates]
+    np.testing.assert_allclose([c.score for c in after.candidates], [c.score for c in before.candidates], atol=1e-5)
+    inner = second.indexes.get(tenant).index.inner
+    assert inner.collection == old_name + "_g1" and len(inner) == 31
+    new_rows = engine_rows(second, tenant)
+    assert sorted(new_rows) == sorted(old_rows)
+    moved = np.abs([float(old_rows[label] @ new_rows[label]) for label in old_rows])
+    assert moved.mean() < 0.2 and moved.max() < 0.5, moved  # the old rows say nothing about the new ones
+    assert any(e.action == "gallery.transform.renew" and e.details == {"generation": 1}
+               for e in accounts.audit.entries(tenant, limit=1000))
+    assert first.search(tenant, astronaut_probe, k=1).candidates[0].subject_id == subject.id  # the renewing process too

@@ -14,7 +14,8 @@ from faceward.cli.enrolling import enroll, reenroll
 from faceward.cli.gallery import search, subjects_app, verify
 from faceward.cli.maintenance import backup, doctor, purge, restore, retention
 from faceward.cli.models import models_app
-from faceward.cli.operator import audit_app, keys_app, tenant_app
+from faceward.cli.keys import keys_app
+from faceward.cli.operator import audit_app, tenant_app
 from faceward.cli.serve import serve
 from faceward.cli.signin import oidc_app
 

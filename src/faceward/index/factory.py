@@ -27,9 +27,9 @@ def ann_vectors_path(vectors_dir: Path | str, tenant_id: str) -> Path:
 
 
 def make_index(
-    backend: IndexBackend, *, dim: int = 128, tenant_id: str, options: dict[str, Any] | None = None
+    backend: IndexBackend, *, dim: int = 128, tenant_id: str, options: dict[str, Any] | None = None, generation: int = 0,
 ) -> VectorIndex:
-    """A new, empty index for ``tenant_id``.
+    """A new, empty index for ``tenant_id`` (Milvus: its collection for the template-transform ``generation``).
 
     - ``exact``: no options.
     - ``ann``: any :class:`AnnParams` field, and ``vectors_dir`` to keep the
@@ -58,7 +58,7 @@ def make_index(
         raise ConfigError("the milvus index backend needs a uri option (a milvus-lite file or http://host:19530)")
     from faceward.index.milvus import MilvusIndex  # pymilvus is optional: import only when chosen
 
-    return MilvusIndex(tenant_id, dim=dim, **options)
+    return MilvusIndex(tenant_id, dim=dim, generation=generation, **options)
 
 
 def _check_names(backend: IndexBackend, options: dict[str, Any], allowed: frozenset[str]) -> None:

@@ -54,11 +54,15 @@ class MilvusError(IndexError_):
     """Milvus refused or failed an operation (unreachable server, bad collection, ...)."""
 
 
-def collection_name(tenant_id: str, prefix: str = "faceward") -> str:
-    """The tenant's collection: a prefix and 96 bits of SHA-256 of the tenant id."""
+def collection_name(tenant_id: str, prefix: str = "faceward", generation: int = 0) -> str:
+    """The tenant's collection: a prefix and 96 bits of SHA-256 of the tenant id; from the second
+    template-transform generation on (decision 016), ``_g<generation>``: a renewal fills a new collection."""
     if not tenant_id:
         raise IndexError_("a Milvus index needs a tenant id")
-    return f"{prefix}_{hashlib.sha256(tenant_id.encode()).hexdigest()[:24]}"
+    if generation < 0:
+        raise IndexError_("a template-transform generation is >= 0")
+    suffix = f"_g{generation}" if generation else ""
+    return f"{prefix}_{hashlib.sha256(tenant_id.encode()).hexdigest()[:24]}{suffix}"
 
 
 class MilvusIndex:
@@ -85,12 +89,13 @@ class MilvusIndex:
         index_params: dict[str, Any] | None = None,
         search_params: dict[str, Any] | None = None,
         client: Any | None = None,
+        generation: int = 0,
     ) -> None:
         if dim < 1:
             raise IndexError_(f"dimension must be positive, got {dim}")
         self.dim = dim
         self.tenant_id = tenant_id
-        self.collection = collection_name(tenant_id, prefix)
+        self.collection = collection_name(tenant_id, prefix, generation)
         server = uri.startswith(("http://", "https://", "tcp://", "grpc://"))
         if index_type is None:
             index_type = SERVER_INDEX_TYPE if server else "AUTOINDEX"

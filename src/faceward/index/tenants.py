@@ -24,6 +24,7 @@ class TenantIndex:
     seq: int = 0
     erasure_seq: int = 0
     owner: dict[int, tuple[str, str]] = field(default_factory=dict)  # label -> (face_id, subject_id)
+    generation: int = 0  # the tenant's template-transform generation the index was built under
     by_subject: dict[str, set[int]] = field(default_factory=dict)
 
     def remove_subject(self, subject_id: str, labels: Iterable[int] = ()) -> None:
@@ -40,13 +41,16 @@ Opener = Callable[[list[FaceRecord]], np.ndarray]  # sealed faces -> N x d templ
 class SearchIndexes:
     def __init__(
         self, store: SqlStore, opener: Opener, factory: Callable[[str], VectorIndex] | None = None,
-        purge: Callable[[str], None] | None = None,
+        purge: Callable[[str], None] | None = None, generation: Callable[[str], int] | None = None,
     ) -> None:
-        """``purge(tenant_id)`` deletes a persistent engine's data of a tenant this process has not loaded."""
+        """``purge(tenant_id)`` deletes a persistent engine's data of a tenant this process has not loaded;
+        ``generation(tenant_id)`` is the tenant's template-transform generation (a protected engine's):
+        an index built under another one is built again."""
         self._store = store
         self._open = opener
         self._factory = factory or (lambda _tenant: ExactIndex())
         self._purge = purge
+        self._generation = generation
         self._tenants: dict[str, TenantIndex] = {}
         self._lock = threading.RLock()
 
@@ -54,8 +58,16 @@ class SearchIndexes:
         """The tenant's index, brought up to date with the store."""
         with self._lock:
             entry = self._tenants.get(tenant_id)
+            generation = self._generation(tenant_id) if self._generation is not None else 0
+            if entry is not None and entry.generation != generation:
+                # Renewed (by another process, which dropped the engine's rows): build it again under the
+                # new transform. Not dropped here: that process, or another replica, may be refilling it.
+                close = getattr(entry.index, "close", None)
+                if close is not None:
+                    close()
+                entry = None
             if entry is None:
-                entry = self._tenants[tenant_id] = TenantIndex(self._factory(tenant_id))
+                entry = self._tenants[tenant_id] = TenantIndex(self._factory(tenant_id), generation=generation)
             self._sync(tenant_id, entry)
             return entry
 

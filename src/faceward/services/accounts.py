@@ -30,6 +30,7 @@ from faceward.security.pkcs11 import Pkcs11Keyring
 from faceward.services.gallery import GalleryService
 from faceward.security.ratelimit import retry_after_seconds
 from faceward.store.accounts import AccountStore, utc
+from faceward.store.profile import TRANSFORM_GENERATION
 from faceward.store.records import ApiKeyRecord, TenantRecord
 
 log = logging.getLogger("faceward.accounts")
@@ -125,6 +126,24 @@ class AccountService:
                 details={}, source=None, conn=conn,
             )
         self._operator_act("tenant.suspend" if suspended else "tenant.resume", tenant_id)
+
+    def renew_transform(self, tenant_id: str) -> int:
+        """A new generation of the tenant's protected-template transform (decision 016, 034); returns it.
+        Rows copied from Milvus before it match no probe after it; in-process indexes hold no protected rows."""
+        self._live_tenant(tenant_id)
+        with self.store.unit_of_work(tenant_id):
+            tenant = self.store.get_tenant(tenant_id)
+            old = tenant.profile.transform_generation
+            generation = old + 1
+            self.store.update_tenant(tenant_id, settings=tenant.profile.settings_with(**{TRANSFORM_GENERATION: generation}))
+            self.audit.append(tenant_id, actor=OPERATOR, action="gallery.transform.renew",
+                              details={"generation": generation}, source=None)
+        # The new generation's rows go to a collection of their own, filled from the store on the next search
+        # (here or on any replica); the old collection, which a thief may have copied, is dropped.
+        self.gallery.indexes.drop_tenant(tenant_id)
+        self.gallery.purge_engine(tenant_id, old)
+        self._operator_act("gallery.transform.renew", tenant_id, {"generation": generation})
+        return generation
 
     def delete_tenant(self, tenant_id: str) -> None:
         """Crypto-shred: destroy the wrapped tenant key (committed first), then delete every row.

@@ -27,6 +27,7 @@ import numpy as np
 from faceward.index.tenants import SearchIndexes
 from faceward.scoring import Scoring, Uncalibrated
 from faceward.security.kms import TenantKeyWrapper
+from faceward.errors import NotFound
 from faceward.security.vault import TenantVault
 from faceward.services.analysis import Analysis
 from faceward.services.consent import Consent
@@ -69,7 +70,12 @@ class GalleryService:
         self.analysis = Analysis(settings, engine)
         self.templates = TemplateReader(store, self.vault, lambda: self.analysis.embedding_size)
         self.index_factory: Callable[[str], Any] = index_factory or self._configured_index
-        self.indexes = SearchIndexes(store, self.templates.open, self.index_factory, self._purge_engine)
+        self.indexes = SearchIndexes(
+            store, self.templates.open, self.index_factory, self._purge_engine,
+            # Only a protected engine's rows depend on the generation (decision 016); it is read from the
+            # tenant row, which a search's unit of work already holds.
+            generation=self._transform_generation if settings.index_backend is IndexBackend.MILVUS else None,
+        )
         self.tenants = Tenants(store, self.vault, clock)
         self.subjects = Subjects(store, self.vault, self.tenants, self.indexes, self.ledger, clock)
         self.enrollment = Enrollment(store, self.vault, self.tenants, self.analysis, clock)
@@ -87,20 +93,34 @@ class GalleryService:
         from faceward.index.protected import ProtectedIndex
 
         dim = self.gallery_dim(tenant_id)
-        index = make_index(self.settings.index_backend, dim=dim, tenant_id=tenant_id, options=self.settings.index_options)
         if self.settings.index_backend is not IndexBackend.MILVUS:
-            return index
-        # What leaves the process is a protected template (decision 016): rotated by the tenant's secret matrix.
-        generation = self.store.get_tenant(tenant_id).profile.transform_generation
+            return make_index(self.settings.index_backend, dim=dim, tenant_id=tenant_id, options=self.settings.index_options)
+        # What leaves the process is a protected template (decision 016): rotated by the tenant's secret matrix,
+        # in the collection of that matrix's generation.
+        generation = self._transform_generation(tenant_id)
+        index = make_index(IndexBackend.MILVUS, dim=dim, tenant_id=tenant_id, options=self.settings.index_options,
+                           generation=generation)
         return ProtectedIndex(index, self.vault.template_transform(tenant_id, dim, generation))
+
+    def _transform_generation(self, tenant_id: str) -> int:
+        return self.store.get_tenant(tenant_id).profile.transform_generation
 
     def _purge_engine(self, tenant_id: str) -> None:
         """Delete a tenant's vectors from a persistent engine (Milvus) this process has not opened."""
+        try:
+            generation = self._transform_generation(tenant_id)
+        except NotFound:
+            generation = 0
+        self.purge_engine(tenant_id, generation)
+
+    def purge_engine(self, tenant_id: str, generation: int) -> None:
+        """Drop the tenant's Milvus collection of template-transform ``generation`` (nothing for other backends)."""
         if self.settings.index_backend is not IndexBackend.MILVUS:
             return
         from faceward.index.factory import make_index
 
-        index: Any = make_index(IndexBackend.MILVUS, tenant_id=tenant_id, options=self.settings.index_options)
+        index: Any = make_index(IndexBackend.MILVUS, tenant_id=tenant_id, options=self.settings.index_options,
+                                generation=generation)
         index.drop()
         index.close()
 

@@ -13,7 +13,8 @@ import typer
 from typer.testing import CliRunner
 
 from faceward.cli.common import out
-from faceward.cli.operator import audit_app, keys_app, tenant_app
+from faceward.cli.keys import keys_app
+from faceward.cli.operator import audit_app, tenant_app
 
 app = typer.Typer()
 app.add_typer(tenant_app, name="tenant")
@@ -37,6 +38,12 @@ def test_tenant_lifecycle(home: Path) -> None:
     assert run("tenant", "suspend", other, "--json") == {"tenant_id": other, "status": "suspended"}
     assert run("tenant", "list", "--json")["tenants"][1]["status"] == "suspended"
     run("tenant", "resume", other)
+    renewed = run("tenant", "renew-transform", other, "--json")
+    assert renewed == {"tenant_id": other, "transform_generation": 1}
+    assert run("tenant", "renew-transform", other, "--json")["transform_generation"] == 2
+    assert "generation 3" in runner.invoke(app, ["tenant", "renew-transform", other]).output
+    missing = runner.invoke(app, ["tenant", "renew-transform", "t_nope"])
+    assert missing.exit_code == 2 and "no such tenant" in missing.output and "Traceback" not in missing.output
     minted = run("tenant", "admin-key", other, "--json")
     assert minted["admin_key"].startswith("fw_" + minted["key_id"] + "_")
     run("tenant", "delete", other, code=2)  # needs --yes
