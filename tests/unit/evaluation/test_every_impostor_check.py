@@ -53,3 +53,16 @@ def test_too_few_images_give_no_rows() -> None:
     images = Path("/images")
     one = {images / "A/A_0001.jpg": analysis(np.ones(4))}
     assert every_impostor_check([Pair("A/A_0001.jpg", "A/A_0001.jpg", True)], images, one, PLAIN, Thresholds()) == []
+
+
+def test_a_folder_over_the_cap_says_it_was_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faceward.evaluation.reports as reports
+    from faceward.evaluation.runs import ImageAnalysis
+
+    monkeypatch.setattr(reports, "MAX_EVERY_IMPOSTOR_IMAGES", 3)
+    images = Path("/images")
+    names = [f"{who}/{who}_0001.jpg" for who in "ABCDEFGHIJKL"]
+    analyses: dict[Path, ImageAnalysis] = {images / n: analysis(np.eye(4)[i % 4] + 0.1) for i, n in enumerate(names)}
+    pairs = [Pair(a, b, False) for a, b in zip(names[::2], names[1::2])] + [Pair(n, n, True) for n in names[:6]]
+    report = reports.pairs_report(pairs, images, analyses, PLAIN, Thresholds())  # type: ignore[arg-type]
+    assert "over 3" in report["calibration_check_every_impostor"][0]["skipped"]
