@@ -59,16 +59,19 @@ def test_a_face_enrolled_on_one_worker_is_found_on_another_and_erasure_follows(
     subject = a.create_subject(tenant, "Eileen Collins", Consent.build("explicit_consent", "f-2", None, None, now=utcnow()))
     a.enroll(tenant, subject.id, astronaut_jpeg)
     enrolled = time.monotonic()
-    while (hits := found_by(b, tenant, astronaut_probe)) != [subject.id] and time.monotonic() - enrolled < 1.0:
+    # Visibility is when the search that first finds it began: a search's own analysis (~0.1 s idle,
+    # past 1 s on a loaded CI host) is not how long the enrollment took to reach B.
+    while True:
+        asked = time.monotonic() - enrolled
+        hits = found_by(b, tenant, astronaut_probe)
+        if hits == [subject.id] or asked >= 1.0:
+            break
         time.sleep(0.01)
-    seen_after = time.monotonic() - enrolled
-    assert hits == [subject.id] and seen_after < 1.0
+    assert hits == [subject.id] and asked < 1.0
     assert b.search(tenant, astronaut_probe).candidates[0].display_name == "Eileen Collins"
 
     a.delete_subject(tenant, subject.id)
-    erased = time.monotonic()
-    assert found_by(b, tenant, astronaut_probe) == []  # B's very next search no longer shows it
-    assert time.monotonic() - erased < 1.0
+    assert found_by(b, tenant, astronaut_probe) == []  # B's very next search no longer shows it, however long it takes
     with pytest.raises(NotFound):
         b.verify_subject(tenant, astronaut_probe, subject.id)
     assert (tenant, subject.id) in b.ledger.erased_subjects()  # one ledger for both workers

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from faceward.bootstrap import key_file
+from faceward.cli.acting import open_services
 from faceward.cli.common import JsonOpt, command_group, emit_json, fail, friendly, out, settings
 from faceward.cli.operator import accounts
 from faceward.security.crypto import Keyring, load_master_key

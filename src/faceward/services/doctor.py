@@ -24,7 +24,6 @@ is the state *after* the repairs, with what was done in ``repairs``.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -16,11 +16,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy as np
 
 from faceward.errors import InvalidInput, NotFound
 from faceward.security.apikeys import is_key_id
@@ -34,7 +31,6 @@ from faceward.services.ids import SUBJECT_ID, aware, new_id, utcnow, well_formed
 from faceward.services.views import (
     AnalysedFace, FaceView, MigrationReport, ReviewableSearch, SearchResult, SubjectView, VerifyResult,
 )
-from faceward.vision.types import Quality
 from faceward.services.gate import Gate, Limits
 from faceward.text import clean_text
 
