@@ -98,8 +98,11 @@ def every_impostor_check(
     four orders of magnitude more. Scored in blocks of rows, so memory stays flat.
     """
     names = sorted({p.a for p in pairs} | {p.b for p in pairs})
-    kept = [(name, variant.descriptor(analyses[images / name])) for name in names]
-    kept = [(name, v) for name, v in kept if v is not None]
+    kept: list[tuple[str, np.ndarray]] = []
+    for name in names:
+        vector = variant.descriptor(analyses[images / name])
+        if vector is not None:
+            kept.append((name, vector))
     if len(kept) < 2:
         return []
     vectors = np.stack([v for _, v in kept]).astype(np.float32)

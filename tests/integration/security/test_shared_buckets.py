@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -75,7 +76,7 @@ def test_an_unreachable_redis_leaves_each_process_its_own_limits() -> None:
     shared.close()
 
 
-def test_the_api_limits_a_key_across_two_replicas(redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_limits_a_key_across_two_replicas(redis_url: str, tmp_path: Path) -> None:
     from faceward.api.app import create_app
     from faceward.security.permissions import Role
     from faceward.services.operations import Limits
