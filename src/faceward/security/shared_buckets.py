@@ -20,12 +20,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from faceward.errors import ConfigError
 from faceward.security.ratelimit import Bucket, TokenBucket
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 RETRY_AFTER_S = 5.0  # after a failed call, how long the local buckets serve before Redis is tried again
 TIMEOUT_S = 0.25  # a limiter that waits longer than this costs more than it saves
 
@@ -69,7 +71,10 @@ class SharedBuckets:
     def __init__(self, url: str, *, prefix: str = "faceward:bucket", client: Any = None) -> None:
         import redis
 
-        self._client = client or redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+        try:
+            self._client = client or redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+        except ValueError as exc:
+            raise ConfigError(f"FACEWARD_RATE_LIMIT_REDIS is not a Redis URL (redis://host:port/db): {exc}") from None
         self._script = self._client.register_script(_SCRIPT)
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
         self.prefix = prefix
@@ -79,31 +84,29 @@ class SharedBuckets:
     def __call__(self, name: str, per_minute: float, burst: int) -> Bucket:
         return SharedBucket(self, name, per_minute, burst)
 
-    def run(self, bucket: str, rate: float, burst: int, take: bool) -> float | None:
-        """The script's answer for ``bucket``; ``None`` while Redis is unreachable (the caller falls back)."""
+    def _call(self, call: Callable[[], T], away: T) -> T:
+        """``call()`` against Redis; ``away`` while it is unreachable (said once per outage in the log)."""
         if time.monotonic() < self._down_until:
-            return None
+            return away
         try:
-            return float(self._script(keys=[bucket], args=[repr(rate), burst, 1 if take else 0]))
+            return call()
         except self._errors as exc:
             with self._lock:
                 if time.monotonic() >= self._down_until:
                     log.warning("rate-limit Redis unreachable (%s); this process limits on its own for %.0f s",
                                 type(exc).__name__, RETRY_AFTER_S)
                 self._down_until = time.monotonic() + RETRY_AFTER_S
-            return None
+            return away
+
+    def run(self, bucket: str, rate: float, burst: int, take: bool) -> float | None:
+        """The script's answer for ``bucket``; ``None`` while Redis is unreachable (the caller falls back)."""
+        return self._call(lambda: float(self._script(keys=[bucket], args=[repr(rate), burst, 1 if take else 0])), None)
 
     def first_in_window(self, key: str, window_s: float) -> bool:
         """Whether this is the first claim of ``key`` in a window of ``window_s`` across all replicas
         (the failed sign-in digest records a key id's first failure at once, once). True while Redis is away."""
-        if time.monotonic() < self._down_until:
-            return True
         name = f"{self.prefix}:window:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
-        try:
-            return bool(self._client.set(name, b"1", nx=True, px=max(1, int(window_s * 1000))))
-        except self._errors:
-            self._down_until = time.monotonic() + RETRY_AFTER_S
-            return True
+        return self._call(lambda: bool(self._client.set(name, b"1", nx=True, px=max(1, int(window_s * 1000)))), True)
 
     def close(self) -> None:
         self._client.close()

@@ -130,8 +130,8 @@ class AccountService:
     def renew_transform(self, tenant_id: str) -> int:
         """A new generation of the tenant's protected-template transform (decision 016, 034); returns it.
         Rows copied from Milvus before it match no probe after it; in-process indexes hold no protected rows."""
-        self._live_tenant(tenant_id)
         with self.store.unit_of_work(tenant_id):
+            self._live_tenant(tenant_id)  # the unit keeps the row: read once
             tenant = self.store.get_tenant(tenant_id)
             old = tenant.profile.transform_generation
             generation = old + 1

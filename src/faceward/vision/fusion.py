@@ -33,8 +33,13 @@ def stack_width(manifest: RecognizerManifest) -> int:
     return max(CHIP_SIZE, manifest.input_size[0])
 
 
+def _left(width: int, inner: int) -> int:
+    """Columns left of a chip ``inner`` wide, centred on ``width``."""
+    return (width - inner) // 2
+
+
 def _centred(chip: NDArray[np.uint8], width: int) -> NDArray[np.uint8]:
-    pad = (width - chip.shape[1]) // 2
+    pad = _left(width, chip.shape[1])
     return np.pad(chip, ((0, 0), (pad, width - chip.shape[1] - pad), (0, 0)))
 
 
@@ -54,7 +59,7 @@ class FusedAligner:
 
     def face_view(self, chip: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """dlib's chip out of the stack: what quality is measured on and a reviewer's thumbnail shows."""
-        pad = (self._width - CHIP_SIZE) // 2
+        pad = _left(self._width, CHIP_SIZE)
         return chip[:CHIP_SIZE, pad : pad + CHIP_SIZE]
 
 
@@ -78,7 +83,7 @@ class FusedRecognizer:
         width, height = self.manifest.input_size
         if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE + height, self._width, 3):
             raise ValueError(f"expected stacked chips [N,{CHIP_SIZE + height},{self._width},3], got {chips.shape}")
-        left, own_left = (self._width - CHIP_SIZE) // 2, (self._width - width) // 2
+        left, own_left = _left(self._width, CHIP_SIZE), _left(self._width, width)
         top = np.ascontiguousarray(chips[:, :CHIP_SIZE, left : left + CHIP_SIZE])
         bottom = np.ascontiguousarray(chips[:, CHIP_SIZE:, own_left : own_left + width])
         parts = (normalise(self._bundled.compute(top)), normalise(self._own.compute(bottom)))

@@ -115,3 +115,10 @@ def test_a_key_ids_first_failure_is_recorded_once_across_replicas(replicas: tupl
     assert sum(s.details["count"] for s in summaries) == 9 and len(summaries) == 2  # the rest, counted per replica
     assert FailureDigest(claim=replicas[0].first_in_window).note(
         "t_1", "k_other", reason="wrong secret", source=None, throttled=False, now=now) is True
+
+
+def test_a_malformed_redis_url_is_refused_in_one_line() -> None:
+    from faceward.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="FACEWARD_RATE_LIMIT_REDIS is not a Redis URL"):
+        SharedBuckets("redis://127.0.0.1:notaport/0")

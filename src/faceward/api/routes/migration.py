@@ -8,6 +8,7 @@ switches the gallery in one write. The same use case and audit as the CLI's (``g
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Path, Request, Response, UploadFile
@@ -46,8 +47,7 @@ def migrate_face(
     face = ops.enroll(caller.principal, subject_id, data, source=caller.source, migrating=True)
     if face.duplicate:
         response.status_code = 200
-    return FaceOut(id=face.id, subject_id=face.subject_id, quality=face.quality, box=face.box,
-                   image_sha256=face.image_sha256, duplicate=face.duplicate)
+    return FaceOut(**asdict(face))
 
 
 @router.post("/finish", response_model=MigrationReportOut, responses={**errors(*AUTHED), **CONFLICT},

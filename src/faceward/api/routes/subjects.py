@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
@@ -69,7 +70,4 @@ def enroll_face(
     face = ops.enroll(caller.principal, subject_id, data, source=caller.source)
     if face.duplicate:
         response.status_code = 200
-    return FaceOut(
-        id=face.id, subject_id=face.subject_id, quality=face.quality, box=face.box,
-        image_sha256=face.image_sha256, duplicate=face.duplicate, bystanders=face.bystanders,
-    )
+    return FaceOut(**asdict(face))
