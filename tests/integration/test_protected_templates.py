@@ -230,3 +230,52 @@ def test_renewing_the_transform_moves_every_replica_to_new_rows_and_drops_the_ol
     assert any(e.action == "gallery.transform.renew" and e.details == {"generation": 1}
                for e in accounts.audit.entries(tenant, limit=1000))
     assert first.search(tenant, astronaut_probe, k=1).candidates[0].subject_id == subject.id  # the renewing process too
+
+
+def test_a_search_that_read_the_old_generation_before_a_renewal_elsewhere_is_answered_from_the_new_rows(
+    services: Any, engine: FaceEngine, astronaut_jpeg: bytes, astronaut_probe: bytes, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The race a renewal leaves: a replica reads generation 0, another process renews and drops that
+    # collection, then the replica's search reaches Milvus. It must not fail (a 500 to the client).
+    from faceward.security.audit import AuditLog
+    from faceward.services.accounts import AccountService
+
+    first, _ = services
+    second, tenant, subject = _second_replica(first, engine, astronaut_jpeg)
+    before = second.search(tenant, astronaut_probe, k=1)
+    current = second.indexes._generation
+    assert current is not None
+    reads: list[int] = []
+
+    def read_once_before_the_renewal(tenant_id: str) -> int:
+        reads.append(0 if not reads else current(tenant_id))
+        return reads[-1]
+
+    monkeypatch.setattr(second.indexes, "_generation", read_once_before_the_renewal)
+    AccountService(first, AuditLog(first.store, first.vault.tenant_key, clock=first.clock)).renew_transform(tenant)
+
+    after = second.search(tenant, astronaut_probe, k=1)
+    assert reads[0] == 0 and reads[-1] == 1  # the search did start on the dropped collection
+    assert after.candidates[0].subject_id == subject.id
+    assert after.candidates[0].score == pytest.approx(before.candidates[0].score, abs=1e-5)
+    assert second.indexes.get(tenant).index.inner.collection.endswith("_g1")
+
+
+def test_an_engine_failure_that_is_not_a_renewal_is_not_retried(
+    services: Any, engine: FaceEngine, astronaut_jpeg: bytes, astronaut_probe: bytes, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faceward.index.milvus import MilvusError
+
+    first, _ = services
+    second, tenant, _ = _second_replica(first, engine, astronaut_jpeg)
+    inner = second.indexes.get(tenant).index.inner
+    calls: list[int] = []
+
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        calls.append(1)
+        raise MilvusError("Milvus search failed: unreachable")
+
+    monkeypatch.setattr(inner, "search", down)
+    with pytest.raises(MilvusError):
+        second.search(tenant, astronaut_probe, k=1)
+    assert len(calls) == 1

@@ -2,7 +2,7 @@
 
 * :class:`~faceward.errors.FacewardError` - its own ``status`` and ``code``; its message,
   except for 5xx errors, whose details stay in the server log (503 keeps its message: the
-  client may retry).
+  client may retry), and its ``public_message`` instead where it has one.
 * ``RequestValidationError`` - 422, code ``invalid_request``, the fields at fault (never their values).
 * Starlette's ``HTTPException`` (unknown route, wrong method, unparseable body) - its status,
   a code named after it.
@@ -68,8 +68,7 @@ def exception_response(exc: FacewardError, what: str) -> JSONResponse:
         headers["Retry-After"] = str(max(1, int(getattr(exc, "retry_after", None) or 2)))
     if status >= 500:
         log.error("%s failed: %s (%s)", what, exc.code, exc.message)
-        if status != 503:
-            message = INTERNAL_MESSAGE
+        message = getattr(exc, "public_message", None) or (message if status == 503 else INTERNAL_MESSAGE)
     return error_response(status, exc.code, message, headers or None)
 
 

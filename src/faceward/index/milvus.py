@@ -51,7 +51,14 @@ _TENANT_PROPERTY = "faceward.tenant"
 
 
 class MilvusError(IndexError_):
-    """Milvus refused or failed an operation (unreachable server, bad collection, ...)."""
+    """Milvus refused or failed an operation (unreachable server, bad collection, ...).
+
+    A 503: the engine is a service of its own, and a client may retry. The details (collection, the
+    server's words) go to the server log only; the client reads :attr:`public_message`."""
+
+    code = "index_unavailable"
+    status = 503
+    public_message = "the vector engine is unavailable; retry shortly"
 
 
 def collection_name(tenant_id: str, prefix: str = "faceward", generation: int = 0) -> str:

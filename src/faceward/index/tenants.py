@@ -10,11 +10,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
 from faceward.index import ExactIndex, VectorIndex
+from faceward.index.base import IndexError_, Labels
 from faceward.store import FaceRecord, SqlStore
 
 
@@ -32,6 +33,13 @@ class TenantIndex:
         self.index.remove(labels)
         for label in labels:
             self.owner.pop(label, None)
+
+
+class Neighbours(NamedTuple):
+    entry: TenantIndex
+    size: int  # faces the index held when searched
+    labels: Labels
+    scores: np.ndarray
 
 
 T = TypeVar("T")
@@ -70,6 +78,27 @@ class SearchIndexes:
                 entry = self._tenants[tenant_id] = TenantIndex(self._factory(tenant_id), generation=generation)
             self._sync(tenant_id, entry)
             return entry
+
+    def search(self, tenant_id: str, queries: np.ndarray, wanted: int) -> Neighbours:
+        """Up to ``wanted`` neighbours (no more than the index holds) in the tenant's up-to-date index.
+
+        A renewal in another process may drop the engine's rows between reading the generation and
+        searching them; then the search fails, the generation has moved, and it runs once more under
+        the new one. Any other failure is the caller's to report."""
+        try:
+            return self._search(tenant_id, queries, wanted)
+        except IndexError_:
+            with self._lock:
+                held = self._tenants.get(tenant_id)
+            if self._generation is None or held is None or self._generation(tenant_id) == held.generation:
+                raise
+        return self._search(tenant_id, queries, wanted)
+
+    def _search(self, tenant_id: str, queries: np.ndarray, wanted: int) -> Neighbours:
+        entry = self.get(tenant_id)
+        size = len(entry.index)
+        labels, scores = entry.index.search(queries, min(size, wanted) or 1)
+        return Neighbours(entry, size, labels, scores)
 
     def _sync(self, tenant_id: str, entry: TenantIndex) -> None:
         first = entry.seq == 0 and getattr(entry.index, "persistent", False)

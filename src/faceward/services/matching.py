@@ -79,14 +79,12 @@ class Matching:
         """The gallery's candidates for an analysed probe (index, names: the store part of a search)."""
         probe, count, digest = found.face, found.faces_in_image, found.image_sha256
         warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.analysis.limits)] + list(found.warnings)
-        entry = self.indexes.get(tenant_id)
-        gallery = len(entry.index)
         scoring = self.analysis.scoring
         threshold = scoring.threshold(self.target_fmr)
         if isinstance(scoring, Uncalibrated):
             warnings.append(scoring.warning)
         assert probe.descriptor is not None
-        labels, scores = entry.index.search(probe.descriptor[None, :], min(gallery, k * 8) or 1)
+        entry, gallery, labels, scores = self.indexes.search(tenant_id, probe.descriptor[None, :], k * 8)
         best: dict[str, tuple[float, str]] = {}
         for label, score in zip(labels[0], scores[0]):
             owner = entry.owner.get(int(label))
