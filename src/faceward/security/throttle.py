@@ -106,10 +106,12 @@ class FailureDigest:
             elif len(self._open) >= self._max_open:
                 return True  # too many key ids failing at once: record this one singly rather than grow
             opened = self._open[(tenant_id, key_id)] = _Window(now)
-            if self._claim is not None and not self._claim(f"{tenant_id}:{key_id}", self.window.total_seconds()):
-                self._count(opened, reason, source, throttled)  # another replica recorded the first one
-                return False
+        # Asked outside the lock: a slow or unreachable Redis must not hold up every other failure's count.
+        if self._claim is None or self._claim(f"{tenant_id}:{key_id}", self.window.total_seconds()):
             return True
+        with self._lock:
+            self._count(opened, reason, source, throttled)  # another replica recorded the first one
+        return False
 
     @staticmethod
     def _count(window: _Window, reason: str, source: str | None, throttled: bool) -> None:

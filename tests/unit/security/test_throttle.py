@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 from faceward.security.throttle import FailureDigest, FailureThrottle
@@ -45,3 +46,24 @@ def test_the_digest_never_holds_more_than_its_bound() -> None:
     digest = FailureDigest(max_open=10)
     firsts = [digest.note("t1", f"k{i}", reason="x", source=None, throttled=False, now=T0) for i in range(50)]
     assert all(firsts) and len(digest._open) == 10  # the rest were recorded singly
+
+
+def test_a_slow_shared_claim_holds_up_no_other_key_ids_failure() -> None:
+    # Replicas share windows through Redis; while one claim waits on a slow Redis, failures of other
+    # key ids are still counted (the claim is asked outside the digest's lock).
+    counted: list[bool] = []
+
+    def claim(key: str, _window_s: float) -> bool:
+        if key == "t1:slow":
+            other = threading.Thread(target=lambda: counted.append(
+                digest.note("t1", "fast", reason="wrong secret", source=None, throttled=False, now=T0)))
+            other.start()
+            other.join(timeout=2)
+            return False  # another replica recorded this window's first failure
+        return True
+
+    digest = FailureDigest(timedelta(minutes=1), claim=claim)
+    assert digest.note("t1", "slow", reason="wrong secret", source=None, throttled=False, now=T0) is False
+    assert counted == [True]  # the other key id's first failure went through while the claim waited
+    summaries = {s.key_id: s.details["count"] for s in digest.due(T0 + timedelta(minutes=2))}
+    assert summaries == {"slow": 1}  # the claimed-elsewhere failure is counted here; "fast" was recorded at once
