@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from fastapi import Request, UploadFile
 
 from faceward.errors import InvalidInput
+from faceward.vision.decode import PHONE_FORMAT_HINT, PHONE_FORMATS
 from faceward.vision.errors import EmptyImage, ImageTooLarge, UnsupportedFormat
 
 CONTENT_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
@@ -57,7 +58,10 @@ def read_image(upload: UploadFile, *, field: str, max_bytes: int) -> bytes:
     if declared not in NEUTRAL_TYPES:
         expected = CONTENT_TYPES.get(declared)
         if expected is None:
-            raise UnsupportedFormat(f"{field}: content type {declared[:60]!r} is not accepted; send image/jpeg, image/png or image/webp")
+            hint = PHONE_FORMAT_HINT if declared.removeprefix("image/").upper() in PHONE_FORMATS else ""
+            raise UnsupportedFormat(
+                f"{field}: content type {declared[:60]!r} is not accepted; send image/jpeg, image/png or image/webp{hint}"
+            )
         if actual is not None and actual != expected:
             raise UnsupportedFormat(f"{field}: declared {declared} but the bytes are {actual}")
     suffix = PurePosixPath((upload.filename or "").replace("\\", "/")).suffix.lower()

@@ -54,7 +54,16 @@ class Decoded:
     size: tuple[int, int]
 
 
+# ISO base media files (``....ftyp<brand>``): what a phone camera writes by default.
+PHONE_FORMATS = ("HEIC", "HEIF", "AVIF")
+_FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
+                b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+PHONE_FORMAT_HINT = " (a phone shares its photos as JPEG, or takes them so with its camera's most compatible format)"
+
+
 def _sniff(data: bytes) -> str | None:
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
     head = data[:16].lstrip()
     for magic, name in _MAGIC:
         if head.startswith(magic):
@@ -97,7 +106,8 @@ def decode_reduced(
     except UnidentifiedImageError:
         found = _sniff(data)
         what = f"{found} images are not accepted" if found else "this file is not a JPEG, PNG or WebP image"
-        raise UnsupportedFormat(f"{what}; send JPEG, PNG or WebP") from None
+        hint = PHONE_FORMAT_HINT if found in PHONE_FORMATS else ""
+        raise UnsupportedFormat(f"{what}; send JPEG, PNG or WebP{hint}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge("the image declares too many pixels (decompression bomb?)") from None
     except (OSError, ValueError, SyntaxError) as exc:

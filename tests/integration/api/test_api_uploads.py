@@ -141,3 +141,15 @@ def test_verify_needs_exactly_one_mode(sqlite_world: World, astronaut_jpeg: byte
         response = w.api.post("/v1/verify", headers=auth, files=files, data=data)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("declared", ["image/heic", "application/octet-stream"])
+def test_a_phone_photo_in_heic_is_refused_with_how_to_send_it(sqlite_world: World, declared: str) -> None:
+    # An iPhone's camera default: not decoded (no HEIF parser runs on untrusted bytes), but said so plainly.
+    w = sqlite_world
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200)
+    response = w.api.post("/v1/search", headers=w.own.auth(Role.SEARCHER), data={"purpose": "p", "case_reference": "c"},
+                          files={"image": ("IMG_0001.HEIC" if declared == "image/heic" else "photo", heic, declared)})
+    assert response.status_code == 415, response.text
+    assert "send image/jpeg" in response.json()["error"]["message"] or "send JPEG" in response.json()["error"]["message"]
+    assert "a phone shares its photos as JPEG" in response.json()["error"]["message"]

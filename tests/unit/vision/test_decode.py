@@ -54,6 +54,10 @@ def test_exif_orientation_is_applied_and_metadata_dropped() -> None:
         (b"GIF89a" + b"\x00" * 40, UnsupportedFormat, "GIF"),
         (b"BM" + b"\x00" * 60, UnsupportedFormat, "BMP"),
         (b"%PDF-1.7 polyglot", UnsupportedFormat, "PDF"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 40, UnsupportedFormat,
+         "HEIC images are not accepted; send JPEG, PNG or WebP \\(a phone shares its photos as JPEG"),
+        (b"\x00\x00\x00\x1cftypavif" + b"\x00" * 40, UnsupportedFormat, "AVIF images"),
+        (b"\x00\x00\x00\x18ftypisom" + b"\x00" * 40, UnsupportedFormat, "not a JPEG, PNG or WebP image; send"),
     ],
 )
 def test_rejects_non_images(data: bytes, error: type[ImageError], words: str) -> None:
