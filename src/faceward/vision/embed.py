@@ -59,11 +59,11 @@ class Embedder:
         self.model_id = model_id
 
     def embed(self, chips: NDArray[np.uint8]) -> Vectors:
-        raw = self.runtime.compute(chips)
-        flipped = None
-        if self.flip_average and len(chips):
-            flipped = self.runtime.compute(np.ascontiguousarray(chips[:, :, ::-1, :]))
-        return templates(raw, flipped)
+        if not (self.flip_average and len(chips)):
+            return templates(self.runtime.compute(chips))
+        # The chips and their mirror images in one batch: one run of the network, the same numbers as two.
+        both = self.runtime.compute(np.concatenate([chips, chips[:, :, ::-1, :]]))
+        return templates(both[: len(chips)], both[len(chips) :])
 
 
 def to_template(vector: NDArray[np.float32]) -> bytes:
