@@ -294,3 +294,12 @@ class AuditListOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+__all__ = [
+    "TEXT_PATTERN", "AuditEntryOut", "AuditListOut", "CandidateOut", "ConsentIn", "ConsentOut", "ErasureOut",
+    "ErrorDetail", "ErrorOut", "FaceOut", "FaceSummary", "HealthOut", "KeyCreateIn", "KeyCreatedOut", "KeyListOut",
+    "KeyOut", "Label", "MigrationFinishIn", "MigrationOut", "MigrationReportOut", "Moment", "Name", "ProbeFaceOut",
+    "Reference", "SearchOut", "Strict", "SubjectIn", "SubjectListOut", "SubjectOut", "ThresholdOut", "UsageCount",
+    "UsageOut", "Utc", "VerifyOut",
+]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -127,7 +127,7 @@ def emit_report(data: dict[str, Any], as_json: bool) -> None:
     out.print(grid)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
 

@@ -166,13 +166,15 @@ def _analysed(
     paths: list[Path], options: EngineOptions, workers: int, ray_address: str | None, configured: Settings
 ) -> Iterator[FileResult]:
     """The files analysed in order: by local worker processes, or by Ray actors (only descriptors come back)."""
-    limits = {"max_bytes": configured.max_image_bytes, "max_pixels": configured.max_image_pixels}
+    max_bytes, max_pixels = configured.max_image_bytes, configured.max_image_pixels
     if ray_address is None:
-        yield from analyze_files(paths, options, workers=workers or None, **limits)
+        yield from analyze_files(paths, options, workers=workers or None, max_bytes=max_bytes, max_pixels=max_pixels)
         return
     from faceward.vision.cluster import RayAnalyzer
 
-    with RayAnalyzer(ray_address, options, actors=workers or None, **limits) as analyzer:
+    with RayAnalyzer(
+        ray_address, options, actors=workers or None, max_bytes=max_bytes, max_pixels=max_pixels,
+    ) as analyzer:
         yield from analyzer.analyze(paths)
 
 

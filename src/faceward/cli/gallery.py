@@ -60,14 +60,16 @@ def run_search(
     if as_json:
         emit_json(result.as_dict())
         return
+    found = result.result  # the SearchResult the reviewable search holds
     out.print(table(
         ["rank", "subject", "name", "score", "est. FMR", "decision"],
-        [[str(c.rank), c.subject_id, c.display_name, f"{c.score:.4f}", "-" if c.estimated_fmr is None else f"{c.estimated_fmr:.2e}",
-          c.decision.value] for c in result.candidates],
+        [[str(c.rank), c.subject_id, c.display_name, f"{c.score:.4f}",
+          "-" if c.estimated_fmr is None else f"{c.estimated_fmr:.2e}", c.decision.value] for c in found.candidates],
         whole={"rank", "subject", "score", "est. FMR", "decision"},
-        title=f"Candidates (gallery of {result.gallery_size} faces; threshold {result.threshold:.3f} at FMR {result.target_fmr:g})",
+        title=f"Candidates (gallery of {found.gallery_size} faces; threshold {found.threshold:.3f} "
+              f"at FMR {found.target_fmr:g})",
     ))
-    for warning in result.warnings:
+    for warning in found.warnings:
         out.print(f"warning: {warning}", markup=False)
     out.print(result.as_dict()["notice"])
 
@@ -146,7 +148,7 @@ def _subjects_list(limit: int, offset: int, tenant: str | None, as_json: bool, i
         return
     out.print(table(
         ["id", "name", "consent basis", "created"],
-        [[r["id"], r["display_name"], r["consent_basis"], rfc3339(r["created_at"].replace(microsecond=0))] for r in rows],
+        [[v.id, v.display_name, v.consent_basis, rfc3339(v.created_at.replace(microsecond=0))] for v in views],
         whole={"id", "created"},
     ))
 

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class Variant:
         if self.jitter:
             if face.raw_jittered is None:
                 raise ValueError("this analysis was made without jitters")
-            return normalise(face.raw_jittered[None, :].astype(np.float32))[0]
+            return cast(np.ndarray, normalise(face.raw_jittered[None, :].astype(np.float32))[0])
         return face.template(self.flip_average)
 
 

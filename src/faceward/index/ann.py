@@ -233,7 +233,7 @@ class AnnIndex:
             return graph.search(coder.encode(queries), min(count, len(graph)), p.threads)
         count = int(np.ceil(wanted / live_share))
         # HNSW cannot return more than ef results; keep ef at least the short list.
-        graph.expansion_search = max(p.expansion_search, count)
+        graph.expansion_search = max(p.expansion_search, count)  # type: ignore[misc]
         found = graph.search(coder.encode(queries), count, threads=p.threads)
         keys = np.full((len(queries), count), -1, dtype=np.int64)
         if hasattr(found, "counts"):  # BatchMatches: Q x count keys, valid up to counts[q]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,7 +97,7 @@ class GraphCoder:
         centred = (vectors - self.centre) * np.float32(self.scale)
         if self.quantisation is Quantisation.I8:
             # Handing USearch int8 keeps its own conversion (which renormalises) out of the way.
-            return np.clip(np.rint(centred * 127.0), -127, 127).astype(np.int8)
+            return cast(NDArray[np.int8], np.clip(np.rint(centred * 127.0), -127, 127).astype(np.int8))
         return centred.astype(np.float16)
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from faceward.index import ExactIndex, VectorIndex
 from faceward.index.base import IndexError_, Labels
@@ -116,7 +117,7 @@ class SearchIndexes:
                 return
             vectors = self._open(batch)
             # A subject erased between the two reads yields NaN rows: skip them.
-            live = np.isfinite(vectors).all(axis=1)
+            live = cast(NDArray[np.bool_], np.isfinite(vectors).all(axis=1))
             kept = [face for face, ok in zip(batch, live) if ok]
             entry.index.add(np.array([f.seq for f in kept], dtype=np.int64), vectors[live])
             for face in kept:

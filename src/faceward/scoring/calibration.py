@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def fmr_upper_bound(counts: np.ndarray, pairs: np.ndarray, z: float = CONFIDENCE
     clustered = (((counts - p[None, :] * m[:, None]) ** 2).sum(axis=0) - pair_variance) / total**2
     binomial = np.maximum(p * (1.0 - p), 1.0 / total) / total
     design = np.maximum(1.0, clustered / binomial)
-    return np.minimum(1.0, poisson_upper(hits / design, z) * design / total)
+    return cast(np.ndarray, np.minimum(1.0, poisson_upper(hits / design, z) * design / total))
 
 
 @dataclass(frozen=True)

@@ -391,3 +391,6 @@ class Operations:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+__all__ = ["AnalysedFace", "Limits", "Operations", "SearchReviewing"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 
@@ -78,13 +79,13 @@ class Subjects:
         faces = self.store.faces_of_subjects(tenant_id, [r.id for r in records])
         return [self.view(r, faces[r.id]) for r in records]
 
-    def all(self, tenant_id: str) -> list[SubjectRecord]:
+    def all(self, tenant_id: str) -> builtins.list[SubjectRecord]:
         out: list[SubjectRecord] = []
         while page := self.store.list_subjects(tenant_id, limit=500, offset=len(out)):
             out.extend(page)
         return out
 
-    def delete(self, tenant_id: str, subject_id: str) -> list[str]:
+    def delete(self, tenant_id: str, subject_id: str) -> builtins.list[str]:
         """Erase: faces, vectors, name and the subject key go in one transaction, and leave the index at once.
 
         The erasure is written to the erasure ledger (fsynced) first, so that a

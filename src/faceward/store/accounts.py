@@ -47,7 +47,7 @@ def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> No
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
 
 

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from faceward import __version__
@@ -162,7 +162,7 @@ def _restore_db(kind: str, dump: Path, url: str) -> None:
 def _sqlite_has_tenants(path: Path) -> bool:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute("SELECT count(*) FROM tenants").fetchone()[0] > 0
+        return cast(int, conn.execute("SELECT count(*) FROM tenants").fetchone()[0]) > 0
     except sqlite3.Error:
         return False
     finally:

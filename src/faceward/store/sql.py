@@ -394,3 +394,6 @@ class SqlStore:
 
 def _fields(record: Any) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
+
+
+__all__ = ["SqlStore", "make_engine"]

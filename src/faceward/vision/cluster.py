@@ -120,12 +120,14 @@ class RayAnalyzer:
             raise ConfigError("--ray needs Ray: pip install 'faceward[ray]'") from exc
         check_reachable(self.address, self.connect_timeout_s)
         try:
-            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
+            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")  # type: ignore[arg-type]
         except Exception as exc:  # ConnectionError, RuntimeError: no cluster there
             raise ConfigError(f"cannot join the Ray cluster at {self.address}: {exc}") from exc
         self._ray = ray
         self._quiet.__enter__()
-        count = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1) // ACTOR_CPUS))
+        count = self.actors or max(
+            1, int(ray.cluster_resources().get("CPU", 1) // ACTOR_CPUS),  # type: ignore[no-untyped-call]
+        )
         remote = ray.remote(num_cpus=ACTOR_CPUS, max_restarts=-1, max_task_retries=-1)(_Analyst)
         self._handles = [remote.remote(self.options, self.limits) for _ in range(count)]
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import dlib
 import numpy as np
@@ -34,7 +34,7 @@ class DlibDescriptor:
 
 def normalise(vectors: Vectors) -> Vectors:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return cast(Vectors, (vectors / np.maximum(norms, 1e-12)).astype(np.float32))
 
 
 def templates(raw: Vectors, flipped: Vectors | None = None) -> Vectors:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dlib
 import numpy as np
@@ -45,7 +45,7 @@ class FileFace:
     def template(self, flip_average: bool) -> np.ndarray:
         """This face's template, exactly as :class:`~faceward.vision.embed.Embedder` makes it in process."""
         flipped = self.raw_flipped[None, :] if flip_average else None
-        return templates(self.raw[None, :].astype(np.float32), flipped)[0]
+        return cast(np.ndarray, templates(self.raw[None, :].astype(np.float32), flipped)[0])
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,7 +47,8 @@ def _reblurred_variation(grey: NDArray[np.float32]) -> NDArray[np.float32]:
     """
     half, width = BLUR_WINDOW // 2, grey.shape[1]
     padded = np.pad(grey, ((0, 0), (half, half)), mode="reflect")
-    return np.abs(padded[:, 2 * half + 1 : 2 * half + width] - padded[:, : width - 1]) / np.float32(BLUR_WINDOW)
+    variation = np.abs(padded[:, 2 * half + 1 : 2 * half + width] - padded[:, : width - 1]) / np.float32(BLUR_WINDOW)
+    return cast(NDArray[np.float32], variation)
 
 
 def sharpness(chip: NDArray[np.uint8]) -> float:

@@ -37,7 +37,8 @@ def resized(image: RGBImage, factor: float) -> RGBImage:
 
 def working_copy(image: RGBImage, long_side: int = WORKING_SIDE) -> tuple[RGBImage, float]:
     """``image`` shrunk so that its long side is at most ``long_side``, and the factor it was shrunk by."""
-    factor = shrink_factor(*image.shape[:2], long_side)
+    height, width = image.shape[:2]
+    factor = shrink_factor(height, width, long_side)
     small = resized(image, factor)
     # The exact factor per axis after rounding; the mean is within 0.1% of both.
     exact = (image.shape[1] / small.shape[1] + image.shape[0] / small.shape[0]) / 2

@@ -9,7 +9,7 @@ switches the gallery in one write. The same use case and audit as the CLI's (``g
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Path, Request, Response, UploadFile
 
@@ -19,7 +19,9 @@ from faceward.api.schemas import ErrorOut, FaceOut, MigrationFinishIn, Migration
 from faceward.api.uploads import one_part_each, read_image
 
 router = APIRouter(prefix="/v1/gallery/migration", tags=["migration"], dependencies=[Depends(one_part_each)])
-CONFLICT = {409: {"model": ErrorOut, "description": "No migration to this server's model is under way: begin it first."}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "No migration to this server's model is under way: begin it first."},
+}
 
 
 @router.post("", response_model=MigrationOut, responses=errors(*AUTHED),

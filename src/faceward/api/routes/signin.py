@@ -130,6 +130,7 @@ def begin(login_id: str, request: Request, services: ServicesDep) -> Response:
 @browser.get("/{login_id}/callback")
 def callback(login_id: str, request: Request, services: ServicesDep) -> Response:
     params = {k: v for k, v in request.query_params.items() if k in ("code", "state", "error")}
+    response: Response
     try:
         session = services.signin.complete(
             login_id, params, binding=request.cookies.get(BINDING_COOKIE),

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import onnx
@@ -151,7 +151,7 @@ class _Graph:
 
     def op(self, op_type: str, inputs: list[str], stem: str | None = None, **attrs: object) -> str:
         out = self.name(stem or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))  # type: ignore[arg-type]
         return out
 
 
@@ -275,7 +275,7 @@ def _model(
     model.ir_version = 8  # readable by every onnxruntime >= 1.15
     helper.set_model_props(model, metadata or {})
     onnx.checker.check_model(model)
-    return model.SerializeToString(deterministic=True)
+    return cast(bytes, model.SerializeToString(deterministic=True))
 
 
 def descriptor_onnx(net: DlibNet, *, fold_affine: bool = True) -> bytes:

@@ -17,7 +17,7 @@ depends_on = None
 SEQ = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
-def _tenant() -> sa.Column:
+def _tenant() -> sa.Column[str]:
     return sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
 
 
