@@ -81,6 +81,11 @@ def test_enroll_search_verify_erase(home: Path, gallery_dir: Path, lfw_dir: Path
     assert top["display_name"] == "Angela_Bassett" and top["rank"] == 1
     assert set(top) >= {"subject_id", "display_name", "score", "estimated_fmr", "decision", "rank"}
     assert "lead" in result["notice"].lower()
+    code, out = run("search", str(probe), *WHY)  # the table a person reads, not only the JSON
+    assert code == 0, out
+    assert "Angela" in out and "Candidates (gallery of" in out and "lead" in out.lower()
+    code, out = run("subjects", "list")
+    assert code == 0 and "Angela" in out and "explicit" in out
 
     same = sorted((lfw_dir / "images" / "Angela_Bassett").glob("*.jpg"))
     other = sorted((lfw_dir / "images" / "Abel_Pacheco").glob("*.jpg"))
