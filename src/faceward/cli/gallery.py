@@ -61,13 +61,15 @@ def run_search(
         emit_json(result.as_dict())
         return
     found = result.result  # the SearchResult the reviewable search holds
+    # An uncalibrated model's threshold is the one in its manifest: no FMR was measured for it.
+    threshold = (f"threshold {found.threshold:.3f} at FMR {found.target_fmr:g}" if found.calibrated
+                 else f"threshold {found.threshold:.3f} from its manifest, uncalibrated model")
     out.print(table(
         ["rank", "subject", "name", "score", "est. FMR", "decision"],
         [[str(c.rank), c.subject_id, c.display_name, f"{c.score:.4f}",
           "-" if c.estimated_fmr is None else f"{c.estimated_fmr:.2e}", c.decision.value] for c in found.candidates],
         whole={"rank", "subject", "score", "est. FMR", "decision"},
-        title=f"Candidates (gallery of {found.gallery_size} faces; threshold {found.threshold:.3f} "
-              f"at FMR {found.target_fmr:g})",
+        title=f"Candidates (gallery of {found.gallery_size} faces; {threshold})",
     ))
     for warning in found.warnings:
         out.print(f"warning: {warning}", markup=False)
