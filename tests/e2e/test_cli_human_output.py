@@ -401,6 +401,7 @@ def test_init_names_the_master_key_in_use(home: Path, monkeypatch: pytest.Monkey
     # FACEWARD_MASTER_KEY (the home fixture sets it): no key file is made, and none may be named.
     made = run("init")
     assert f"home: {home}\n" in made
+    assert "FACEWARD_MASTER_KEY" in made and "master.key" not in made and not (home / "master.key").exists()
     assert data("init")["key_created"] is False
 
     monkeypatch.delenv("FACEWARD_MASTER_KEY")
