@@ -334,6 +334,7 @@ def test_retention_and_purge(gallery: Gallery, lfw_dir: Path, tmp_path: Path) ->
     time.sleep(max(0.0, (datetime.fromisoformat(expires) - datetime.now(timezone.utc)).total_seconds()) + 0.2)
     purged = run("purge")
     assert purged.startswith(f"purged 1 subject(s) in {nothing['tenants']} tenant(s) ") and "consent_expired" in purged
+    assert "'" not in purged  # the reasons as a person reads them, not a Python repr
     assert "Expiring" not in run("subjects", "list") and data("purge")["purged"] == 0
 
 
@@ -386,9 +387,16 @@ def test_eval_pairs_and_ident(gallery: Gallery, lfw_dir: Path, tmp_path: Path) -
     assert report["pairs"] == 15 and report["images"] == 9
 
     ident = data("eval", "ident", str(folder / "images"), "--workers", "1")
-    assert ident["gallery"] == 3
-    run("eval", "ident", str(folder / "images"), "--workers", "1")
-    run("eval", "pairs", str(folder), "--workers", "1", "--all-variants")
+    shown = run("eval", "ident", str(folder / "images"), "--workers", "1")
+    for key in ("variant", "gallery", "mated_probes", "rank1"):
+        assert field(shown, key, ident[key]), key
+    assert ident["gallery"] == 3 and "'" not in shown  # fields as `key: value` lines, not a Python repr
+
+    variants = data("eval", "pairs", str(folder), "--workers", "1", "--all-variants")["variants"]
+    shown = run("eval", "pairs", str(folder), "--workers", "1", "--all-variants")
+    assert [line for line in shown.splitlines() if line.startswith("variant: ")] == [
+        f"variant: {v['variant']}" for v in variants]
+    assert "'" not in shown
 
 
 def test_oidc_show_and_disconnect_without_a_provider(gallery: Gallery) -> None:

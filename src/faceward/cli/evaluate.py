@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -62,6 +62,14 @@ def _analyse(
         )
 
 
+def _emit_reports(reports: list[dict[str, Any]]) -> None:
+    """Reports for people: each as ``key: value`` lines (as one report is printed), a blank line between them."""
+    for i, report in enumerate(reports):
+        if i:
+            out.print()
+        emit_fields(report, False)
+
+
 @eval_app.command("pairs")
 def pairs(
     folder: Annotated[Path, typer.Argument(help="Folder holding images/ and pairs.csv (image_a,image_b,same).")],
@@ -93,8 +101,7 @@ def _pairs(
         if as_json:
             emit_json({"variants": reports})
         else:
-            for r in reports:
-                out.print(r, markup=False)
+            _emit_reports(reports)
         return
     report = pairs_report(items, images, analyses, _variant(baseline, model), None if baseline else _scoring(model))
     emit_fields(report, as_json)
@@ -126,5 +133,4 @@ def _ident(
     if as_json:
         emit_json(reports[0] if len(reports) == 1 else {"variants": reports})
     else:
-        for r in reports:
-            out.print(r, markup=False)
+        _emit_reports(reports)

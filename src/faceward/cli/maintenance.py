@@ -11,7 +11,7 @@ import typer
 from faceward.bootstrap import master_keyring
 from faceward.cli.acting import open_services
 from faceward.security.operator_log import OperatorLog
-from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings
+from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings, shown
 from faceward.errors import FacewardError, InvalidInput
 from faceward.security.errors import MasterKeyError
 from faceward.text import rfc3339
@@ -48,8 +48,8 @@ def _doctor(repair: bool, as_json: bool) -> bool:
         emit_json(report.as_dict())
         return report.ok
     for name, values in report.checks.items():
-        shown = "  ".join(f"{k}={v}" for k, v in values.items())
-        out.print(f"{name}: {shown}", markup=False)
+        figures = "  ".join(f"{k}={v}" for k, v in values.items())
+        out.print(f"{name}: {figures}", markup=False)
     for item in report.repairs:
         out.print(f"repaired: {item['repair']} ({item.get('tenant_id')})", markup=False)
     for problem in report.problems:
@@ -185,7 +185,8 @@ def _purge(as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        out.print(f"purged {data['purged']} subject(s) in {data['tenants']} tenant(s) {data['by_reason']}", markup=False)
+        out.print(f"purged {data['purged']} subject(s) in {data['tenants']} tenant(s) {shown(data['by_reason'])}",
+                  markup=False)
         for item in report.failed:
             err.print(f"failed: {item['tenant_id']} {item['subject_id']}: {item['reason']}", markup=False)
     if report.failed:
