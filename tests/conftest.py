@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -33,6 +34,22 @@ def lfw_dir() -> Path:
     if root is None:
         pytest.skip("lfw-dev dataset not found (set FACEWARD_LFW_DIR or place it at ../shared/datasets/lfw-dev)")
     return root
+
+
+OWN_MODEL = REPO / "benchmarks" / "models" / "mobilefacenet.json"
+
+
+def own_model_manifest(folder: Path) -> Path:
+    """The MobileFaceNet benchmark manifest copied into ``folder`` (a calibration table written beside it
+    stays there), its model named by absolute path; skips when the research-only model is not on this machine."""
+    spec = json.loads(OWN_MODEL.read_text())
+    model = (OWN_MODEL.parent / spec["file"]).resolve()
+    if not model.is_file():
+        pytest.skip(f"MobileFaceNet not found at {model} (place it at ../shared/models/mobilefacenet/)")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mobilefacenet.json"
+    path.write_text(json.dumps(spec | {"file": str(model)}))
+    return path
 
 
 def jpeg(pixels: np.ndarray, quality: int = 92) -> bytes:

@@ -36,7 +36,7 @@ from typer.testing import CliRunner, Result
 from faceward import __version__
 from faceward.cli.common import err, out
 from faceward.cli.main import app
-from tests.conftest import REPO
+from tests.conftest import own_model_manifest
 
 PEOPLE = ["Angela_Bassett", "Abel_Pacheco", "Anders_Fogh_Rasmussen"]
 WHY = ("--purpose", "human output check", "--case-reference", "TEST-HUMAN-1")
@@ -79,8 +79,9 @@ def row(output: str, key: str) -> list[str]:
 
 
 def field(output: str, key: str, value: Any) -> bool:
-    """Whether ``output`` has the line ``key: value``, as the flat reports print a field."""
-    return re.search(rf"^{re.escape(key)}: {re.escape(str(value))}$", output, re.M) is not None
+    """Whether ``output`` has the line ``key: value``, as the flat reports print a field (yes/no for a bool)."""
+    text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+    return re.search(rf"^{re.escape(key)}: {re.escape(text)}$", output, re.M) is not None
 
 
 def subject_id(name: str) -> str:
@@ -401,8 +402,8 @@ def test_eval_pairs_and_ident(gallery: Gallery, lfw_dir: Path, tmp_path: Path) -
 
 def test_oidc_show_and_disconnect_without_a_provider(gallery: Gallery) -> None:
     assert data("oidc", "show") == {"connected": False}
-    assert run("oidc", "show") == "connected: False\n"
-    assert run("oidc", "disconnect") == "disconnected: False\n"
+    assert run("oidc", "show") == "connected: no\n"
+    assert run("oidc", "disconnect") == "disconnected: no\n"
 
 
 def test_init_names_the_master_key_in_use(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -442,15 +443,7 @@ def test_master_key_rotation_and_the_refusals_that_need_an_hsm(home: Path, tmp_p
 @pytest.fixture()
 def own_model(tmp_path: Path) -> Path:
     """MobileFaceNet's manifest in a folder of its own (its calibration table is written beside it)."""
-    manifest = REPO / "benchmarks" / "models" / "mobilefacenet.json"
-    spec = json.loads(manifest.read_text())
-    model = (manifest.parent / spec["file"]).resolve()
-    if not model.is_file():
-        pytest.skip(f"MobileFaceNet not found at {model} (place it at ../shared/models/mobilefacenet/)")
-    path = tmp_path / "model" / "mobilefacenet.json"
-    path.parent.mkdir()
-    path.write_text(json.dumps(spec | {"file": str(model)}))
-    return path
+    return own_model_manifest(tmp_path / "model")
 
 
 def test_a_model_of_ones_own_uncalibrated_then_calibrated(

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import own_model_manifest
 from tests.e2e.console_rig import TIMEOUT_MS, chromium, needs_chromium, serving
 
 # Screenshots land in docs/ (committed) when FACEWARD_UPDATE_SCREENSHOTS=1, else in a temp folder,
@@ -50,13 +51,15 @@ class Server:
     photos: dict[str, list[Path]] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="module")
-def server(lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("console-home")
+def server_env(home: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEWARD_")}
     env.update(FACEWARD_HOME=str(home), FACEWARD_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
-               FACEWARD_RATE_PER_MINUTE="100000", FACEWARD_RATE_BURST="10000")
-    # The tenant and its keys, made the operator's way, before the server starts.
+               FACEWARD_RATE_PER_MINUTE="100000", FACEWARD_RATE_BURST="10000", **settings)
+    return env
+
+
+def tenant_keys(env: dict[str, str]) -> dict[str, str]:
+    """A tenant and its keys, made the operator's way, before the server starts."""
     made = subprocess.run(
         [sys.executable, "-c", (
             "import json; from faceward.bootstrap import open_accounts; from faceward.settings import load_settings\n"
@@ -68,7 +71,13 @@ def server(lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         )],
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )
-    keys = json.loads(made.stdout.strip().splitlines()[-1])
+    return dict(json.loads(made.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def server(lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = server_env(tmp_path_factory.mktemp("console-home"))
+    keys = tenant_keys(env)
     with serving(env) as url:
         photos = {p: sorted((lfw_dir / "images" / p).glob("*.jpg")) for p in [PERSON, *OTHERS]}
         # Other people in the gallery, so that "first" means something.
@@ -191,6 +200,7 @@ def test_enroll_search_review_erase_audit(browser: Any, server: Server) -> None:
     top = page.locator("article.candidate").first
     assert top.locator("h3").inner_text() == f"#1 {name}"
     assert "lead, not an identification" in page.locator("#result-warning").inner_text()
+    assert "(false match rate " in page.locator("#result-notes").inner_text()  # the bundled model is calibrated
     thumb = top.locator("img.face-img")
     thumb.wait_for()
     page.wait_for_function("img => img.complete && img.naturalWidth === 150", arg=thumb.element_handle())
@@ -358,3 +368,18 @@ def test_admin_creates_and_revokes_a_key(browser: Any, server: Server) -> None:
     assert httpx.get(f"{server.url}/v1/audit", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     admin.close()
 
+
+
+def test_an_uncalibrated_models_threshold_claims_no_false_match_rate(
+    browser: Any, lfw_dir: Path, tmp_path: Path,
+) -> None:
+    # A model of one's own, not yet calibrated: its threshold is its manifest's, and no rate was measured.
+    env = server_env(tmp_path / "home", FACEWARD_RECOGNIZER_MANIFEST=str(own_model_manifest(tmp_path / "model")))
+    keys = tenant_keys(env)
+    with serving(env) as url:
+        searcher = Person(browser, Server(url, keys), keys["searcher"])
+        search(searcher.page, sorted((lfw_dir / "images" / PERSON).glob("*.jpg"))[0])
+        notes = searcher.page.locator("#result-notes").inner_text()
+        assert "this model is not calibrated, so no false match rate is known" in notes
+        assert "(false match rate " not in notes
+        searcher.close()

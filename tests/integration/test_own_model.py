@@ -21,10 +21,9 @@ from faceward.evaluation.calibration import MIN_IMPOSTOR_PAIRS, calibration_iden
 from faceward.evaluation.datasets import read_pairs
 from faceward.security.permissions import Role
 from faceward.vision.recognizer import load_manifest
-from tests.conftest import REPO
+from tests.conftest import own_model_manifest
 from tests.integration.api.apiworld import GENEROUS, Api, make_settings, make_tenant
 
-MANIFEST = REPO / "benchmarks" / "models" / "mobilefacenet.json"
 FORM = {"purpose": "identify a witness for case review", "case_reference": "CASE-2026-0042"}
 
 
@@ -37,13 +36,7 @@ def run(*args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = json.loads(MANIFEST.read_text())
-    model = (MANIFEST.parent / data["file"]).resolve()
-    if not model.is_file():
-        pytest.skip(f"MobileFaceNet not found at {model} (place it at ../shared/models/mobilefacenet/)")
-    path = tmp_path_factory.mktemp("own-model") / "mobilefacenet.json"
-    path.write_text(json.dumps(data | {"file": str(model)}))
-    return path
+    return own_model_manifest(tmp_path_factory.mktemp("own-model"))
 
 
 @pytest.fixture(scope="module")

@@ -64,9 +64,11 @@ def emit_fields(data: dict[str, Any], as_json: bool) -> None:
 
 
 def shown(value: Any) -> str:
-    """A value as a person reads it: moments in RFC 3339 UTC, lists and mappings as JSON, never a repr."""
+    """A value as a person reads it: yes/no, moments in RFC 3339 UTC, lists and mappings as JSON, never a repr."""
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, (datetime, date)):
         return str(_default(value))
     if isinstance(value, (dict, list, tuple)):

@@ -108,8 +108,11 @@ function thumbnail(result, candidate) {
 function showResults(result) {
   const probeBox = result.probe_face.box;
   $("#result-warning").textContent = LEAD_WARNING;
-  const notes = [`Searched ${result.gallery_faces} enrolled faces. Decision threshold: score ${result.threshold.score} `
-    + `(false match rate ${fmrWords(result.threshold.target_fmr)}).`, ...result.warnings];
+  // An uncalibrated model's threshold is its manifest's: no false match rate was measured for it.
+  const rate = result.calibrated ? `(false match rate ${fmrWords(result.threshold.target_fmr)})`
+    : "(from the model's manifest: this model is not calibrated, so no false match rate is known)";
+  const notes = [`Searched ${result.gallery_faces} enrolled faces. Decision threshold: score ${result.threshold.score} ${rate}.`,
+    ...result.warnings];
   $("#result-notes").replaceChildren(...notes.map((n) => el("li", { text: n })));
   const list = $("#candidates");
   list.replaceChildren();
