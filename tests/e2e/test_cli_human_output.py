@@ -411,7 +411,8 @@ def test_init_names_the_master_key_in_use(home: Path, monkeypatch: pytest.Monkey
     made = run("init")
     assert f"home: {home}\n" in made
     assert "FACEWARD_MASTER_KEY" in made and "master.key" not in made and not (home / "master.key").exists()
-    assert data("init")["key_created"] is False
+    made = data("init")
+    assert made["key_created"] is False and made["key_file"] is None and made["key_from_environment"] is True
 
     monkeypatch.delenv("FACEWARD_MASTER_KEY")
     monkeypatch.setenv("FACEWARD_HOME", str(home.parent / "keyed"))
@@ -419,7 +420,8 @@ def test_init_names_the_master_key_in_use(home: Path, monkeypatch: pytest.Monkey
     made = run("init")
     assert f"created master key file {key_file} (mode 0600)" in made and key_file.is_file()
     assert run("init").endswith(f"master key: {key_file}\n")
-    assert data("init")["key_file"] == str(key_file)
+    made = data("init")
+    assert made["key_file"] == str(key_file) and made["key_from_environment"] is False
 
 
 def test_master_key_rotation_and_the_refusals_that_need_an_hsm(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,8 +69,10 @@ def init(as_json: Annotated[bool, JsonOpt] = False) -> None:
 def _init(as_json: bool) -> None:
     s = settings()
     result = init_home(s)
-    data = {"home": str(result.home), "key_file": None if result.hsm_key else str(result.key_file),
-            "key_created": result.key_created, "database_url": result.database_url, "hsm_key": result.hsm_key}
+    from_env = not result.hsm_key and s.master_key is not None  # it wins over any key file, and none is made
+    data = {"home": str(result.home), "key_file": None if result.hsm_key or from_env else str(result.key_file),
+            "key_created": result.key_created, "database_url": result.database_url, "hsm_key": result.hsm_key,
+            "key_from_environment": from_env}
     if as_json:
         emit_json(data)
         return
@@ -78,7 +80,7 @@ def _init(as_json: bool) -> None:
     if result.hsm_key:
         state = "created in" if result.key_created else "found in"
         out.print(f"master key {state} the HSM ({result.hsm_key}); it never leaves the token", markup=False)
-    elif s.master_key is not None:  # it wins over any key file, and no key file is made (init_home)
+    elif from_env:
         out.print("master key: FACEWARD_MASTER_KEY, from the environment (no key file is used)", markup=False)
     elif result.key_created:
         out.print(f"created master key file {result.key_file} (mode 0600): back it up apart from the data", markup=False)
