@@ -260,7 +260,8 @@ def test_a_subject_erased_and_a_doctor_that_finds_and_repairs_a_lost_ledger_entr
     ledger.write_text("".join(lines[:-1]))  # the ledger loses the erasure's entry
     broken = run("doctor", code=1)  # documented: exit 1 while a problem remains
     tenant = data("tenant", "list")["tenants"][0]["id"]
-    assert f"problem: erasures/missing_from_ledger tenant {tenant}: " in broken
+    assert f"problem: erasures/missing_from_ledger tenant {tenant} subject {sid}: " in broken  # as the JSON names it
+    assert data("doctor", code=1)["problems"][0]["subject_id"] == sid
     assert "missing_from_ledger=1" in broken and "problems found" in broken and "--repair" in broken
     repaired = run("doctor", "--repair")
     assert f"repaired: ledger_entry_added ({tenant})" in repaired and repaired.rstrip().endswith("ok")
@@ -283,6 +284,7 @@ def test_audit_verify_and_timeline(gallery: Gallery) -> None:
     searches = run("audit", "timeline", "--tenant", local, "--action", "search", width=2000)
     assert f"search_id={search_id}" in searches
     assert "purpose=human output check" in searches and "case_reference=TEST-HUMAN-1" in searches
+    assert run("audit", "timeline", "--tenant", local, "--action", "no.such.act") == "no audit entries match\n"
 
     # A tenant made for it, whose chain an intruder breaks: exit 1 naming it and the entry; deleted afterwards.
     made = data("tenant", "create", "Tampered")["tenant_id"]

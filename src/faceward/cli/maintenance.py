@@ -53,7 +53,10 @@ def _doctor(repair: bool, as_json: bool) -> bool:
     for item in report.repairs:
         out.print(f"repaired: {item['repair']} ({item.get('tenant_id')})", markup=False)
     for problem in report.problems:
-        err.print(f"problem: {problem['check']}/{problem['problem']} tenant {problem['tenant_id']}: {problem['message']}", markup=False)
+        ids = "".join(f" {key.removesuffix('_id')} {value}" for key, value in problem.items()
+                      if key.endswith("_id") and key != "tenant_id" and value)
+        err.print(f"problem: {problem['check']}/{problem['problem']} tenant {problem['tenant_id']}{ids}: "
+                  f"{problem['message']}", markup=False)
     out.print("ok" if report.ok else "problems found" + ("" if repair else "; `faceward doctor --repair` fixes what it can"))
     return report.ok
 

@@ -274,6 +274,9 @@ def _audit_timeline(
     if as_json:
         emit_json({"entries": [{"tenant_id": t, **e.as_dict()} for t, e in rows]})
         return
+    if not rows:
+        out.print("no audit entries match", markup=False)
+        return
     # One table per tenant under its id: the widest column is not repeated on every line.
     for t in dict.fromkeys(t for t, _ in rows):
         entries = [e for tid, e in rows if tid == t]
