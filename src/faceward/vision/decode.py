@@ -71,6 +71,16 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
+def _rgb(image: Image.Image) -> RGBImage:
+    """The image's pixels as 8-bit RGB. Pillow's own conversion clips 16-bit grey (a PNG a scanner or
+    a raw developer writes) at 255, which turns a face white: such pixels are scaled down instead."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        grey = np.asarray(image).astype(np.uint32) >> 8  # 16 bits per sample, whatever Pillow stores them in
+        return np.ascontiguousarray(np.repeat(np.minimum(grey, 255).astype(np.uint8)[:, :, None], 3, axis=2))
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
 def decode_image(
     data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> RGBImage:
@@ -131,8 +141,7 @@ def decode_reduced(
                 orientation = image.getexif().get(0x0112, 1)
                 # Both return copies even when there is nothing to do: a 12 MB copy each on a 4 MP upload.
                 upright = (ImageOps.exif_transpose(image) or image) if orientation != 1 else image
-                rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
-                pixels = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+                pixels = _rgb(upright)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageTooLarge("the image expands past the pixel limit") from None
         except (OSError, ValueError, SyntaxError, EOFError) as exc:

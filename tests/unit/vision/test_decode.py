@@ -143,3 +143,15 @@ def test_a_large_jpeg_is_decoded_reduced_by_dct_scaling() -> None:
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, format="PNG")
     assert decode_reduced(png.getvalue(), min_long_side=400).reduction == 1.0
+
+
+def test_a_16_bit_grey_png_keeps_its_tones() -> None:
+    # Pillow's own RGB conversion clips 16-bit samples at 255: a scanner's grey portrait came out white.
+    tones = np.linspace(0, 255, 64 * 48).reshape(48, 64)
+    buf = io.BytesIO()
+    Image.fromarray((tones * 257).astype(np.uint16)).save(buf, format="PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == "I;16"
+    pixels = decode_image(buf.getvalue())
+    assert pixels.shape == (48, 64, 3) and pixels.dtype == np.uint8
+    assert np.abs(pixels[:, :, 0].astype(float) - tones).max() <= 1.0
+    assert (pixels[:, :, 0] == pixels[:, :, 2]).all()
