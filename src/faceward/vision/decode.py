@@ -129,7 +129,8 @@ def decode_reduced(
         if width * height > max_pixels:
             raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
         reduction = 1.0
-        if min_long_side and image.format == "JPEG" and max(width, height) > 2 * min_long_side:
+        # MPO: a JPEG with more pictures after it (a phone's HDR gain map or depth map); the first is the photo.
+        if min_long_side and image.format in ("JPEG", "MPO") and max(width, height) > 2 * min_long_side:
             fraction = min_long_side / max(width, height)
             # draft() picks the largest DCT scale whose result is still at least the size asked for.
             image.draft("RGB", (max(1, int(width * fraction + 0.999)), max(1, int(height * fraction + 0.999))))

@@ -145,6 +145,23 @@ def test_a_large_jpeg_is_decoded_reduced_by_dct_scaling() -> None:
     assert decode_reduced(png.getvalue(), min_long_side=400).reduction == 1.0
 
 
+def test_a_phones_multi_picture_jpeg_is_decoded_reduced_too() -> None:
+    # MPO: the photo, then a gain map or depth map (what recent phones write as "JPEG"). Its first
+    # picture is the photo; decoding it whole cost a 12 MP decode on every search.
+    from faceward.vision.decode import decode_reduced
+
+    pixels = np.zeros((1200, 1800, 3), np.uint8)
+    pixels[:, :900] = 200
+    photo = Image.fromarray(pixels)
+    mpo, jpeg = io.BytesIO(), io.BytesIO()
+    photo.save(mpo, format="MPO", save_all=True, append_images=[photo.resize((180, 120))])
+    photo.save(jpeg, format="JPEG")
+    assert Image.open(io.BytesIO(mpo.getvalue())).format == "MPO"
+    reduced = decode_reduced(mpo.getvalue(), min_long_side=400)
+    assert reduced.reduction == 4.0 and reduced.pixels.shape == (300, 450, 3) and reduced.size == (1800, 1200)
+    assert np.array_equal(reduced.pixels, decode_reduced(jpeg.getvalue(), min_long_side=400).pixels)
+
+
 def test_a_16_bit_grey_png_keeps_its_tones() -> None:
     # Pillow's own RGB conversion clips 16-bit samples at 255: a scanner's grey portrait came out white.
     tones = np.linspace(0, 255, 64 * 48).reshape(48, 64)
