@@ -113,11 +113,15 @@ class Person:
         self.csp_violations: list[str] = []
         self.page.on("console", lambda m: self.csp_violations.append(m.text)
                      if "Content Security Policy" in m.text or "Refused to" in m.text else None)
+        self.watch()
         self.page.goto(f"{server.url}/console/")
         self.page.get_by_label("API key").fill(key)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_url(f"{server.url}/console/*")
         self.page.locator("#role").wait_for()
+
+    def watch(self) -> None:
+        """Called once the page exists, before it signs in: a subclass adds its own listeners here."""
 
     def go(self, page: str) -> Any:
         self.page.goto(f"{self.server.url}/console/{page}")
