@@ -4,7 +4,7 @@ real ``uvicorn`` server (the rig of :mod:`tests.e2e.test_console`) over a small 
 Each role signs in with its key and opens every page its navigation offers; on each page it does the
 page's main action once (search a photo and record a review, confirm a review, enroll a photo, open and
 erase a subject, filter and export the audit, read usage, create and revoke a key, save the settings).
-It then signs out.
+It then opens the pages its navigation does not offer, and signs out.
 On every page, before and after its action:
 
 - no JavaScript error, no console error, no CSP violation;
@@ -284,6 +284,11 @@ def test_every_page_of_a_role(signed_in: Swept, gallery: Gallery) -> None:
         person.sweep(f"{role}: {name}, opened")
         ACTIONS[name](person, gallery)
         person.sweep(f"{role}: {name}, after its action")
+    # A page the role may not use says so, and asks the API for nothing the role would be refused.
+    for name in sorted(set(ACTIONS) - set(offered)):
+        page = person.go(name)
+        page.get_by_text(f"Your key's role ({role}) cannot use this page.").wait_for()
+        person.sweep(f"{role}: {name}, closed to this role")
     person.page.get_by_role("button", name="Sign out").click()
     person.page.wait_for_url(f"{gallery.server.url}/console/")
     person.page.get_by_label("API key").wait_for()

@@ -24,10 +24,14 @@ function show(status) {
 async function start() {
   const form = $("#provider-form");
   if (!form) return;
+  // Only a role that may manage sign-in asks the API: another role's request would be refused and recorded
+  // in the audit log as a denial it never attempted (keys.js tells that person the page is not theirs).
   try {
+    const session = await api("GET", "/console/session");
+    if (!session.permissions.includes("tenant:sign_in:manage")) return;
     show(await api("GET", "/v1/tenant/sign-in"));
   } catch (error) {
-    if (error.status === 403 || error.status === 401) return; // not an admin: keys.js says so
+    if (error.status === 401) return; // signed out: keys.js sends the person to sign in
     sayError($("#provider-message"), error);
   }
   form.addEventListener("submit", async (event) => {
