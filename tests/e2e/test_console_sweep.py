@@ -216,6 +216,9 @@ def on_subjects(person: Swept, gallery: Gallery) -> None:
     page.get_by_role("button", name="Erase subject…").click()
     page.locator("#erase-dialog").get_by_role("button", name="Erase permanently").click()
     page.get_by_text(f"{ERASABLE} was erased: 0 face(s) removed.").wait_for()
+    # Nothing is offered for a subject that is gone: no photos to add to it, nothing left to erase.
+    offered = page.locator("#detail").locator("a:visible, button:visible:enabled").all_inner_texts()
+    assert offered == [], offered
 
 
 def on_audit(person: Swept, gallery: Gallery) -> None:

@@ -80,6 +80,7 @@ async function open(id) {
     el("td", { text: String(f.quality.sharpness) }), el("td", { text: String(f.quality.frontalness) }),
     el("td", { text: when(f.created_at) }))) : [el("tr", {}, el("td", { colspan: 5, text: "No face enrolled yet." }))]));
   $("#add-photos").href = `/console/enroll?subject=${encodeURIComponent(current.id)}`;
+  $("#add-photos").hidden = false;
   $("#erase-button").disabled = false;
   $("#detail").hidden = false;
   $("#detail-title").focus();
@@ -102,6 +103,7 @@ async function erase() {
     $("#detail-title").textContent = `${current.display_name} (erased)`;
     $("#detail-figures").replaceChildren();
     $("#face-rows").replaceChildren();
+    $("#add-photos").hidden = true; // the subject is gone: no photos can be added to it
     current = null;
     await find();
   } catch (error) {
