@@ -3,14 +3,14 @@ real ``uvicorn`` server (the rig of :mod:`tests.e2e.test_console`) over a small 
 
 Each role signs in with its key and opens every page its navigation offers; on each page it does the
 page's main action once (search a photo and record a review, confirm a review, enroll a photo, open and
-erase a subject, filter and export the audit, read usage, create and revoke a key, save the settings).
-It then opens the pages its navigation does not offer, and signs out.
+erase a subject, filter and export the audit, read usage, create and revoke a key, save the settings,
+connect a sign-in provider). It then opens the pages its navigation does not offer, and signs out.
 On every page, before and after its action:
 
 - no JavaScript error, no console error, no CSP violation;
 - no request of the page answered 5xx, and no 4xx the page does not expect and explain in words;
 - nothing visible (or read out: alt, aria-label, title) says ``undefined``, ``null``, ``NaN``,
-  ``[object Object]``, ``Invalid Date``, or shows raw JSON;
+  ``[object Object]``, ``Invalid Date``, names a Python exception, or shows raw JSON;
 - every form control has a label, every image an alt text, every button a name, and the page one h1;
 - nothing the role is offered (a navigation entry, a button) is refused by the API with 403.
 The sign-in page, which every role passes through, is checked the same way.
@@ -31,6 +31,7 @@ import pytest
 from tests.conftest import jpeg
 from tests.e2e.console_rig import needs_chromium
 from tests.e2e.test_console import OTHERS, Person, Server, browser, search, server  # noqa: F401  (fixtures)
+from tests.net import free_port
 
 pytestmark = needs_chromium
 
@@ -42,8 +43,9 @@ NAVIGATION = {
     "auditor": ["audit"],
 }
 ERASABLE = "Sweep Erasable"
-# Words a page shows when it prints a value it did not expect; raw JSON ({"key": ..., ["item", ...).
-LEAKS = re.compile(r'\b(undefined|null|NaN|Invalid Date)\b|\[object Object\]|[{\[]\s*"')
+# Words a page shows when it prints a value it did not expect: JavaScript's, a Python exception's name
+# passed on by the API, raw JSON ({"key": ..., ["item", ...).
+LEAKS = re.compile(r'\b(undefined|null|NaN|Invalid Date|[A-Z]\w*(Error|Exception))\b|\[object Object\]|[{\[]\s*"')
 
 # Every control labelled, every image described, every button named, one h1; and what a screen reader
 # reads out (alt, aria-label, title, SVG titles) alongside what is visible.
@@ -77,13 +79,14 @@ class Gallery:
     server: Server
     faceless: Path
     not_a_photo: Path
+    client_secret: Path
 
 
 @pytest.fixture(scope="module")
 def gallery(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Gallery:  # noqa: F811
     """The console test's gallery (three subjects), plus a standing possible match by the second searcher (so
-    the first may confirm it), a subject with no face for the enroller to erase, and two files a person may
-    pick by mistake: a photo with no face and a text file named like a photo."""
+    the first may confirm it), a subject with no face for the enroller to erase, two files a person may pick
+    by mistake (a photo with no face, a text file named like a photo) and a provider's client secret file."""
     with httpx.Client(base_url=server.url, timeout=60) as client:
         probe = server.photos[OTHERS[0]][1]
         found = client.post("/v1/search", headers={"Authorization": f"Bearer {server.keys['searcher2']}"},
@@ -103,7 +106,8 @@ def gallery(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Gallery
     files = tmp_path_factory.mktemp("picked")
     (files / "wall.jpg").write_bytes(jpeg(np.full((240, 320, 3), 128, dtype=np.uint8)))
     (files / "notes.jpg").write_text("not a photo")
-    return Gallery(server, files / "wall.jpg", files / "notes.jpg")
+    (files / "client-secret.txt").write_text("s3cret-of-the-provider\n")
+    return Gallery(server, files / "wall.jpg", files / "notes.jpg", files / "client-secret.txt")
 
 
 class Recorder:
@@ -256,6 +260,16 @@ def on_keys(person: Swept, gallery: Gallery) -> None:
     page.get_by_text(f"Key {key_id} revoked.").wait_for()
     page.get_by_role("button", name="Save settings").click()
     page.get_by_text("Thumbnails are on.").wait_for()
+    person.sweep("keys, a key created and revoked, the settings saved")
+    # A provider that cannot be reached (nothing listens there): the admin is told why, in words.
+    page.get_by_label("Issuer URL").fill(f"https://127.0.0.1:{free_port()}")
+    page.get_by_label("Client id").fill("faceward-console")
+    page.get_by_label("Client secret file").set_input_files(str(gallery.client_secret))
+    page.get_by_label(re.compile("^Claim mapping")).fill("faceward-searchers=searcher")
+    page.get_by_role("button", name="Connect provider").click()
+    refused = "Cannot use this provider: the identity provider could not be reached"
+    page.locator("#provider-message", has_text=refused).wait_for()
+    person.sweep("keys, a provider that cannot be reached", {(422, "/v1/tenant/sign-in"): refused})
 
 
 ACTIONS: dict[str, Callable[[Swept, Gallery], None]] = {

@@ -195,7 +195,7 @@ class Provider:
             response.raise_for_status()
             data = response.json()
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-            raise ProviderUnreachable(f"the identity provider could not be reached ({type(exc).__name__})") from exc
+            raise ProviderUnreachable(f"the identity provider could not be reached ({_why_unreachable(exc)})") from exc
         if not isinstance(data, dict):
             raise ProviderUnreachable("the identity provider answered with something other than a JSON object")
         return data
@@ -247,7 +247,8 @@ class Provider:
                 token = client.fetch_token(endpoints.token_endpoint, grant_type="authorization_code", code=code,
                                            code_verifier=verifier)
         except httpx.HTTPError as exc:
-            raise ProviderUnreachable(f"the identity provider's token endpoint could not be reached ({type(exc).__name__})") from exc
+            raise ProviderUnreachable(
+                f"the identity provider's token endpoint could not be reached ({_why_unreachable(exc)})") from exc
         except Exception as exc:  # authlib's OAuthError: the provider refused the code
             raise SignInRefused(
                 f"the identity provider refused to complete the sign-in ({getattr(exc, 'error', type(exc).__name__)})",
@@ -293,6 +294,21 @@ class Provider:
             except (InvalidTokenError, JoseError, ValueError) as exc:
                 last = exc
         raise SignInRefused("the identity provider's token is not signed by the provider", reason="bad_signature") from last
+
+
+def _why_unreachable(exc: Exception) -> str:
+    """Why a request to the provider failed, in words for the person who connects it (never a class name)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {TIMEOUT:g} seconds"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"it answered HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.ConnectError):
+        return "no connection could be made to it"
+    if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        return "its address is not a usable URL"
+    if isinstance(exc, ValueError):
+        return "its answer is not JSON"
+    return "the connection failed"
 
 
 def _check_audience(claims: Mapping[str, Any], client_id: str) -> None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from faceward.security.oidc import ProviderConfig, RoleMapping, SignInRefused, _check_audience, check_issuer, parse_rules
+from faceward.security.oidc import (
+    Provider,
+    ProviderConfig,
+    ProviderUnreachable,
+    RoleMapping,
+    SignInRefused,
+    _check_audience,
+    check_issuer,
+    parse_rules,
+)
 from faceward.security.permissions import Role
 
 
@@ -47,3 +57,21 @@ def test_a_connection_round_trips_and_never_prints_its_secret() -> None:
     config = ProviderConfig("https://idp", "faceward", "s3cret", RoleMapping("groups", ((("g"), Role.AUDITOR),)))
     assert ProviderConfig.from_json(config.to_json()) == config
     assert "s3cret" not in repr(config) and "s3cret" not in str(config.public())
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (httpx.ConnectError("refused"), "no connection could be made to it"),
+    (httpx.ReadTimeout("slow"), "no answer within 10 seconds"),
+    (httpx.Response(404), "it answered HTTP 404"),
+    (httpx.Response(200, text="<html>"), "its answer is not JSON"),
+])
+def test_a_provider_that_cannot_be_reached_is_told_in_words(answer: httpx.Response | Exception, why: str) -> None:
+    def transport(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    provider = Provider(http=lambda: httpx.Client(transport=httpx.MockTransport(transport)))
+    with pytest.raises(ProviderUnreachable) as unreachable:
+        provider.endpoints("https://login.example.org")
+    assert unreachable.value.message == f"the identity provider could not be reached ({why})"  # never a class name
