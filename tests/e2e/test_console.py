@@ -105,9 +105,10 @@ def browser(server: Server) -> Iterator[Any]:
 class Person:
     """One person at one browser (a context of its own: its own cookies), signed in with one key."""
 
-    def __init__(self, browser: Any, server: Server, key: str, *, width: int = 1280) -> None:
+    def __init__(self, browser: Any, server: Server, key: str, *, width: int = 1280, timezone: str = "UTC") -> None:
         self.server = server
-        self.context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+        self.context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True,
+                                           timezone_id=timezone)
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
         self.csp_violations: list[str] = []
@@ -387,3 +388,22 @@ def test_an_uncalibrated_models_threshold_claims_no_false_match_rate(
         assert "this model is not calibrated, so no false match rate is known" in notes
         assert "(false match rate " not in notes
         searcher.close()
+
+
+@pytest.mark.parametrize("timezone", ["America/Los_Angeles", "Asia/Tokyo"])
+def test_consent_days_read_as_entered_in_any_time_zone(browser: Any, server: Server, timezone: str) -> None:
+    # Given on 1 March, expires on 28 February: stored at midnight and at 23:59:59 UTC of those days.
+    enroller = {"Authorization": f"Bearer {server.keys['enroller']}"}
+    made = httpx.post(f"{server.url}/v1/subjects", headers=enroller, timeout=30, json={
+        "display_name": f"Consent Days {timezone.split('/')[1]}",
+        "consent": {"basis": "explicit_consent", "reference": "F-DAYS", "given_at": "2026-03-01T00:00:00Z",
+                    "expires_at": "2027-02-28T23:59:59Z"},
+    })
+    assert made.status_code == 201, made.text
+    person = Person(browser, server, server.keys["enroller"], timezone=timezone)
+    person.go(f"subjects?subject={made.json()['id']}")
+    figures = person.page.locator("#detail-figures", has_text="F-DAYS")
+    figures.wait_for()
+    assert "Given2026-03-01" in figures.inner_text().replace("\n", "").replace("\t", "")
+    assert "Expires2027-02-28" in figures.inner_text().replace("\n", "").replace("\t", "")
+    person.close()

@@ -52,6 +52,14 @@ export function when(value) {
   return Number.isNaN(moment.getTime()) ? String(value) : moment.toLocaleString();
 }
 
+// A calendar day entered as a date (consent given on, expires on) is stored at a UTC moment of that
+// day; shown in local time it would read a day off west or east of UTC, so it is shown as the day.
+export function day(value) {
+  if (!value) return "—";
+  const moment = new Date(value);
+  return Number.isNaN(moment.getTime()) ? String(value) : moment.toISOString().slice(0, 10);
+}
+
 export function allowedPages(session) {
   return PAGES.filter((p) => session.permissions.includes(p.permission));
 }

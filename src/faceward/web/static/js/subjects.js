@@ -1,7 +1,7 @@
 // Subjects: find by name (names are sealed server-side, so the page filters what it reads), open one,
 // see its faces, erase it after a confirmation that says what erasure removes.
 import { api, say, sayError } from "./api.js";
-import { $, boot, el, when } from "./shell.js";
+import { $, boot, day, el, when } from "./shell.js";
 
 const PAGE = 500;
 const MAX_PAGES = 40;
@@ -72,8 +72,8 @@ async function open(id) {
     el("dt", { text: "Subject id" }), el("dd", {}, el("code", { text: current.id })),
     el("dt", { text: "Lawful basis" }), el("dd", { text: BASES[c.basis] || c.basis }),
     el("dt", { text: "Consent reference" }), el("dd", { text: c.reference }),
-    el("dt", { text: "Given" }), el("dd", { text: when(c.given_at) }),
-    el("dt", { text: "Expires" }), el("dd", { text: c.expires_at ? when(c.expires_at) : "no expiry" }),
+    el("dt", { text: "Given" }), el("dd", { text: day(c.given_at) }),
+    el("dt", { text: "Expires" }), el("dd", { text: c.expires_at ? day(c.expires_at) : "no expiry" }),
     el("dt", { text: "Faces" }), el("dd", { text: String(current.faces.length) }));
   $("#face-rows").replaceChildren(...(current.faces.length ? current.faces.map((f) => el("tr", {},
     el("td", {}, el("code", { text: f.id })), el("td", { text: `${f.quality.face_px} px` }),
