@@ -1,7 +1,8 @@
-"""What one search costs through the API, by upload: a 250x250 portrait, a 12 MP photo, a blank 2000x2000 PNG.
+"""What one search costs through the API, by upload: a 250x250 portrait, a 12 MP photo (plain JPEG, and a
+phone's multi-picture JPEG, MPO), a blank 2000x2000 PNG.
 
 The app is built as ``faceward serve`` builds it (analysis in a worker process,
-SQLite store) and called in-process over httpx's ASGI transport; the three
+SQLite store) and called in-process over httpx's ASGI transport; the four
 uploads alternate, ``--rounds`` times, and each is reported as its median
 latency and its ratio to the portrait's (same run). The blank PNG answers
 422 (no face): its cost is the analysis that found none.
@@ -40,7 +41,10 @@ FORM = {"purpose": "benchmark of upload cost", "case_reference": "BENCH-1"}
 
 def encode(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt, quality=90) if fmt == "JPEG" else image.save(buffer, format=fmt)
+    if fmt == "MPO":  # a phone's "JPEG": the photo, then a gain map (here a quarter-size picture)
+        image.save(buffer, format=fmt, quality=90, save_all=True, append_images=[image.reduce(4)])
+    else:
+        image.save(buffer, format=fmt, quality=90) if fmt == "JPEG" else image.save(buffer, format=fmt)
     return buffer.getvalue()
 
 
@@ -52,10 +56,11 @@ def main() -> None:
     args = parser.parse_args()
     from skimage import data as skdata
 
+    photo = Image.fromarray(skdata.astronaut()).resize((4032, 3024), Image.Resampling.BICUBIC)
     uploads = {
         "portrait_250": ((args.lfw / "images" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg").read_bytes(), "image/jpeg"),
-        "photo_12mp": (encode(Image.fromarray(skdata.astronaut()).resize((4032, 3024), Image.Resampling.BICUBIC), "JPEG"),
-                       "image/jpeg"),
+        "photo_12mp": (encode(photo, "JPEG"), "image/jpeg"),
+        "photo_12mp_mpo": (encode(photo, "MPO"), "image/jpeg"),
         "blank_2000_png": (encode(Image.fromarray(np.full((2000, 2000, 3), 255, np.uint8)), "PNG"), "image/png"),
     }
     home = Path(tempfile.mkdtemp(prefix="faceward-apicost-"))
