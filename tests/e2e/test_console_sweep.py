@@ -175,11 +175,20 @@ def on_search(person: Swept, gallery: Gallery) -> None:
 
 def on_review(person: Swept, gallery: Gallery) -> None:
     page = person.page
-    page.get_by_label("Compare with the probe photo (optional)").set_input_files(str(gallery.server.photos[OTHERS[0]][1]))
-    page.get_by_role("img", name="Probe photo (local)").first.wait_for()  # the list is drawn again with it
     card = page.locator("article.candidate", has=page.get_by_label("Confirm the match").and_(page.locator(":enabled"))).first
+    note = card.get_by_label("Note (why)")
+    note.fill("Agree: jaw line and ears.")
+    # Picking the probe photo, or looking at another list and back, keeps the note being written.
+    page.get_by_label("Compare with the probe photo (optional)").set_input_files(str(gallery.server.photos[OTHERS[0]][1]))
+    page.get_by_role("img", name="Probe photo (local)").first.wait_for()
+    assert note.input_value() == "Agree: jaw line and ears."
+    drawn = note.element_handle()
+    page.get_by_label("Show").select_option("")
+    page.get_by_label("Show").select_option("possible_match")
+    page.wait_for_function("old => !old.isConnected", arg=drawn)  # the list was drawn again
+    page.get_by_role("img", name="Probe photo (local)").first.wait_for()  # still beside each candidate
+    assert note.input_value() == "Agree: jaw line and ears."
     card.get_by_label("Confirm the match").check()
-    card.get_by_label("Note (why)").fill("Agree: jaw line and ears.")
     card.get_by_role("button", name="Record step").click()
     page.get_by_text(": Confirmed by two reviewers.").wait_for()
     page.get_by_label("Show").select_option("")

@@ -5,6 +5,9 @@ import { $, boot, el, noPreview, when } from "./shell.js";
 
 let session = null;
 let probeUrl = null;
+// Notes being written, by candidate: a redraw (another step recorded, the filter changed) keeps them.
+const drafts = new Map();
+const draftKey = (candidate) => `${candidate.search_id}/${candidate.subject_id}`;
 
 function thumbnail(candidate) {
   if (!candidate.face_id) return el("div", { className: "face-img no-thumb", text: "No thumbnail" });
@@ -22,6 +25,8 @@ function stepForm(candidate, index) {
   const status = el("p", { className: "status", role: "status", "aria-live": "polite" });
   const name = `step-${index}`;
   const note = el("textarea", { id: `review-note-${index}`, required: true, maxlength: 2000 });
+  note.value = drafts.get(draftKey(candidate)) || "";
+  note.addEventListener("input", () => drafts.set(draftKey(candidate), note.value));
   const options = [];
   if (last.outcome === "possible_match") options.push(["confirmed", "Confirm the match"]);
   options.push(["possible_match", "Possible match"], ["not_a_match", "Not a match"]);
@@ -52,6 +57,7 @@ function stepForm(candidate, index) {
         search_id: candidate.search_id, subject_id: candidate.subject_id, face_id: candidate.face_id,
         review_token: candidate.review_token, outcome: chosen.value, note: note.value.trim(),
       } });
+      drafts.delete(draftKey(candidate));
       say($("#list-message"), `${candidate.display_name}: ${OUTCOMES[updated.status]}.`, "ok");
       await load();
     } catch (error) {
@@ -62,6 +68,22 @@ function stepForm(candidate, index) {
   return form;
 }
 
+function probeFigure() {
+  if (!probeUrl) return null;
+  return el("figure", { className: "probe-local" },
+    el("img", { className: "face-img", src: probeUrl, alt: "Probe photo (local)", onerror: noPreview }),
+    el("figcaption", { text: "Probe (local)" }));
+}
+
+// The local probe photo beside every candidate, changed in place: nothing else is drawn again.
+function showProbe() {
+  for (const pair of document.querySelectorAll("#reviews .pair")) {
+    pair.querySelector(".probe-local")?.remove();
+    const figure = probeFigure();
+    if (figure) pair.prepend(figure);
+  }
+}
+
 function render(candidates) {
   const list = $("#reviews");
   list.replaceChildren();
@@ -70,8 +92,7 @@ function render(candidates) {
     return;
   }
   candidates.forEach((candidate, index) => {
-    const pair = el("div", { className: "pair" },
-      probeUrl ? el("figure", {}, el("img", { className: "face-img", src: probeUrl, alt: "Probe photo (local)", onerror: noPreview }), el("figcaption", { text: "Probe (local)" })) : null,
+    const pair = el("div", { className: "pair" }, probeFigure(),
       el("figure", {}, thumbnail(candidate), el("figcaption", { text: "Enrolled" })));
     const steps = el("ol", { className: "steps" }, candidate.steps.map((step) => el("li", {},
       el("strong", { text: OUTCOMES[step.outcome] }), ` by key `, el("code", { text: step.reviewer_key_id }),
@@ -108,7 +129,7 @@ async function start() {
     if (probeUrl) URL.revokeObjectURL(probeUrl);
     const file = event.target.files[0];
     probeUrl = file ? URL.createObjectURL(file) : null;
-    load();
+    showProbe();
   });
   await load();
 }
