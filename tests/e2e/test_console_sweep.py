@@ -257,6 +257,7 @@ def on_keys(person: Swept, gallery: Gallery) -> None:
     page = person.page
     page.locator("#key-rows tr").first.wait_for()
     page.locator("#model-card dd").first.wait_for()
+    assert "calibrated on 1,041,732 impostor" in page.locator("#model-card").inner_text()  # the bundled table's size
     person.sweep("keys, the list and the model")
     page.get_by_label("Role").select_option("searcher")
     page.get_by_label("Label").fill("sweep desk")
@@ -270,6 +271,14 @@ def on_keys(person: Swept, gallery: Gallery) -> None:
     page.get_by_role("button", name="Save settings").click()
     page.get_by_text("Thumbnails are on.").wait_for()
     person.sweep("keys, a key created and revoked, the settings saved")
+    page = person.go("audit")  # the settings change, as the timeline reads it
+    page.get_by_label("Action").fill("settings.update")
+    page.get_by_role("button", name="Show entries").click()
+    saved = page.locator("#timeline li", has_text="settings.update").first
+    saved.wait_for()
+    assert "thumbnails: yes · thumbnails_deleted: 0" in saved.inner_text()
+    page = person.go("keys")
+    page.locator("#model-card dd").first.wait_for()
     # A provider that cannot be reached (nothing listens there): the admin is told why, in words.
     page.get_by_label("Issuer URL").fill(f"https://127.0.0.1:{free_port()}")
     page.get_by_label("Client id").fill("faceward-console")

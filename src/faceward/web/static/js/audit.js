@@ -14,10 +14,11 @@ function filters() {
   };
 }
 
-// A detail's value as a person reads it: "none" for no value, a list's items and a mapping's fields
+// A detail's value as a person reads it: "none" for no value, yes/no, a list's items and a mapping's fields
 // spelled out, never raw JSON (the exports keep the JSON).
 function readable(value) {
   if (value === null || value === undefined) return "none";
+  if (typeof value === "boolean") return value ? "yes" : "no";
   if (Array.isArray(value)) return value.length ? value.map(readable).join(", ") : "none";
   if (typeof value === "object") return `(${Object.entries(value).map(([k, v]) => `${k}: ${readable(v)}`).join(", ")})`;
   return String(value);

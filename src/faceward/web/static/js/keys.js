@@ -76,7 +76,7 @@ function showModel(model) {
     ["Intended use", model.intended_use ?? "not stated"],
     ...(model.fused_with ? [["Fused with", model.fused_with]] : []),
     ["Calibration", cal
-      ? `calibrated on ${cal.impostor_pairs} impostor / ${cal.genuine_pairs} genuine pairs (FMR resolution ${cal.fmr_resolution.toExponential(1)})`
+      ? `calibrated on ${cal.impostor_pairs.toLocaleString("en")} impostor / ${cal.genuine_pairs.toLocaleString("en")} genuine pairs (FMR resolution ${cal.fmr_resolution.toExponential(1)})`
       : "uncalibrated: no false match rate is estimated"],
     ["Gallery made with", model.gallery_model_id
       ? `${model.gallery_model_id}${model.gallery_model_sha256 ? ` (SHA-256 ${model.gallery_model_sha256})` : ""}`
