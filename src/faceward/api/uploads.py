@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from fastapi import Request, UploadFile
 
 from faceward.errors import InvalidInput
-from faceward.vision.decode import PHONE_FORMAT_HINT, PHONE_FORMATS
+from faceward.vision.decode import phone_format_hint
 from faceward.vision.errors import EmptyImage, ImageTooLarge, UnsupportedFormat
 
 CONTENT_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
@@ -58,9 +58,9 @@ def read_image(upload: UploadFile, *, field: str, max_bytes: int) -> bytes:
     if declared not in NEUTRAL_TYPES:
         expected = CONTENT_TYPES.get(declared)
         if expected is None:
-            hint = PHONE_FORMAT_HINT if declared.removeprefix("image/").upper() in PHONE_FORMATS else ""
             raise UnsupportedFormat(
-                f"{field}: content type {declared[:60]!r} is not accepted; send image/jpeg, image/png or image/webp{hint}"
+                f"{field}: content type {declared[:60]!r} is not accepted; send image/jpeg, image/png or image/webp"
+                f"{phone_format_hint(declared.removeprefix('image/'))}"
             )
         if actual is not None and actual != expected:
             raise UnsupportedFormat(f"{field}: declared {declared} but the bytes are {actual}")

@@ -58,7 +58,13 @@ class Decoded:
 PHONE_FORMATS = ("HEIC", "HEIF", "AVIF")
 _FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
                 b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
-PHONE_FORMAT_HINT = " (a phone shares its photos as JPEG, or takes them so with its camera's most compatible format)"
+
+
+def phone_format_hint(name: str | None) -> str:
+    """For a phone camera's format (HEIC, HEIF, AVIF), how to get a JPEG instead; else nothing."""
+    if name is None or name.upper() not in PHONE_FORMATS:
+        return ""
+    return " (a phone shares its photos as JPEG, or takes them so with its camera's most compatible format)"
 
 
 def _sniff(data: bytes) -> str | None:
@@ -116,8 +122,7 @@ def decode_reduced(
     except UnidentifiedImageError:
         found = _sniff(data)
         what = f"{found} images are not accepted" if found else "this file is not a JPEG, PNG or WebP image"
-        hint = PHONE_FORMAT_HINT if found in PHONE_FORMATS else ""
-        raise UnsupportedFormat(f"{what}; send JPEG, PNG or WebP{hint}") from None
+        raise UnsupportedFormat(f"{what}; send JPEG, PNG or WebP{phone_format_hint(found)}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge("the image declares too many pixels (decompression bomb?)") from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -61,9 +61,14 @@ class Embedder:
     def embed(self, chips: NDArray[np.uint8]) -> Vectors:
         if not (self.flip_average and len(chips)):
             return templates(self.runtime.compute(chips))
-        # The chips and their mirror images in one batch: one run of the network, the same numbers as two.
-        both = self.runtime.compute(np.concatenate([chips, chips[:, :, ::-1, :]]))
-        return templates(both[: len(chips)], both[len(chips) :])
+        return templates(*with_mirrors(self.runtime, chips))
+
+
+def with_mirrors(runtime: DescriptorRuntime, chips: NDArray[np.uint8]) -> tuple[Vectors, Vectors]:
+    """Raw descriptors of ``chips`` and of their mirror images, from one batch: one run of the network,
+    the same numbers as two (the engine and the bulk workers both call this)."""
+    both = runtime.compute(np.concatenate([chips, chips[:, :, ::-1, :]]))
+    return both[: len(chips)], both[len(chips) :]
 
 
 def to_template(vector: NDArray[np.float32]) -> bytes:

@@ -23,7 +23,7 @@ import numpy as np
 from faceward.errors import FacewardError
 from faceward.vision.decode import decode_file_reduced, read_file_bytes
 from faceward.vision.engine import EngineOptions, FaceEngine
-from faceward.vision.embed import templates
+from faceward.vision.embed import templates, with_mirrors
 from faceward.vision.scale import ANALYSIS_SIDE
 from faceward.vision.types import Face, Quality
 from faceward.vision.workers import exit_with_parent
@@ -110,8 +110,7 @@ def analyze_batch(
         return results
     runtime = _engine.embedder.runtime
     batch = np.stack(chips)
-    raw_all = runtime.compute(np.concatenate([batch, batch[:, :, ::-1, :]]))
-    raw, flipped = raw_all[: len(chips)], raw_all[len(chips) :]
+    raw, flipped = with_mirrors(runtime, batch)
     row = 0
     for result, faces in found:
         for face in faces:
