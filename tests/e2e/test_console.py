@@ -407,3 +407,23 @@ def test_consent_days_read_as_entered_in_any_time_zone(browser: Any, server: Ser
     assert "Given2026-03-01" in figures.inner_text().replace("\n", "").replace("\t", "")
     assert "Expires2027-02-28" in figures.inner_text().replace("\n", "").replace("\t", "")
     person.close()
+
+
+def test_a_photo_on_its_side_is_searched_and_shown_upright(browser: Any, server: Server, tmp_path: Path) -> None:
+    # A scan lying on its side with no EXIF orientation (PIL's transpose writes none).
+    from PIL import Image
+
+    sideways = tmp_path / "sideways.jpg"
+    with Image.open(server.photos[OTHERS[0]][1]) as photo:
+        photo.transpose(Image.Transpose.ROTATE_90).save(sideways, quality=92)
+    searcher = Person(browser, server, server.keys["searcher"])
+    page = searcher.page
+    search(page, sideways)
+    assert "lies on its side: its faces were found with it turned 90° clockwise" in page.locator("#probe-status").inner_text()
+    assert "lies on its side" in page.locator("#result-notes").inner_text()
+    top = page.locator("article.candidate").first
+    assert top.locator("h3").inner_text() == f"#1 {OTHERS[0].replace('_', ' ')}"
+    # The probe's crop is drawn upright: the photo turned about the face's centre.
+    assert (top.locator("svg.face-crop g").get_attribute("transform") or "").startswith("rotate(90 ")
+    searcher.check_page()
+    searcher.close()

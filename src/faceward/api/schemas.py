@@ -213,6 +213,11 @@ class ProbeFaceOut(BaseModel):
     box: dict[str, int]
     detector: str
     quality: dict[str, float]
+    rotation_cw: Literal[0, 90, 180, 270] = Field(
+        default=0,
+        description="The clockwise turn, in degrees, that makes this face upright: not 0 when the photo lies on "
+        "its side with no EXIF orientation (the face was found on the photo turned; its box is on the photo as sent).",
+    )
 
 
 class ThresholdOut(BaseModel):

@@ -50,7 +50,7 @@ class Matching:
     ) -> tuple[Face, int, str, list[str]]:
         """The face to match in ``image``: its subject (the most prominent face, as enrollment picks it), or
         the ``face``-th (0 = largest, as ``detect`` lists them); how many faces the image shows; its SHA-256;
-        a warning when it shows several."""
+        warnings when it shows several, or lies on its side."""
         if face is None:
             probe, count, digest = self.analysis.subject(image, what, tenant_id)
         else:
@@ -59,10 +59,14 @@ class Matching:
             if not 0 <= face < count:
                 raise InvalidInput(f"the {what} shows {count} face(s); face must be 0 to {count - 1}", code="no_such_face")
             probe = found[face]
-        if count < 2:
-            return probe, count, digest, []
-        which = "its subject (the most prominent)" if face is None else f"face {face + 1}"
-        return probe, count, digest, [f"{count} faces in the {what}; {verb} {which}"]
+        warnings = []
+        if count > 1:
+            which = "its subject (the most prominent)" if face is None else f"face {face + 1}"
+            warnings.append(f"{count} faces in the {what}; {verb} {which}")
+        if probe.rotation_cw:
+            warnings.append(f"the {what} lies on its side (no EXIF orientation): its face was found with the photo "
+                            f"turned {probe.rotation_cw} degrees clockwise")
+        return probe, count, digest, warnings
 
     def search(self, tenant_id: str, image: bytes, *, k: int = 10, face: int | None = None) -> SearchResult:
         """Search with the probe's subject (most prominent face), or with its ``face``-th (0 = largest, as ``detect`` lists them)."""

@@ -49,6 +49,7 @@ from faceward.vision.detect import (
 from faceward.vision.embed import DescriptorRuntime, DlibDescriptor, Embedder, Vectors
 from faceward.vision.fusion import FusedAligner, FusedRecognizer
 from faceward.vision.models import DLIB_DESCRIPTOR_ID
+from faceward.vision.orientation import box_back, clockwise_degrees, points_back, turned
 from faceward.vision.quality import QualityLimits, measure
 from faceward.vision.recognizer import BUNDLED_PROVENANCE, OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
 from faceward.vision.scale import ANALYSIS_SIDE, working_copy
@@ -284,9 +285,12 @@ class FaceEngine:
         With ``assume_centre``, an image with no detection yields one face from its central region.
         ``reduction`` says how many original pixels one pixel of ``image`` spans (a reduced decode,
         :func:`faceward.vision.decode.decode_reduced`): boxes, landmarks and ``face_px`` are then
-        given in the original's pixels.
+        given in the original's pixels. A photo lying on its side is analysed turned upright; its faces'
+        boxes and points stay on the photo as sent and their ``rotation_cw`` says the turn (decision 035).
         """
-        detections = self.detect(image, reduction=reduction)[: self.options.max_faces]
+        height, width = image.shape[:2]
+        quarters, image, detections = self._upright(image, self.detect(image, reduction=reduction))
+        detections = detections[: self.options.max_faces]
         if not detections and assume_centre:
             detections = [Detection(central_box(image), -1.0, "centre")]
         faces = []
@@ -294,13 +298,26 @@ class FaceEngine:
         for det in detections:
             points = self._landmarks.predict(image, det.box)
             chip = aligner.chip(image, det.box, points, det.landmarks)
-            box = det.box.scaled(reduction)
+            box = box_back(det.box, quarters, height, width).scaled(reduction)
             view = aligner.face_view(chip)
-            quality = measure(box.width, view, points, det.score, det.landmarks)
-            keypoints = det.landmarks * np.float32(reduction) if det.landmarks is not None else None
-            faces.append(Face(box, det.score, det.detector, points * np.float32(reduction), chip, quality, keypoints=keypoints,
-                              view=None if view is chip else view))
+            face_px = box.height if quarters % 2 else box.width  # the face's own width
+            quality = measure(face_px, view, points, det.score, det.landmarks)
+            keypoints = det.landmarks
+            if keypoints is not None:
+                keypoints = points_back(keypoints, quarters, height, width) * np.float32(reduction)
+            faces.append(Face(box, det.score, det.detector, points_back(points, quarters, height, width) * np.float32(reduction),
+                              chip, quality, keypoints=keypoints, view=None if view is chip else view,
+                              rotation_cw=clockwise_degrees(quarters)))
         return faces
+
+    def _upright(self, image: RGBImage, found: list[Detection]) -> tuple[int, RGBImage, list[Detection]]:
+        """Quarter turns that make a sideways photo upright (0 if it is not), the photo so turned, and its faces."""
+        if self.options.detector is not Detector.YUNET:
+            return 0, image, found
+        quarters, sideways = self._yunet.sideways(image, max((d.score for d in found), default=0.0))
+        if not quarters:
+            return 0, image, found
+        return quarters, turned(image, quarters), sorted(sideways, key=lambda d: d.box.area, reverse=True)
 
     def embed(self, faces: list[Face]) -> Vectors:
         """Descriptors for ``faces`` in one batch; also stored on each face."""

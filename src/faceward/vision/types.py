@@ -82,6 +82,9 @@ class Face:
     keypoints: NDArray[np.float32] | None = field(default=None)
     # The face as a person sees it when ``chip`` is not (a fused recognizer's two stacked chips): dlib's chip.
     view: NDArray[np.uint8] | None = field(default=None)
+    # The clockwise turn (0, 90, 180, 270) that makes this face upright: a photo lying on its side with
+    # no EXIF orientation. The box and points are on the photo as sent; the chip is upright.
+    rotation_cw: int = 0
 
     @property
     def picture(self) -> NDArray[np.uint8]:
@@ -89,4 +92,5 @@ class Face:
         return self.view if self.view is not None else self.chip
 
     def summary(self) -> dict[str, Any]:
-        return {"box": self.box.as_dict(), "detector": self.detector, "quality": self.quality.as_dict()}
+        return {"box": self.box.as_dict(), "detector": self.detector, "quality": self.quality.as_dict(),
+                "rotation_cw": self.rotation_cw}

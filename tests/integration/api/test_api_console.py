@@ -375,3 +375,35 @@ def test_search_defaults_to_the_photos_subject_not_a_larger_face_at_the_edge(sql
     assert "2 faces in the probe; searched its subject (the most prominent)" in result.json()["warnings"]
     largest = w.api.post("/v1/search", headers=t.auth(Role.SEARCHER), data={**FORM, "face": "0"}, files=photo)
     assert largest.json()["probe_face"]["box"] == found["faces"][0]["box"]
+
+
+def test_a_photo_on_its_side_is_searched_upright_and_boxed_as_sent(sqlite_world: World, astronaut: np.ndarray) -> None:
+    """A scan lying on its side, no EXIF orientation: detect, enroll and search find her upright; boxes fit the photo."""
+    w, t = sqlite_world, sqlite_world.own
+    upright = np.ascontiguousarray(astronaut[:, 20:280])  # not square: a turn swaps the axes
+    sideways = np.ascontiguousarray(np.rot90(upright, 1))  # turned a quarter counter-clockwise, as a scanner might
+    photos = {}
+    for name, pixels in (("upright", upright), ("sideways", sideways)):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=92)
+        photos[name] = {"image": (f"{name}.jpg", buffer.getvalue(), "image/jpeg")}
+
+    found = w.api.post("/v1/detect", headers=t.auth(Role.SEARCHER), files=photos["sideways"]).json()
+    assert (found["width"], found["height"]) == (sideways.shape[1], sideways.shape[0])
+    [face] = found["faces"]
+    assert face["rotation_cw"] == 90 and found["enrollable"] is True
+    [upright_face] = w.api.post("/v1/detect", headers=t.auth(Role.SEARCHER), files=photos["upright"]).json()["faces"]
+    assert upright_face["rotation_cw"] == 0
+    box, width = upright_face["box"], upright.shape[1]  # the upright box, turned as the photo was (JPEG: +-2 px)
+    expected = {"left": box["top"], "top": width - box["right"], "right": box["bottom"], "bottom": width - box["left"]}
+    assert all(abs(face["box"][side] - expected[side]) <= 2 for side in expected), (face["box"], expected)
+
+    subject = w.new_subject(t, "Sideways Scan")
+    enrolled = w.api.post(f"/v1/subjects/{subject}/faces", headers=t.auth(Role.ENROLLER), files=photos["sideways"])
+    assert enrolled.status_code == 201, enrolled.text
+    result = w.api.post("/v1/search", headers=t.auth(Role.SEARCHER), data=FORM, files=photos["upright"]).json()
+    best = result["candidates"][0]
+    assert best["subject_id"] == subject and best["score"] > 0.99 and best["decision"] == "lead"
+    turned = w.api.post("/v1/search", headers=t.auth(Role.SEARCHER), data=FORM, files=photos["sideways"]).json()
+    assert turned["probe_face"]["rotation_cw"] == 90 and turned["candidates"][0]["subject_id"] == subject
+    assert any("lies on its side" in warning and "90 degrees clockwise" in warning for warning in turned["warnings"])

@@ -97,3 +97,28 @@ def test_model_with_wrong_hash_is_refused(tmp_path: object) -> None:
 
 def test_manifest_excludes_the_68_point_model() -> None:
     assert all("68" not in m.filename for m in MANIFEST.values())
+
+
+@pytest.mark.parametrize(("quarters", "rotation_cw"), [(1, 90), (3, 270)])
+def test_a_photo_lying_on_its_side_is_turned_upright(
+    engine: FaceEngine, astronaut: np.ndarray, quarters: int, rotation_cw: int
+) -> None:
+    """No EXIF orientation, the photo on its side: the face is found upright, its box on the photo as sent."""
+    upright = np.ascontiguousarray(astronaut[0:400, 40:512])  # not square: a turn swaps the axes
+    [reference] = engine.analyze(upright)
+    sideways = np.ascontiguousarray(np.rot90(upright, quarters))
+    [face] = engine.analyze(sideways)
+    assert face.rotation_cw == rotation_cw and reference.rotation_cw == 0
+    assert face.summary()["rotation_cw"] == rotation_cw
+    marked = np.zeros(upright.shape[:2], dtype=bool)
+    marked[reference.box.top : reference.box.bottom, reference.box.left : reference.box.right] = True
+    rows, cols = np.nonzero(np.rot90(marked, quarters))
+    assert (face.box.left, face.box.top, face.box.right, face.box.bottom) == (
+        cols.min(), rows.min(), cols.max() + 1, rows.max() + 1
+    )
+    assert face.quality == reference.quality  # the same upright chip, so the same figures
+    assert face.descriptor is not None and reference.descriptor is not None
+    assert float(face.descriptor @ reference.descriptor) > 0.999
+    assert face.keypoints is not None  # YuNet's points, on the photo as sent: inside the face's box
+    for x, y in face.keypoints.tolist():
+        assert face.box.left <= x <= face.box.right and face.box.top <= y <= face.box.bottom

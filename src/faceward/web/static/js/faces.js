@@ -42,16 +42,25 @@ export function faceChooser(detection, onChoose, chosen = 0) {
   return group;
 }
 
-// Only the face region of a photo, as a 150 x 150 square (an SVG viewBox on the photo; nothing is uploaded).
-export function faceCrop(url, detection, box, label) {
+// Only the face region of a photo, as a 150 x 150 square (an SVG viewBox on the photo; nothing is uploaded),
+// turned upright when the photo lies on its side (``rotationCw``, the face's ``rotation_cw``).
+export function faceCrop(url, detection, box, label, rotationCw = 0) {
   const w = box.right - box.left;
   const h = box.bottom - box.top;
   const side = Math.max(w, h) * 1.3;
-  const x = box.left + w / 2 - side / 2;
-  const y = box.top + h / 2 - side / 2;
-  const node = svg("svg", { viewBox: `${x} ${y} ${side} ${side}`, className: "face-crop", role: "img", "aria-label": label },
-    svg("image", { href: url, x: 0, y: 0, width: detection.width, height: detection.height }));
-  return node;
+  const cx = box.left + w / 2;
+  const cy = box.top + h / 2;
+  const photo = svg("image", { href: url, x: 0, y: 0, width: detection.width, height: detection.height });
+  const upright = rotationCw ? svg("g", { transform: `rotate(${rotationCw} ${cx} ${cy})` }, photo) : photo;
+  return svg("svg", {
+    viewBox: `${cx - side / 2} ${cy - side / 2} ${side} ${side}`, className: "face-crop", role: "img", "aria-label": label,
+  }, upright);
+}
+
+// A sentence for a photo whose faces were found with it turned (it lies on its side, no EXIF orientation).
+export function sidewaysNote(detection) {
+  const turned = detection.faces.find((face) => face.rotation_cw);
+  return turned ? ` The photo lies on its side: its faces were found with it turned ${turned.rotation_cw}° clockwise.` : "";
 }
 
 // Estimated false match rate in words ("about 1 in 25,000").

@@ -1,7 +1,7 @@
 // Search: pick or drop a probe, see its faces boxed, choose one, state purpose and case, see candidates
 // beside the probe face, and record a review of each (a lead, never an identification).
 import { api, plain, say, sayError } from "./api.js";
-import { BANDS, LEAD_WARNING, OUTCOMES, boxedPhoto, faceChooser, faceCrop, fmrWords, markChosen } from "./faces.js";
+import { BANDS, LEAD_WARNING, OUTCOMES, boxedPhoto, faceChooser, faceCrop, fmrWords, markChosen, sidewaysNote } from "./faces.js";
 import { $, boot, dropZone, el } from "./shell.js";
 
 const state = { file: null, url: null, detection: null, face: null };
@@ -39,13 +39,13 @@ async function takeProbe(files) {
   } else {
     state.face = searched;
     if (detection.faces.length > 1) {
-      status.textContent = `${detection.faces.length} faces found. Choose the one to search with.`;
+      status.textContent = `${detection.faces.length} faces found. Choose the one to search with.${sidewaysNote(detection)}`;
       parts.push(faceChooser(detection, (i) => {
         state.face = i;
         markChosen(stage, i);
       }, searched));
     } else {
-      status.textContent = "1 face found.";
+      status.textContent = `1 face found.${sidewaysNote(detection)}`;
     }
     $("#search-button").disabled = false;
   }
@@ -125,7 +125,7 @@ function showResults(result) {
       el("div", { className: "grid-2" },
         el("div", {},
           el("div", { className: "pair" },
-            el("figure", {}, faceCrop(state.url, state.detection, probeBox, "Probe face"), el("figcaption", { text: "Probe" })),
+            el("figure", {}, faceCrop(state.url, state.detection, probeBox, "Probe face", result.probe_face.rotation_cw), el("figcaption", { text: "Probe" })),
             el("figure", {}, thumbnail(result, candidate), el("figcaption", { text: "Enrolled" }))),
           el("dl", { className: "figures" },
             el("dt", { text: "Score" }), el("dd", { text: candidate.score.toFixed(3) }),
