@@ -44,8 +44,10 @@ NAVIGATION = {
 }
 ERASABLE = "Sweep Erasable"
 # Words a page shows when it prints a value it did not expect: JavaScript's, a Python exception's name
-# passed on by the API, raw JSON ({"key": ..., ["item", ...).
-LEAKS = re.compile(r'\b(undefined|null|NaN|Invalid Date|[A-Z]\w*(Error|Exception))\b|\[object Object\]|[{\[]\s*"')
+# passed on by the API, raw JSON ({"key": ..., ["item", ...), a raw ISO moment (2026-12-01T10:00...).
+LEAKS = re.compile(
+    r'\b(undefined|null|NaN|Invalid Date|[A-Z]\w*(Error|Exception))\b|\[object Object\]|[{\[]\s*"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}'
+)
 
 # Every control labelled, every image described, every button named, one h1; and what a screen reader
 # reads out (alt, aria-label, title, SVG titles) alongside what is visible.
@@ -261,6 +263,7 @@ def on_keys(person: Swept, gallery: Gallery) -> None:
     person.sweep("keys, the list and the model")
     page.get_by_label("Role").select_option("searcher")
     page.get_by_label("Label").fill("sweep desk")
+    page.get_by_label("Expires on (optional)").fill("2031-05-04")  # a moment in the audit entry's details
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#secret")
     secret.wait_for()
@@ -277,6 +280,12 @@ def on_keys(person: Swept, gallery: Gallery) -> None:
     saved = page.locator("#timeline li", has_text="settings.update").first
     saved.wait_for()
     assert "thumbnails: yes · thumbnails_deleted: 0" in saved.inner_text()
+    page.get_by_label("Action").fill("key.create")
+    page.get_by_role("button", name="Show entries").click()
+    created = page.locator("#timeline li", has_text=f"key_id: {key_id}").first
+    created.wait_for()
+    assert "expires_at: " in created.inner_text()
+    person.sweep("audit, a key's expiry among the details")  # shown in local time, not as a raw ISO moment
     page = person.go("keys")
     page.locator("#model-card dd").first.wait_for()
     # A provider that cannot be reached (nothing listens there): the admin is told why, in words.

@@ -14,11 +14,14 @@ function filters() {
   };
 }
 
-// A detail's value as a person reads it: "none" for no value, yes/no, a list's items and a mapping's fields
-// spelled out, never raw JSON (the exports keep the JSON).
+const MOMENT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+// A detail's value as a person reads it: "none" for no value, yes/no, a moment in local time as the
+// entry's own time is, a list's items and a mapping's fields spelled out, never raw JSON (the exports keep it).
 function readable(value) {
   if (value === null || value === undefined) return "none";
   if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "string" && MOMENT.test(value)) return when(value);
   if (Array.isArray(value)) return value.length ? value.map(readable).join(", ") : "none";
   if (typeof value === "object") return `(${Object.entries(value).map(([k, v]) => `${k}: ${readable(v)}`).join(", ")})`;
   return String(value);
