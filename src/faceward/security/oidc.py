@@ -250,9 +250,8 @@ class Provider:
             raise ProviderUnreachable(
                 f"the identity provider's token endpoint could not be reached ({_why_unreachable(exc)})") from exc
         except Exception as exc:  # authlib's OAuthError: the provider refused the code
-            raise SignInRefused(
-                f"the identity provider refused to complete the sign-in ({getattr(exc, 'error', type(exc).__name__)})",
-                reason="code_refused") from exc
+            raise SignInRefused(f"the identity provider refused to complete the sign-in{_oauth_error(exc)}",
+                                reason="code_refused") from exc
         if not token.get("id_token"):
             raise SignInRefused("the identity provider sent no ID token", reason="no_id_token")
         return dict(token)
@@ -309,6 +308,12 @@ def _why_unreachable(exc: Exception) -> str:
     if isinstance(exc, ValueError):
         return "its answer is not JSON"
     return "the connection failed"
+
+
+def _oauth_error(exc: Exception) -> str:
+    """The provider's OAuth error code (RFC 6749 5.2, e.g. `` (invalid_grant)``), or nothing: never None or a class name."""
+    error = getattr(exc, "error", None)
+    return f" ({error})" if isinstance(error, str) and error.strip() else ""
 
 
 def _check_audience(claims: Mapping[str, Any], client_id: str) -> None:

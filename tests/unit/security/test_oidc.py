@@ -12,6 +12,7 @@ from faceward.security.oidc import (
     RoleMapping,
     SignInRefused,
     _check_audience,
+    _oauth_error,
     check_issuer,
     parse_rules,
 )
@@ -75,3 +76,18 @@ def test_a_provider_that_cannot_be_reached_is_told_in_words(answer: httpx.Respon
     with pytest.raises(ProviderUnreachable) as unreachable:
         provider.endpoints("https://login.example.org")
     assert unreachable.value.message == f"the identity provider could not be reached ({why})"  # never a class name
+
+
+def test_a_refused_code_names_the_providers_error_code_or_nothing() -> None:
+    from authlib.integrations.base_client import OAuthError
+
+    import json
+
+    assert _oauth_error(OAuthError(error="invalid_grant", description="code expired")) == " (invalid_grant)"
+    blank = OAuthError()
+    blank.error = None
+    assert _oauth_error(blank) == ""  # not "(None)"
+    try:
+        json.loads("<html>")  # a token endpoint that answers HTML
+    except ValueError as exc:
+        assert _oauth_error(exc) == ""  # not "(JSONDecodeError)"
