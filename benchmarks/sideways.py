@@ -39,7 +39,7 @@ def orientation_counts(detector: detect.YuNetDetector, photos: list[Path], sent:
     for path in photos:
         image = turned(np.asarray(Image.open(path).convert("RGB")), sent)
         best = max((d.score for d in detector.detect(image)), default=0.0)
-        quarters, _ = detector.sideways(image, best)
+        quarters = detector.sideways(image, best)
         if (quarters + sent) % 4 == 0:
             upright += 1
         elif quarters:

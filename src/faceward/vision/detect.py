@@ -249,29 +249,26 @@ class YuNetDetector:
             found = found.take(nms(found.boxes, found.scores, 0.3))
         return self.detections(found, image.shape[0], image.shape[1])
 
-    def sideways(self, image: RGBImage, upright_best: float) -> tuple[int, list[Detection]]:
-        """Counter-clockwise quarter turns that make ``image``'s faces upright, and the faces on the turned image.
+    def sideways(self, image: RGBImage, upright_best: float) -> int:
+        """Counter-clockwise quarter turns that make ``image``'s faces upright: 0 unless it seems to lie on its side.
 
-        ``(0, [])`` unless the photo seems to lie on its side: its best face as sent scores
-        ``upright_best`` (0 for none) under :data:`SIDEWAYS_BELOW`, and a quarter turn of the working
-        copy finds a face scoring at least :data:`SIDEWAYS_AT_LEAST` and more than that. YuNet places
-        its points as if every face were upright, so a sideways face it does find cannot be aligned.
-        The turned copies get no tiled pass: two runs on the working copy bound the cost.
+        It does when its best face as sent scores ``upright_best`` (0 for none) under
+        :data:`SIDEWAYS_BELOW`, and a quarter turn of the working copy finds a face scoring at least
+        :data:`SIDEWAYS_AT_LEAST` and more than that. YuNet places its points as if every face were
+        upright, so a sideways face it does find cannot be aligned. Two runs on the working copy bound
+        the cost; the caller detects again on the turned photo (tiles included) once it is turned.
         """
         if upright_best >= SIDEWAYS_BELOW:
-            return 0, []
-        small, factor = working_copy(image, self.working_side)
+            return 0
+        small, _ = working_copy(image, self.working_side)
         if _flat(small):
-            return 0, []
-        best, quarters, found = SIDEWAYS_AT_LEAST, 0, RawFaces.empty()
+            return 0
+        best, quarters = SIDEWAYS_AT_LEAST, 0
         for turn in SIDEWAYS:
             faces = self._net.run(turned(small, turn), score_threshold=self.score_threshold)
             if len(faces) and float(faces.scores.max()) >= best:
-                best, quarters, found = float(faces.scores.max()), turn, faces
-        if not quarters:
-            return 0, []
-        # A quarter turn swaps the axes: the turned photo is as high as the original is wide.
-        return quarters, self.detections(found.scaled(factor), image.shape[1], image.shape[0])
+                best, quarters = float(faces.scores.max()), turn
+        return quarters
 
     def _tiles(self, image: RGBImage, fine: float) -> RawFaces:
         """Small faces from tiles of ``image`` shrunk by ``fine`` (or more, to stay within the tile budget)."""

@@ -289,7 +289,7 @@ class FaceEngine:
         boxes and points stay on the photo as sent and their ``rotation_cw`` says the turn (decision 035).
         """
         height, width = image.shape[:2]
-        quarters, image, detections = self._upright(image, self.detect(image, reduction=reduction))
+        quarters, image, detections = self._upright(image, self.detect(image, reduction=reduction), reduction)
         detections = detections[: self.options.max_faces]
         if not detections and assume_centre:
             detections = [Detection(central_box(image), -1.0, "centre")]
@@ -310,14 +310,18 @@ class FaceEngine:
                               rotation_cw=clockwise_degrees(quarters)))
         return faces
 
-    def _upright(self, image: RGBImage, found: list[Detection]) -> tuple[int, RGBImage, list[Detection]]:
-        """Quarter turns that make a sideways photo upright (0 if it is not), the photo so turned, and its faces."""
+    def _upright(
+        self, image: RGBImage, found: list[Detection], reduction: float
+    ) -> tuple[int, RGBImage, list[Detection]]:
+        """Quarter turns that make a sideways photo upright (0 if it is not), the photo so turned, and its faces
+        (detected again on the turned photo, small faces of a group included)."""
         if self.options.detector is not Detector.YUNET:
             return 0, image, found
-        quarters, sideways = self._yunet.sideways(image, max((d.score for d in found), default=0.0))
+        quarters = self._yunet.sideways(image, max((d.score for d in found), default=0.0))
         if not quarters:
             return 0, image, found
-        return quarters, turned(image, quarters), sorted(sideways, key=lambda d: d.box.area, reverse=True)
+        upright = turned(image, quarters)
+        return quarters, upright, self.detect(upright, reduction=reduction)
 
     def embed(self, faces: list[Face]) -> Vectors:
         """Descriptors for ``faces`` in one batch; also stored on each face."""

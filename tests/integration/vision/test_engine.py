@@ -122,3 +122,19 @@ def test_a_photo_lying_on_its_side_is_turned_upright(
     assert face.keypoints is not None  # YuNet's points, on the photo as sent: inside the face's box
     for x, y in face.keypoints.tolist():
         assert face.box.left <= x <= face.box.right and face.box.top <= y <= face.box.bottom
+
+
+def test_a_group_photo_on_its_side_finds_its_small_faces_too(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    """One face large enough for the working copy, four of ~50 px that only the tiled pass finds: all five, upright."""
+    from PIL import Image
+
+    canvas = np.full((2000, 3000, 3), 180, dtype=np.uint8)
+    canvas[700:1200, 1250:1750] = np.asarray(Image.fromarray(astronaut).resize((500, 500)))
+    small = np.asarray(Image.fromarray(astronaut).resize((150, 150)))
+    for left in (150, 700, 2200, 2700):
+        canvas[200:350, left : left + 150] = small
+    upright = engine.faces(canvas)
+    sideways = engine.faces(np.ascontiguousarray(np.rot90(canvas, 1)))
+    assert len(upright) == 5 and {f.rotation_cw for f in upright} == {0}
+    assert len(sideways) == 5 and {f.rotation_cw for f in sideways} == {90}
+    assert all(f.box.height < 60 for f in sideways[1:])  # the small ones, boxed on the photo as sent
