@@ -156,6 +156,12 @@ class ErasureOut(BaseModel):
     faces_erased: int
 
 
+ROTATION_CW = (
+    "The clockwise turn, in degrees, that makes this face upright: not 0 when the photo lies on its side with "
+    "no EXIF orientation (the face was found on the photo turned; its box is on the photo as sent)."
+)
+
+
 class FaceOut(BaseModel):
     id: str
     subject_id: str
@@ -167,6 +173,7 @@ class FaceOut(BaseModel):
         default_factory=list,
         description="Other faces in the photo, much smaller than the subject's and apart from it: not enrolled.",
     )
+    rotation_cw: Literal[0, 90, 180, 270] = Field(default=0, description=ROTATION_CW)
 
 
 class MigrationOut(BaseModel):
@@ -213,11 +220,7 @@ class ProbeFaceOut(BaseModel):
     box: dict[str, int]
     detector: str
     quality: dict[str, float]
-    rotation_cw: Literal[0, 90, 180, 270] = Field(
-        default=0,
-        description="The clockwise turn, in degrees, that makes this face upright: not 0 when the photo lies on "
-        "its side with no EXIF orientation (the face was found on the photo turned; its box is on the photo as sent).",
-    )
+    rotation_cw: Literal[0, 90, 180, 270] = Field(default=0, description=ROTATION_CW)
 
 
 class ThresholdOut(BaseModel):

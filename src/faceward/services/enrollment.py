@@ -57,7 +57,8 @@ class Enrollment:
         view = self.admit(
             tenant_id, subject_id, face.descriptor, face.quality, face.box.as_dict(), digest, 1, chip=face.picture
         )
-        return replace(view, bystanders=[f.box.as_dict() for i, f in enumerate(faces) if i != index])
+        return replace(view, bystanders=[f.box.as_dict() for i, f in enumerate(faces) if i != index],
+                       rotation_cw=face.rotation_cw)
 
     def admit(
         self,

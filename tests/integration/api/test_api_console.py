@@ -401,6 +401,7 @@ def test_a_photo_on_its_side_is_searched_upright_and_boxed_as_sent(sqlite_world:
     subject = w.new_subject(t, "Sideways Scan")
     enrolled = w.api.post(f"/v1/subjects/{subject}/faces", headers=t.auth(Role.ENROLLER), files=photos["sideways"])
     assert enrolled.status_code == 201, enrolled.text
+    assert enrolled.json()["rotation_cw"] == 90 and enrolled.json()["box"] == face["box"]
     result = w.api.post("/v1/search", headers=t.auth(Role.SEARCHER), data=FORM, files=photos["upright"]).json()
     best = result["candidates"][0]
     assert best["subject_id"] == subject and best["score"] > 0.99 and best["decision"] == "lead"
