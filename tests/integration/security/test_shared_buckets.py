@@ -84,7 +84,9 @@ def test_the_api_limits_a_key_across_two_replicas(redis_url: str, tmp_path: Path
 
     settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'fw.db'}",
                              rate_limit_redis=redis_url.replace("/0", "/1"))
-    limits = Limits(requests_per_minute=60.0, burst=4, searches_per_day=1000)
+    # One token a minute: none comes back while the eight requests run, however slow the host (at 60 a
+    # minute, a second's stall under load let a fifth request through).
+    limits = Limits(requests_per_minute=1.0, burst=4, searches_per_day=1000)
     apps = [create_app(settings, limits=limits) for _ in range(2)]
     apis = [Api(app) for app in apps]
     client = redis.Redis.from_url(redis_url.replace("/0", "/1"))
