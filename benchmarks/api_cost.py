@@ -1,11 +1,15 @@
 """What one search costs through the API, by upload: a 250x250 portrait, a 12 MP photo (plain JPEG, and a
-phone's multi-picture JPEG, MPO), a blank 2000x2000 PNG.
+phone's multi-picture JPEG, MPO), a blank 2000x2000 PNG, and the large lossless uploads a hostile client
+can send for a few KB: PNG and WebP files, blank or ruled with thin lines (not flat, so detection runs),
+which no DCT scaling can shrink before decoding, at 4096x4096 (the largest PNG or WebP accepted) and at
+6300x6300 (40 MP: under the pixel cap for a JPEG, refused from its header for PNG and WebP since
+decision 012's addendum; it was decoded whole before).
 
 The app is built as ``faceward serve`` builds it (analysis in a worker process,
-SQLite store) and called in-process over httpx's ASGI transport; the four
+SQLite store) and called in-process over httpx's ASGI transport; the
 uploads alternate, ``--rounds`` times, and each is reported as its median
-latency and its ratio to the portrait's (same run). The blank PNG answers
-422 (no face): its cost is the analysis that found none.
+latency and its ratio to the portrait's (same run). The blank and ruled images answer
+422 (no face), or 413 where refused: the cost is the analysis that found none, or the refusal.
 
     python benchmarks/api_cost.py ../shared/datasets/lfw-dev --rounds 9 --json-out docs/benchmarks/api-cost-2026-12-01.json
 """
@@ -43,6 +47,8 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
     if fmt == "MPO":  # a phone's "JPEG": the photo, then a gain map (here a quarter-size picture)
         image.save(buffer, format=fmt, quality=90, save_all=True, append_images=[image.reduce(4)])
+    elif fmt == "WEBP_LOSSLESS":
+        image.save(buffer, format="WEBP", lossless=True)
     else:
         image.save(buffer, format=fmt, quality=90) if fmt == "JPEG" else image.save(buffer, format=fmt)
     return buffer.getvalue()
@@ -63,6 +69,12 @@ def main() -> None:
         "photo_12mp_mpo": (encode(photo, "MPO"), "image/jpeg"),
         "blank_2000_png": (encode(Image.fromarray(np.full((2000, 2000, 3), 255, np.uint8)), "PNG"), "image/png"),
     }
+    for side, size in ((4096, "16mp"), (6300, "40mp")):
+        ruled = np.full((side, side, 3), 255, np.uint8)
+        ruled[::50] = 0
+        for name, pixels in ((f"blank_{size}", np.full_like(ruled, 255)), (f"ruled_{size}", ruled)):
+            uploads[f"{name}_png"] = (encode(Image.fromarray(pixels), "PNG"), "image/png")
+            uploads[f"{name}_webp"] = (encode(Image.fromarray(pixels), "WEBP_LOSSLESS"), "image/webp")
     home = Path(tempfile.mkdtemp(prefix="faceward-apicost-"))
     settings = Settings(home=home, database_url=f"sqlite:///{home / 'fw.db'}",
                         master_key=base64.b64encode(os.urandom(32)).decode(), analysis_workers=1)
@@ -79,7 +91,7 @@ def main() -> None:
                 data, kind = uploads[name]
                 started = time.perf_counter()
                 answer = await client.post("/v1/search", headers=headers, data=FORM, files={"image": ("x", data, kind)})
-                assert answer.status_code in (200, 422), answer.text
+                assert answer.status_code in (200, 413, 422), answer.text  # 413: refused from the header
                 return time.perf_counter() - started
             for name in uploads:
                 await search(name)  # warm

@@ -9,6 +9,9 @@ Analysis rarely needs every pixel of a phone photo: :func:`decode_reduced`
 asks the JPEG decoder for a reduced image (DCT scaling: 1/2, 1/4 or 1/8 of the
 size, for a fraction of the work) no smaller than the analysis needs, and says
 by how much it was reduced, so boxes can be given in the original's pixels.
+PNG and WebP have no such scaling: a large one is decoded whole, then reduced
+by the same factors (a box filter, in Pillow) before it becomes an array, so
+no full-size copy travels further than the decoder.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from faceward.vision.errors import CorruptImage, EmptyImage, ImageTooLarge, UnsupportedFormat
 
@@ -28,6 +31,9 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
+# PNG and WebP are decoded whole (no DCT scaling): past 4096 x 4096 (Azure Face's limit for any image)
+# a few-KB file costs tens of portrait searches of CPU and hundreds of MB of memory. JPEGs may have more.
+WHOLE_DECODE_PIXELS = 4096 * 4096
 
 _MAGIC = (
     (b"GIF8", "GIF"),
@@ -77,10 +83,34 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
+# Modes whose channels Image.reduce may average as they are; a palette's indices or 1-bit pixels are
+# made RGB first, and 16-bit grey (which Image.reduce refuses) is left whole for _rgb to scale.
+REDUCIBLE_MODES = ("RGB", "RGBA", "RGBX", "L", "LA", "CMYK")
+SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose does it).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def _reduced(image: Image.Image, min_long_side: int | None) -> Image.Image:
+    """``image`` shrunk by 2, 4 or 8 (the largest whose long side stays at least ``min_long_side``), or itself.
+
+    A JPEG comes here already DCT-scaled, so only a large PNG or WebP is shrunk: its 40 MP array
+    would cost more to copy and resize than the decode itself (4.9x a portrait's analysis, not 1.5x).
+    """
+    factor = 1
+    while min_long_side and factor < 8 and max(image.size) > 2 * factor * min_long_side:
+        factor *= 2
+    if factor == 1 or image.mode in SIXTEEN_BIT_GREY:
+        return image
+    return (image if image.mode in REDUCIBLE_MODES else image.convert("RGB")).reduce(factor)
+
+
 def _rgb(image: Image.Image) -> RGBImage:
     """The image's pixels as 8-bit RGB. Pillow's own conversion clips 16-bit grey (a PNG a scanner or
     a raw developer writes) at 255, which turns a face white: such pixels are scaled down instead."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+    if image.mode in SIXTEEN_BIT_GREY:
         grey = np.asarray(image).astype(np.uint32) >> 8  # 16 bits per sample, whatever Pillow stores them in
         return np.ascontiguousarray(np.repeat(np.minimum(grey, 255).astype(np.uint8)[:, :, None], 3, axis=2))
     rgb = image if image.mode == "RGB" else image.convert("RGB")
@@ -102,12 +132,12 @@ def decode_reduced(
     data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
     min_long_side: int | None = None,
 ) -> Decoded:
-    """:func:`decode_image`, but a JPEG whose long side exceeds ``min_long_side`` may be decoded reduced.
+    """:func:`decode_image`, but an image whose long side exceeds ``min_long_side`` may come back reduced.
 
     Returns the pixels, the upright original's size and the reduction: how many
-    original pixels one returned pixel spans (1.0, 2.0, 4.0 or 8.0; always 1.0 for PNG and WebP, and when
-    ``min_long_side`` is None). The returned long side is at least
-    ``min_long_side`` whenever the original's is.
+    original pixels one returned pixel spans (about 1, 2, 4 or 8; 1.0 when ``min_long_side`` is None).
+    The returned long side is at least ``min_long_side`` whenever the original's is. A PNG or WebP
+    is decoded whole and then reduced the same way (:func:`_reduced`).
     """
     if not data:
         raise EmptyImage("the image is empty (0 bytes)")
@@ -133,21 +163,26 @@ def decode_reduced(
             raise CorruptImage("the image has no pixels")
         if width * height > max_pixels:
             raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
-        reduction = 1.0
+        if image.format not in ("JPEG", "MPO") and width * height > WHOLE_DECODE_PIXELS:
+            raise ImageTooLarge(
+                f"this {image.format} is {width}x{height} pixels; PNG and WebP images are decoded whole, so they may "
+                f"have at most {WHOLE_DECODE_PIXELS:,} pixels (4096x4096): send a larger photo as JPEG "
+                f"(up to {max_pixels:,} pixels)"
+            )
         # MPO: a JPEG with more pictures after it (a phone's HDR gain map or depth map); the first is the photo.
         if min_long_side and image.format in ("JPEG", "MPO") and max(width, height) > 2 * min_long_side:
             fraction = min_long_side / max(width, height)
             # draft() picks the largest DCT scale whose result is still at least the size asked for.
             image.draft("RGB", (max(1, int(width * fraction + 0.999)), max(1, int(height * fraction + 0.999))))
-            reduction = width / image.size[0]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image.load()
                 orientation = image.getexif().get(0x0112, 1)
-                # Both return copies even when there is nothing to do: a 12 MB copy each on a 4 MP upload.
-                upright = (ImageOps.exif_transpose(image) or image) if orientation != 1 else image
-                pixels = _rgb(upright)
+                small = _reduced(image, min_long_side)
+                reduction = width / small.size[0]
+                turn = _UPRIGHT.get(orientation)
+                pixels = _rgb(small.transpose(turn) if turn is not None else small)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageTooLarge("the image expands past the pixel limit") from None
         except (OSError, ValueError, SyntaxError, EOFError) as exc:

@@ -231,11 +231,18 @@ class YuNetDetector:
     def providers(self) -> list[str]:
         return self._net.providers
 
-    def detect(self, image: RGBImage, upsample: int = 0, *, smallest: float = 40.0) -> list[Detection]:
-        """Faces in ``image``; ``smallest`` is the face width, in ``image`` pixels, the tiled pass reaches down to."""
+    def working_copy(self, image: RGBImage) -> tuple[RGBImage, float]:
+        """The copy YuNet runs on (long side :attr:`working_side`) and the factor it was shrunk by."""
+        return working_copy(image, self.working_side)
+
+    def detect(
+        self, image: RGBImage, upsample: int = 0, *, smallest: float = 40.0, copy: tuple[RGBImage, float] | None = None
+    ) -> list[Detection]:
+        """Faces in ``image``; ``smallest`` is the face width, in ``image`` pixels, the tiled pass reaches down to.
+        ``copy``: :meth:`working_copy` of ``image`` when the caller made it already (it is not made twice)."""
         from faceward.vision.yunet import nms
 
-        small, factor = working_copy(image, self.working_side)
+        small, factor = copy or self.working_copy(image)
         if _flat(small):  # a blank or near-blank upload: nothing to run a network on
             return []
         parts = [self._net.run(small, score_threshold=self.score_threshold).scaled(factor)]
@@ -249,7 +256,7 @@ class YuNetDetector:
             found = found.take(nms(found.boxes, found.scores, 0.3))
         return self.detections(found, image.shape[0], image.shape[1])
 
-    def sideways(self, image: RGBImage, upright_best: float) -> int:
+    def sideways(self, image: RGBImage, upright_best: float, *, copy: tuple[RGBImage, float] | None = None) -> int:
         """Counter-clockwise quarter turns that make ``image``'s faces upright: 0 unless it seems to lie on its side.
 
         It does when its best face as sent scores ``upright_best`` (0 for none) under
@@ -260,7 +267,7 @@ class YuNetDetector:
         """
         if upright_best >= SIDEWAYS_BELOW:
             return 0
-        small, _ = working_copy(image, self.working_side)
+        small, _ = copy or self.working_copy(image)
         if _flat(small):
             return 0
         best, quarters = SIDEWAYS_AT_LEAST, 0

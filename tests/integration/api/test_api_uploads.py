@@ -57,6 +57,7 @@ def hostile(astronaut_jpeg: bytes) -> dict[str, tuple[tuple[str, bytes, str], in
     return {
         "decompression bomb": (("bomb.png", decompression_bomb(), "image/png"), 413),
         "30000x30000 PNG header": (("huge.png", png_header_only(30_000, 30_000), "image/png"), 413),
+        "PNG over 4096x4096 (decoded whole)": (("wide.png", png_header_only(4097, 4096), "image/png"), 413),
         "truncated JPEG": (("cut.jpg", astronaut_jpeg[: len(astronaut_jpeg) // 2], "image/jpeg"), 422),
         "JPEG cut after the header": (("cut.jpg", astronaut_jpeg[:200], "image/jpeg"), 422),
         "zero bytes": (("empty.jpg", b"", "image/jpeg"), 422),
@@ -76,7 +77,7 @@ def hostile(astronaut_jpeg: bytes) -> dict[str, tuple[tuple[str, bytes, str], in
 
 
 CASES = [
-    "decompression bomb", "30000x30000 PNG header", "truncated JPEG", "JPEG cut after the header", "zero bytes",
+    "decompression bomb", "30000x30000 PNG header", "PNG over 4096x4096 (decoded whole)", "truncated JPEG", "JPEG cut after the header", "zero bytes",
     "GIF/JS polyglot", "PDF/JPEG polyglot", "JPEG/HTML/ZIP polyglot (no face)", "SVG with a script",
     "SVG sent as image/jpeg", "JPEG named .png", "JPEG sent as text/html", "PNG declared as image/jpeg",
     "JPEG named .exe", "random bytes", "JPEG magic then noise", "image over the byte cap",
@@ -103,7 +104,8 @@ def test_hostile_upload_to_enrollment(world: World, hostile: dict[str, tuple[tup
     assert w.services.gallery.store.faces_of(w.own.id, subject_id) == []
 
 
-@pytest.mark.parametrize("case", ["decompression bomb", "30000x30000 PNG header", "truncated JPEG", "zero bytes",
+@pytest.mark.parametrize("case", ["decompression bomb", "30000x30000 PNG header", "PNG over 4096x4096 (decoded whole)",
+                                  "truncated JPEG", "zero bytes",
                                   "GIF/JS polyglot", "JPEG sent as text/html", "image over the byte cap"])
 def test_hostile_upload_to_search_and_verify(sqlite_world: World, hostile: dict[str, tuple[tuple[str, bytes, str], int]], case: str) -> None:
     w = sqlite_world

@@ -81,6 +81,22 @@ def test_pixel_bomb_is_refused_from_the_header() -> None:
         decode_image(png_header_only(30000, 30000))
 
 
+def test_png_and_webp_are_held_to_4096_squared_as_they_are_decoded_whole() -> None:
+    # A 2 KB lossless WebP of 40 MP cost 40 portrait searches of CPU: refused from its header now.
+    from faceward.vision.decode import decode_reduced
+
+    with pytest.raises(ImageTooLarge, match=r"decoded whole.*4096x4096.*as JPEG"):
+        decode_image(png_header_only(4097, 4096))
+    blank = np.full((4096, 4096, 3), 255, np.uint8)
+    for fmt in ("PNG", "WEBP"):
+        buffer = io.BytesIO()
+        Image.fromarray(blank).save(buffer, format=fmt, lossless=True)
+        assert decode_reduced(buffer.getvalue(), min_long_side=1600).reduction == 2.0  # 4096 x 4096 is let in
+    wide = io.BytesIO()
+    Image.fromarray(np.full((3000, 6000, 3), 255, np.uint8)).save(wide, format="JPEG")  # 18 MP: a JPEG may
+    assert decode_reduced(wide.getvalue(), min_long_side=1600).size == (6000, 3000)
+
+
 def test_byte_cap() -> None:
     with pytest.raises(ImageTooLarge, match="limit"):
         decode_image(encode("PNG"), max_bytes=10)
@@ -138,11 +154,34 @@ def test_a_large_jpeg_is_decoded_reduced_by_dct_scaling() -> None:
     reduced = decode_reduced(data, min_long_side=400)
     assert reduced.reduction == 4.0 and reduced.pixels.shape == (300, 450, 3) and reduced.size == (1800, 1200)
     assert abs(int(reduced.pixels[150, 100, 0]) - 200) < 4 and reduced.pixels[150, 350, 0] < 4
-    # never below the long side asked for; PNG is never reduced
+    # never below the long side asked for
     assert max(decode_reduced(data, min_long_side=1000).pixels.shape) >= 1000
-    png = io.BytesIO()
-    Image.fromarray(pixels).save(png, format="PNG")
-    assert decode_reduced(png.getvalue(), min_long_side=400).reduction == 1.0
+
+
+@pytest.mark.parametrize("kind", ["png", "palette png", "webp", "rgba webp"])
+def test_a_large_lossless_image_is_reduced_before_it_becomes_an_array(kind: str) -> None:
+    # No DCT scaling for PNG or WebP: decoded whole, then box-reduced by the same factors as a JPEG, so a
+    # 40 MP file of a few hundred KB costs no more than its decode. Upright by EXIF, as any upload.
+    from faceward.vision.decode import decode_reduced
+
+    pixels = np.zeros((1200, 1800, 3), np.uint8)
+    pixels[:, :900] = 200
+    image = Image.fromarray(pixels)
+    if kind == "palette png":
+        image = image.convert("P", palette=Image.Palette.ADAPTIVE)
+    if kind == "rgba webp":
+        image = image.convert("RGBA")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG" if "png" in kind else "WEBP", lossless=True, exif=exif)
+    reduced = decode_reduced(buffer.getvalue(), min_long_side=400)
+    assert reduced.reduction == 4.0 and reduced.size == (1200, 1800)  # upright: the axes swapped
+    assert reduced.pixels.shape == (450, 300, 3)
+    assert abs(int(reduced.pixels[50, 150, 0]) - 200) < 4 and reduced.pixels[400, 150, 0] < 4  # the grey half on top
+    whole = decode_reduced(buffer.getvalue())
+    assert whole.reduction == 1.0 and whole.pixels.shape == (1800, 1200, 3)
+    assert np.abs(whole.pixels[::4, ::4].astype(int) - reduced.pixels.astype(int)).max() <= 4
 
 
 def test_a_phones_multi_picture_jpeg_is_decoded_reduced_too() -> None:
