@@ -157,8 +157,8 @@ class ErasureOut(BaseModel):
 
 
 ROTATION_CW = (
-    "The clockwise turn, in degrees, that makes this face upright: not 0 when the photo lies on its side with "
-    "no EXIF orientation (the face was found on the photo turned; its box is on the photo as sent)."
+    "The clockwise turn, in degrees, that makes this face upright: not 0 when the photo is on its side or upside "
+    "down with no EXIF orientation (the face was found on the photo turned; its box is on the photo as sent)."
 )
 
 

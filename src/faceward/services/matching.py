@@ -24,6 +24,7 @@ from faceward.services.views import Candidate, SearchResult, VerifyResult
 from faceward.store import SqlStore, TenantRecord
 from faceward.vision import refusals
 from faceward.vision.embed import from_template
+from faceward.vision.orientation import described
 from faceward.vision.types import Face
 
 MAX_K = 50
@@ -50,7 +51,7 @@ class Matching:
     ) -> tuple[Face, int, str, list[str]]:
         """The face to match in ``image``: its subject (the most prominent face, as enrollment picks it), or
         the ``face``-th (0 = largest, as ``detect`` lists them); how many faces the image shows; its SHA-256;
-        warnings when it shows several, or lies on its side."""
+        warnings when it shows several, or is not upright."""
         if face is None:
             probe, count, digest = self.analysis.subject(image, what, tenant_id)
         else:
@@ -64,8 +65,8 @@ class Matching:
             which = "its subject (the most prominent)" if face is None else f"face {face + 1}"
             warnings.append(f"{count} faces in the {what}; {verb} {which}")
         if probe.rotation_cw:
-            warnings.append(f"the {what} lies on its side (no EXIF orientation): its face was found with the photo "
-                            f"turned {probe.rotation_cw} degrees clockwise")
+            warnings.append(f"the {what} {described(probe.rotation_cw)} (no EXIF orientation): its face was found "
+                            f"with the photo turned {probe.rotation_cw} degrees clockwise")
         return probe, count, digest, warnings
 
     def search(self, tenant_id: str, image: bytes, *, k: int = 10, face: int | None = None) -> SearchResult:

@@ -58,7 +58,7 @@ class FaceView:
     image_sha256: str
     duplicate: bool = False
     bystanders: list[dict[str, int]] = field(default_factory=list)  # other faces in the photo, not enrolled
-    rotation_cw: int = 0  # the turn that made the face upright: the photo lay on its side (decision 035)
+    rotation_cw: int = 0  # the turn that made the face upright: the photo was not (decision 035)
 
 
 @dataclass(frozen=True)

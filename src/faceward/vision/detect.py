@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from faceward.vision.decode import RGBImage
 from faceward.vision.models import ModelName, verified_path
-from faceward.vision.orientation import SIDEWAYS, turned
+from faceward.vision.orientation import TURNS, turned
 from faceward.vision.scale import WORKING_SIDE, resized, working_copy
 from faceward.vision.types import Box
 from faceward.vision.yunet import RawFaces
@@ -183,11 +183,12 @@ TILE_OVERLAP = 128
 MAX_TILES = 6  # the per-image budget: a 40 MP upload is tiled more coarsely, never more often
 # A face this share of the long side found on the working copy makes the photo a portrait: no tiled pass.
 PORTRAIT_SHARE = 0.15
-# A photo whose best face scores under SIDEWAYS_BELOW may lie on its side; turned a quarter turn, it is
-# taken as sideways when a face there scores at least SIDEWAYS_AT_LEAST and beats the best as sent. On
-# 884 lfw-dev photos (decision 035) upright faces scored >= 0.903 as sent and <= 0.889 turned sideways.
-SIDEWAYS_BELOW = 0.9
-SIDEWAYS_AT_LEAST = 0.9
+# A photo whose best face scores under TURN_BELOW may not be upright; turned by quarter turns, it is taken
+# as turned when a face there scores at least TURN_AT_LEAST and beats the best as sent. On 884 lfw-dev
+# photos (decision 035) upright faces scored >= 0.903 as sent and <= 0.889 turned sideways; turned upside
+# down they scored up to 0.918, but always below the same face upright (883 more photos).
+TURN_BELOW = 0.9
+TURN_AT_LEAST = 0.9
 FLAT_STD = 4.0  # a tile whose grey levels vary less than this (a blank wall, sky, a made blank image) holds no face
 
 
@@ -256,22 +257,22 @@ class YuNetDetector:
             found = found.take(nms(found.boxes, found.scores, 0.3))
         return self.detections(found, image.shape[0], image.shape[1])
 
-    def sideways(self, image: RGBImage, upright_best: float, *, copy: tuple[RGBImage, float] | None = None) -> int:
-        """Counter-clockwise quarter turns that make ``image``'s faces upright: 0 unless it seems to lie on its side.
+    def upright_turn(self, image: RGBImage, upright_best: float, *, copy: tuple[RGBImage, float] | None = None) -> int:
+        """Counter-clockwise quarter turns that make ``image``'s faces upright: 0 unless it seems not upright.
 
-        It does when its best face as sent scores ``upright_best`` (0 for none) under
-        :data:`SIDEWAYS_BELOW`, and a quarter turn of the working copy finds a face scoring at least
-        :data:`SIDEWAYS_AT_LEAST` and more than that. YuNet places its points as if every face were
-        upright, so a sideways face it does find cannot be aligned. Two runs on the working copy bound
-        the cost; the caller detects again on the turned photo (tiles included) once it is turned.
+        It seems so when its best face as sent scores ``upright_best`` (0 for none) under
+        :data:`TURN_BELOW`, and a turn of the working copy (a quarter either way, or a half) finds a face
+        scoring at least :data:`TURN_AT_LEAST` and more than that; the best turn wins. YuNet places its
+        points as if every face were upright, so a turned face it does find cannot be aligned. Three runs
+        on the working copy bound the cost; the caller detects again on the turned photo (tiles included).
         """
-        if upright_best >= SIDEWAYS_BELOW:
+        if upright_best >= TURN_BELOW:
             return 0
         small, _ = copy or self.working_copy(image)
         if _flat(small):
             return 0
-        best, quarters = SIDEWAYS_AT_LEAST, 0
-        for turn in SIDEWAYS:
+        best, quarters = TURN_AT_LEAST, 0
+        for turn in TURNS:
             faces = self._net.run(turned(small, turn), score_threshold=self.score_threshold)
             if len(faces) and float(faces.scores.max()) >= best:
                 best, quarters = float(faces.scores.max()), turn

@@ -287,11 +287,11 @@ class FaceEngine:
         With ``assume_centre``, an image with no detection yields one face from its central region.
         ``reduction`` says how many original pixels one pixel of ``image`` spans (a reduced decode,
         :func:`faceward.vision.decode.decode_reduced`): boxes, landmarks and ``face_px`` are then
-        given in the original's pixels. A photo lying on its side is analysed turned upright; its faces'
+        given in the original's pixels. A photo not upright (no EXIF orientation) is analysed turned upright; its faces'
         boxes and points stay on the photo as sent and their ``rotation_cw`` says the turn (decision 035).
         """
         height, width = image.shape[:2]
-        # YuNet's working copy, made once for the upright pass and the sideways check (a 4 MP blank: ~12 ms)
+        # YuNet's working copy, made once for the upright pass and the turn check (a 4 MP blank: ~12 ms)
         copy = self._yunet.working_copy(image) if self.options.detector is Detector.YUNET else None
         found = self.detect(image, reduction=reduction, copy=copy)
         quarters, image, detections = self._upright(image, found, reduction, copy)
@@ -318,11 +318,11 @@ class FaceEngine:
     def _upright(
         self, image: RGBImage, found: list[Detection], reduction: float, copy: tuple[RGBImage, float] | None
     ) -> tuple[int, RGBImage, list[Detection]]:
-        """Quarter turns that make a sideways photo upright (0 if it is not), the photo so turned, and its faces
+        """Quarter turns that make a photo upright (0 if it is already), the photo so turned, and its faces
         (detected again on the turned photo, small faces of a group included)."""
         if self.options.detector is not Detector.YUNET:
             return 0, image, found
-        quarters = self._yunet.sideways(image, max((d.score for d in found), default=0.0), copy=copy)
+        quarters = self._yunet.upright_turn(image, max((d.score for d in found), default=0.0), copy=copy)
         if not quarters:
             return 0, image, found
         upright = turned(image, quarters)

@@ -1,11 +1,10 @@
-"""Photos lying on their side with no EXIF orientation: a scanned print, a photo an app re-saved.
+"""Photos that are not upright and carry no EXIF orientation: a scanned print, a photo an app re-saved.
 
-The decoder applies EXIF orientation; where there is none, a sideways face is
-still a sideways face, and neither dlib's landmarks nor YuNet's (which it
-places as if every face were upright) can align it. Turning the photo a
-quarter turn makes it upright. Boxes and points found on the turned photo are
-mapped back to the photo as sent: a quarter turn takes an axis-aligned box to an
-axis-aligned box, so every box still lies on the photo a person sees.
+The decoder applies EXIF orientation; where there is none, a turned face stays turned, and neither
+dlib's landmarks nor YuNet's (which it places as if every face were upright) can align it. Turning
+the photo by quarter turns makes it upright. Boxes and points found on the turned photo are mapped
+back to the photo as sent: a quarter turn takes an axis-aligned box to an axis-aligned box, so every
+box still lies on the photo a person sees.
 
 ``quarters`` counts counter-clockwise quarter turns, as :func:`numpy.rot90` does.
 """
@@ -18,7 +17,7 @@ from numpy.typing import NDArray
 from faceward.vision.decode import RGBImage
 from faceward.vision.types import Box
 
-SIDEWAYS = (1, 3)  # a quarter turn either way; an upside-down photo is rarer, and YuNet finds those faces upright
+TURNS = (1, 3, 2)  # a quarter turn either way, then a half turn (an upside-down scan)
 
 
 def turned(image: RGBImage, quarters: int) -> RGBImage:
@@ -52,9 +51,14 @@ def box_back(box: Box, quarters: int, height: int, width: int) -> Box:
     return Box(round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
 
 
+def described(rotation_cw: int) -> str:
+    """How a photo that needed ``rotation_cw`` degrees lay, in words: "lies on its side", "is upside down"."""
+    return "is upside down" if rotation_cw % 360 == 180 else "lies on its side"
+
+
 def clockwise_degrees(quarters: int) -> int:
     """The clockwise turn, in degrees, that :func:`turned` with ``quarters`` applies (what a viewer's "rotate" says)."""
     return (-90 * quarters) % 360
 
 
-__all__ = ["SIDEWAYS", "box_back", "clockwise_degrees", "points_back", "turned"]
+__all__ = ["TURNS", "box_back", "clockwise_degrees", "described", "points_back", "turned"]

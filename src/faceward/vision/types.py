@@ -82,8 +82,8 @@ class Face:
     keypoints: NDArray[np.float32] | None = field(default=None)
     # The face as a person sees it when ``chip`` is not (a fused recognizer's two stacked chips): dlib's chip.
     view: NDArray[np.uint8] | None = field(default=None)
-    # The clockwise turn (0, 90, 180, 270) that makes this face upright: a photo lying on its side with
-    # no EXIF orientation. The box and points are on the photo as sent; the chip is upright.
+    # The clockwise turn (0, 90, 180, 270) that makes this face upright: a photo on its side or upside
+    # down with no EXIF orientation. The box and points are on the photo as sent; the chip is upright.
     rotation_cw: int = 0
 
     @property

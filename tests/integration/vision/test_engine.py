@@ -99,11 +99,11 @@ def test_manifest_excludes_the_68_point_model() -> None:
     assert all("68" not in m.filename for m in MANIFEST.values())
 
 
-@pytest.mark.parametrize(("quarters", "rotation_cw"), [(1, 90), (3, 270)])
-def test_a_photo_lying_on_its_side_is_turned_upright(
+@pytest.mark.parametrize(("quarters", "rotation_cw"), [(1, 90), (3, 270), (2, 180)])
+def test_a_photo_not_upright_is_turned_upright(
     engine: FaceEngine, astronaut: np.ndarray, quarters: int, rotation_cw: int
 ) -> None:
-    """No EXIF orientation, the photo on its side: the face is found upright, its box on the photo as sent."""
+    """No EXIF orientation, the photo on its side or upside down: the face is found upright, its box on the photo as sent."""
     upright = np.ascontiguousarray(astronaut[0:400, 40:512])  # not square: a turn swaps the axes
     [reference] = engine.analyze(upright)
     sideways = np.ascontiguousarray(np.rot90(upright, quarters))

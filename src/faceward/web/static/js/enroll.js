@@ -1,7 +1,7 @@
 // Enrollment: a subject with its consent record first (the form will not submit without one), then
 // photos, each checked (face boxed, quality verdict) before it is saved; bulk upload with progress.
 import { api, plain, say, sayError } from "./api.js";
-import { boxedPhoto, sidewaysNote } from "./faces.js";
+import { boxedPhoto, turnedNote } from "./faces.js";
 import { $, boot, dropZone, el, noPreview } from "./shell.js";
 
 let subject = null;
@@ -50,7 +50,7 @@ async function check(photo) {
   const figures = q ? ` Face ${q.face_px} px wide, sharpness ${q.sharpness}, frontal ${q.frontalness}.` : "";
   if (detection.enrollable) {
     photo.state = "ready";
-    setVerdict(photo, `Ready to enroll.${figures}${sidewaysNote(detection)}`, "ok");
+    setVerdict(photo, `Ready to enroll.${figures}${turnedNote(detection)}`, "ok");
   } else {
     photo.state = "refused";
     setVerdict(photo, `Refused: ${detection.verdict}.`, "error");

@@ -57,10 +57,12 @@ export function faceCrop(url, detection, box, label, rotationCw = 0) {
   }, upright);
 }
 
-// A sentence for a photo whose faces were found with it turned (it lies on its side, no EXIF orientation).
-export function sidewaysNote(detection) {
+// A sentence for a photo whose faces were found with it turned (it is not upright and has no EXIF orientation).
+export function turnedNote(detection) {
   const turned = detection.faces.find((face) => face.rotation_cw);
-  return turned ? ` The photo lies on its side: its faces were found with it turned ${turned.rotation_cw}° clockwise.` : "";
+  if (!turned) return "";
+  const how = turned.rotation_cw === 180 ? "is upside down" : "lies on its side";
+  return ` The photo ${how}: its faces were found with it turned ${turned.rotation_cw}° clockwise.`;
 }
 
 // Estimated false match rate in words ("about 1 in 25,000").

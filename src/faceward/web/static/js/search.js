@@ -1,7 +1,7 @@
 // Search: pick or drop a probe, see its faces boxed, choose one, state purpose and case, see candidates
 // beside the probe face, and record a review of each (a lead, never an identification).
 import { api, plain, say, sayError } from "./api.js";
-import { BANDS, LEAD_WARNING, OUTCOMES, boxedPhoto, faceChooser, faceCrop, fmrWords, markChosen, sidewaysNote } from "./faces.js";
+import { BANDS, LEAD_WARNING, OUTCOMES, boxedPhoto, faceChooser, faceCrop, fmrWords, markChosen, turnedNote } from "./faces.js";
 import { $, boot, dropZone, el } from "./shell.js";
 
 const state = { file: null, url: null, detection: null, face: null };
@@ -39,13 +39,13 @@ async function takeProbe(files) {
   } else {
     state.face = searched;
     if (detection.faces.length > 1) {
-      status.textContent = `${detection.faces.length} faces found. Choose the one to search with.${sidewaysNote(detection)}`;
+      status.textContent = `${detection.faces.length} faces found. Choose the one to search with.${turnedNote(detection)}`;
       parts.push(faceChooser(detection, (i) => {
         state.face = i;
         markChosen(stage, i);
       }, searched));
     } else {
-      status.textContent = `1 face found.${sidewaysNote(detection)}`;
+      status.textContent = `1 face found.${turnedNote(detection)}`;
     }
     $("#search-button").disabled = false;
   }

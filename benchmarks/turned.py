@@ -1,14 +1,15 @@
-"""Photos lying on their side with no EXIF orientation: how often the engine turns them upright, and at what cost.
+"""Photos not upright with no EXIF orientation: how often the engine turns them upright, and at what cost.
 
-Every ``--step``-th lfw-dev photo is analysed as sent and turned a quarter turn either way (no EXIF,
-as a scanner or an app that re-saves writes them). For each it reports how many the engine finds
-upright, how many it turns the wrong way, and how many it leaves sideways; the baseline, in the same
-run, is the engine without the sideways search (which finds none upright: YuNet places its points as
-if every face were upright, so a sideways face it does find cannot be aligned). Then the cost the
-search adds where it runs for nothing: a 12 MP photo of texture with no face, read as an upload is,
-against the same engine without the search (median of ``--rounds``; a ratio, as the host is noisy).
+Every ``--step``-th lfw-dev photo is analysed as sent, turned a quarter turn either way and turned
+upside down (no EXIF, as a scanner or an app that re-saves writes them). For each it reports how many
+the engine finds upright, how many it turns the wrong way, and how many it leaves as sent; the
+baseline, in the same run, is the engine without the turn check (which finds none upright: YuNet
+places its points as if every face were upright, so a turned face it does find cannot be aligned).
+Then the cost the check adds where it runs for nothing: a 12 MP photo of texture with no face, read
+as an upload is, against the same engine without the check (median of ``--rounds``; a ratio, as the
+host is noisy).
 
-    python benchmarks/sideways.py ../shared/datasets/lfw-dev --json-out docs/benchmarks/sideways-2026-12-01.json
+    python benchmarks/turned.py ../shared/datasets/lfw-dev --json-out docs/benchmarks/turned-2026-12-01.json
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def orientation_counts(detector: detect.YuNetDetector, photos: list[Path], sent:
     for path in photos:
         image = turned(np.asarray(Image.open(path).convert("RGB")), sent)
         best = max((d.score for d in detector.detect(image)), default=0.0)
-        quarters = detector.sideways(image, best)
+        quarters = detector.upright_turn(image, best)
         if (quarters + sent) % 4 == 0:
             upright += 1
         elif quarters:
@@ -69,7 +70,7 @@ def main() -> None:
     photos = sorted((args.lfw / "images").glob("*/*.jpg"))[:: args.step]
     detector = detect.YuNetDetector(threads=1)
     found: dict[str, Any] = {}
-    for sent, name in ((0, "as_sent"), (1, "turned_90_ccw"), (3, "turned_90_cw")):
+    for sent, name in ((0, "as_sent"), (1, "turned_90_ccw"), (3, "turned_90_cw"), (2, "upside_down")):
         found[name] = orientation_counts(detector, photos, sent)
 
     rng = np.random.default_rng(0)
@@ -78,22 +79,22 @@ def main() -> None:
     texture.save(buffer, format="JPEG", quality=90)
     engine = FaceEngine(EngineOptions(threads=1))
     engine.read(buffer.getvalue())  # load the models before timing
-    below = detect.SIDEWAYS_BELOW
+    below = detect.TURN_BELOW
     cost = {}
-    for label, threshold in (("without_search", 0.0), ("with_search", below)):
-        detect.SIDEWAYS_BELOW = threshold
+    for label, threshold in (("without_check", 0.0), ("with_check", below)):
+        detect.TURN_BELOW = threshold
         cost[label] = round(read_ms(engine, buffer.getvalue(), args.rounds), 1)
-    detect.SIDEWAYS_BELOW = below
-    cost["ratio"] = round(cost["with_search"] / cost["without_search"], 2)
+    detect.TURN_BELOW = below
+    cost["ratio"] = round(cost["with_check"] / cost["without_check"], 2)
 
-    print(f"{len(photos)} lfw-dev photos (every {args.step}th); baseline without the search: 0 found upright when sideways")
+    print(f"{len(photos)} lfw-dev photos (every {args.step}th); baseline without the check: 0 found upright when turned")
     print(f"{'sent':<16}{'found upright':>15}{'turned wrong':>14}{'left as sent':>14}")
     for name, counts in found.items():
         print(f"{name:<16}{counts['found_upright']:>15}{counts['turned_wrong']:>14}{counts['left_as_sent']:>14}")
-    print(f"12 MP texture, no face: {cost['with_search']} ms with the search, {cost['without_search']} ms without "
+    print(f"12 MP texture, no face: {cost['with_check']} ms with the check, {cost['without_check']} ms without "
           f"({cost['ratio']}x)")
-    report = {"photos": len(photos), "step": args.step, "sideways_below": below,
-              "sideways_at_least": detect.SIDEWAYS_AT_LEAST, "orientation": found, "no_face_12mp_cost_ms": cost}
+    report = {"photos": len(photos), "step": args.step, "turn_below": below,
+              "turn_at_least": detect.TURN_AT_LEAST, "orientation": found, "no_face_12mp_cost_ms": cost}
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2) + "\n")
 
