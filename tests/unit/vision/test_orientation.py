@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from faceward.vision.orientation import box_back, clockwise_degrees, points_back, turned
+from faceward.vision.orientation import box_back, clockwise_degrees, described, points_back, turned
 from faceward.vision.types import Box
 
 
@@ -51,3 +51,7 @@ def test_turned_is_contiguous_and_zero_turns_is_the_same_array() -> None:
 def test_the_clockwise_turn_is_what_a_viewer_names() -> None:
     # np.rot90 turns counter-clockwise: one quarter turn is 270 degrees clockwise.
     assert [clockwise_degrees(q) for q in range(4)] == [0, 270, 180, 90]
+
+
+def test_a_turn_is_named_as_a_person_would() -> None:
+    assert [described(d) for d in (90, 180, 270)] == ["lies on its side", "is upside down", "lies on its side"]
