@@ -1,5 +1,5 @@
-"""What one search costs through the API, by upload: a 250x250 portrait, a 12 MP photo (plain JPEG, and a
-phone's multi-picture JPEG, MPO), a blank 2000x2000 PNG, and the large lossless uploads a hostile client
+"""What one search costs through the API, by upload: a 250x250 portrait, a 12 MP photo (plain JPEG, a
+phone's multi-picture JPEG, MPO, and a progressive JPEG), a blank 2000x2000 PNG, and the large lossless uploads a hostile client
 can send for a few KB: PNG and WebP files, blank or ruled with thin lines (not flat, so detection runs),
 which no DCT scaling can shrink before decoding, at 4096x4096 (the largest PNG or WebP accepted) and at
 6300x6300 (40 MP: under the pixel cap for a JPEG, refused from its header for PNG and WebP since
@@ -47,6 +47,8 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
     if fmt == "MPO":  # a phone's "JPEG": the photo, then a gain map (here a quarter-size picture)
         image.save(buffer, format=fmt, quality=90, save_all=True, append_images=[image.reduce(4)])
+    elif fmt == "PROGRESSIVE":  # as web pages serve JPEGs: every coefficient buffered before the output
+        image.save(buffer, format="JPEG", quality=90, progressive=True)
     elif fmt == "WEBP_LOSSLESS":
         image.save(buffer, format="WEBP", lossless=True)
     else:
@@ -67,6 +69,7 @@ def main() -> None:
         "portrait_250": ((args.lfw / "images" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg").read_bytes(), "image/jpeg"),
         "photo_12mp": (encode(photo, "JPEG"), "image/jpeg"),
         "photo_12mp_mpo": (encode(photo, "MPO"), "image/jpeg"),
+        "photo_12mp_progressive": (encode(photo, "PROGRESSIVE"), "image/jpeg"),
         "blank_2000_png": (encode(Image.fromarray(np.full((2000, 2000, 3), 255, np.uint8)), "PNG"), "image/png"),
     }
     for side, size in ((4096, "16mp"), (6300, "40mp")):

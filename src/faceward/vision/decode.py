@@ -31,9 +31,14 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
-# PNG and WebP are decoded whole (no DCT scaling): past 4096 x 4096 (Azure Face's limit for any image)
-# a few-KB file costs tens of portrait searches of CPU and hundreds of MB of memory. JPEGs may have more.
+# PNG, WebP and progressive JPEG cost their full size to decode (no DCT scaling for the first two; every
+# coefficient buffered for the last): past 4096 x 4096 (Azure Face's limit for any image) a small file
+# costs tens of portrait searches of CPU and hundreds of MB of memory. A baseline JPEG may have more.
 WHOLE_DECODE_PIXELS = 4096 * 4096
+# A progressive JPEG's decoder walks every block once per scan: a 1 MB file of 10,000 empty scans cost
+# 1.9 s (90 portrait searches), 15 MB of them minutes. Encoders write 1 scan (baseline) or about 10;
+# libjpeg-turbo documents the attack and a scan limit (djpeg -maxscans) as its guard.
+MAX_JPEG_SCANS = 100
 
 _MAGIC = (
     (b"GIF8", "GIF"),
@@ -163,11 +168,18 @@ def decode_reduced(
             raise CorruptImage("the image has no pixels")
         if width * height > max_pixels:
             raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
-        if image.format not in ("JPEG", "MPO") and width * height > WHOLE_DECODE_PIXELS:
+        jpeg = image.format in ("JPEG", "MPO")
+        scans = data.count(b"\xff\xda") if jpeg else 0  # SOS markers: 0xFF 0xDA cannot occur in coded data
+        if scans > MAX_JPEG_SCANS:
+            raise CorruptImage(f"the JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are accepted "
+                               "(a photo has 1, or about 10 when progressive)")
+        progressive = jpeg and bool(image.info.get("progressive"))
+        if (progressive or not jpeg) and width * height > WHOLE_DECODE_PIXELS:
+            kind = "progressive JPEG" if progressive else image.format
             raise ImageTooLarge(
-                f"this {image.format} is {width}x{height} pixels; PNG and WebP images are decoded whole, so they may "
-                f"have at most {WHOLE_DECODE_PIXELS:,} pixels (4096x4096): send a larger photo as JPEG "
-                f"(up to {max_pixels:,} pixels)"
+                f"this {kind} is {width}x{height} pixels; PNG, WebP and progressive JPEG images are decoded whole, so "
+                f"they may have at most {WHOLE_DECODE_PIXELS:,} pixels (4096x4096): send a larger photo as a "
+                f"baseline JPEG, as cameras and phones write them (up to {max_pixels:,} pixels)"
             )
         # MPO: a JPEG with more pictures after it (a phone's HDR gain map or depth map); the first is the photo.
         if min_long_side and image.format in ("JPEG", "MPO") and max(width, height) > 2 * min_long_side:

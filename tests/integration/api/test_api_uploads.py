@@ -54,10 +54,16 @@ def hostile(astronaut_jpeg: bytes) -> dict[str, tuple[tuple[str, bytes, str], in
     buffer = io.BytesIO()
     Image.open(io.BytesIO(astronaut_jpeg)).save(buffer, format="PNG")
     astronaut_png = buffer.getvalue()
+    progressive = io.BytesIO()
+    Image.open(io.BytesIO(astronaut_jpeg)).save(progressive, format="JPEG", progressive=True)
+    data = progressive.getvalue()
+    last, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    scan_bomb = data[:end] + data[last:end] * 150 + data[end:]  # each scan walks every block again
     return {
         "decompression bomb": (("bomb.png", decompression_bomb(), "image/png"), 413),
         "30000x30000 PNG header": (("huge.png", png_header_only(30_000, 30_000), "image/png"), 413),
         "PNG over 4096x4096 (decoded whole)": (("wide.png", png_header_only(4097, 4096), "image/png"), 413),
+        "progressive JPEG of 160 scans": (("scans.jpg", scan_bomb, "image/jpeg"), 422),
         "truncated JPEG": (("cut.jpg", astronaut_jpeg[: len(astronaut_jpeg) // 2], "image/jpeg"), 422),
         "JPEG cut after the header": (("cut.jpg", astronaut_jpeg[:200], "image/jpeg"), 422),
         "zero bytes": (("empty.jpg", b"", "image/jpeg"), 422),
@@ -77,7 +83,8 @@ def hostile(astronaut_jpeg: bytes) -> dict[str, tuple[tuple[str, bytes, str], in
 
 
 CASES = [
-    "decompression bomb", "30000x30000 PNG header", "PNG over 4096x4096 (decoded whole)", "truncated JPEG", "JPEG cut after the header", "zero bytes",
+    "decompression bomb", "30000x30000 PNG header", "PNG over 4096x4096 (decoded whole)",
+    "progressive JPEG of 160 scans", "truncated JPEG", "JPEG cut after the header", "zero bytes",
     "GIF/JS polyglot", "PDF/JPEG polyglot", "JPEG/HTML/ZIP polyglot (no face)", "SVG with a script",
     "SVG sent as image/jpeg", "JPEG named .png", "JPEG sent as text/html", "PNG declared as image/jpeg",
     "JPEG named .exe", "random bytes", "JPEG magic then noise", "image over the byte cap",
@@ -105,6 +112,7 @@ def test_hostile_upload_to_enrollment(world: World, hostile: dict[str, tuple[tup
 
 
 @pytest.mark.parametrize("case", ["decompression bomb", "30000x30000 PNG header", "PNG over 4096x4096 (decoded whole)",
+                                  "progressive JPEG of 160 scans",
                                   "truncated JPEG", "zero bytes",
                                   "GIF/JS polyglot", "JPEG sent as text/html", "image over the byte cap"])
 def test_hostile_upload_to_search_and_verify(sqlite_world: World, hostile: dict[str, tuple[tuple[str, bytes, str], int]], case: str) -> None:

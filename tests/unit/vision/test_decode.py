@@ -85,7 +85,7 @@ def test_png_and_webp_are_held_to_4096_squared_as_they_are_decoded_whole() -> No
     # A 2 KB lossless WebP of 40 MP cost 40 portrait searches of CPU: refused from its header now.
     from faceward.vision.decode import decode_reduced
 
-    with pytest.raises(ImageTooLarge, match=r"decoded whole.*4096x4096.*as JPEG"):
+    with pytest.raises(ImageTooLarge, match=r"decoded whole.*4096x4096.*as a baseline JPEG"):
         decode_image(png_header_only(4097, 4096))
     blank = np.full((4096, 4096, 3), 255, np.uint8)
     for fmt in ("PNG", "WEBP"):
@@ -95,6 +95,34 @@ def test_png_and_webp_are_held_to_4096_squared_as_they_are_decoded_whole() -> No
     wide = io.BytesIO()
     Image.fromarray(np.full((3000, 6000, 3), 255, np.uint8)).save(wide, format="JPEG")  # 18 MP: a JPEG may
     assert decode_reduced(wide.getvalue(), min_long_side=1600).size == (6000, 3000)
+
+
+def scan_bomb(scans: int) -> bytes:
+    """A small progressive JPEG whose last scan is repeated until it has ``scans`` scans (decoders accept them)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(buffer, format="JPEG", progressive=True)
+    data = buffer.getvalue()
+    last, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    repeats = scans - data.count(b"\xff\xda")
+    return data[:end] + data[last:end] * repeats + data[end:]
+
+
+def test_a_progressive_jpeg_with_too_many_scans_is_refused_before_decoding() -> None:
+    # Each scan walks every block: 10,000 empty scans in a 1 MB, 12 MP file took 1.9 s to decode.
+    assert decode_image(scan_bomb(100)).shape == (64, 64, 3)  # a hundred still decode
+    with pytest.raises(CorruptImage, match="101 scans; at most 100"):
+        decode_image(scan_bomb(101))
+
+
+def test_a_progressive_jpeg_is_held_to_4096_squared_like_png() -> None:
+    # Every coefficient is buffered before the (reduced) output: its cost is its full size, as a PNG's.
+    big = Image.fromarray(np.full((4100, 4100, 3), 200, np.uint8))
+    progressive, baseline = io.BytesIO(), io.BytesIO()
+    big.save(progressive, format="JPEG", progressive=True)
+    big.save(baseline, format="JPEG")
+    with pytest.raises(ImageTooLarge, match="this progressive JPEG is 4100x4100"):
+        decode_image(progressive.getvalue())
+    assert decode_image(baseline.getvalue()).shape == (4100, 4100, 3)
 
 
 def test_byte_cap() -> None:
