@@ -101,8 +101,8 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4
 def _reduced(image: Image.Image, min_long_side: int | None) -> Image.Image:
     """``image`` shrunk by 2, 4 or 8 (the largest whose long side stays at least ``min_long_side``), or itself.
 
-    A JPEG comes here already DCT-scaled, so only a large PNG or WebP is shrunk: its 40 MP array
-    would cost more to copy and resize than the decode itself (4.9x a portrait's analysis, not 1.5x).
+    A JPEG (baseline or progressive) comes here already DCT-scaled, so only a large PNG or WebP is
+    shrunk: its full-size array would cost more to copy and resize than the decode itself.
     """
     factor = 1
     while min_long_side and factor < 8 and max(image.size) > 2 * factor * min_long_side:
@@ -182,7 +182,7 @@ def decode_reduced(
                 f"baseline JPEG, as cameras and phones write them (up to {max_pixels:,} pixels)"
             )
         # MPO: a JPEG with more pictures after it (a phone's HDR gain map or depth map); the first is the photo.
-        if min_long_side and image.format in ("JPEG", "MPO") and max(width, height) > 2 * min_long_side:
+        if min_long_side and jpeg and max(width, height) > 2 * min_long_side:
             fraction = min_long_side / max(width, height)
             # draft() picks the largest DCT scale whose result is still at least the size asked for.
             image.draft("RGB", (max(1, int(width * fraction + 0.999)), max(1, int(height * fraction + 0.999))))

@@ -273,9 +273,9 @@ class YuNetDetector:
             return 0
         best, quarters = TURN_AT_LEAST, 0
         for turn in TURNS:
-            faces = self._net.run(turned(small, turn), score_threshold=self.score_threshold)
-            if len(faces) and float(faces.scores.max()) >= best:
-                best, quarters = float(faces.scores.max()), turn
+            scores = self._net.run(turned(small, turn), score_threshold=self.score_threshold).scores
+            if len(scores) and float(scores.max()) >= best:
+                best, quarters = float(scores.max()), turn
         return quarters
 
     def _tiles(self, image: RGBImage, fine: float) -> RawFaces:
