@@ -11,7 +11,8 @@ size, for a fraction of the work) no smaller than the analysis needs, and says
 by how much it was reduced, so boxes can be given in the original's pixels.
 PNG and WebP have no such scaling: a large one is decoded whole, then reduced
 by the same factors (a box filter, in Pillow) before it becomes an array, so
-no full-size copy travels further than the decoder.
+no full-size copy travels further than the decoder. A 16-bit PNG whose ``sBIT``
+shows samples stored unscaled is stretched to full range first (:mod:`.significant_bits`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from faceward.vision.errors import CorruptImage, EmptyImage, ImageTooLarge, UnsupportedFormat
+from faceward.vision.significant_bits import full_range
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
@@ -191,7 +193,7 @@ def decode_reduced(
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image.load()
                 orientation = image.getexif().get(0x0112, 1)
-                small = _reduced(image, min_long_side)
+                small = _reduced(full_range(image, data), min_long_side)
                 reduction = width / small.size[0]
                 turn = _UPRIGHT.get(orientation)
                 pixels = _rgb(small.transpose(turn) if turn is not None else small)
