@@ -1,9 +1,11 @@
 """What one search costs through the API, by upload: a 250x250 portrait, a 12 MP photo (plain JPEG, a
-phone's multi-picture JPEG, MPO, and a progressive JPEG), a blank 2000x2000 PNG, and the large lossless uploads a hostile client
-can send for a few KB: PNG and WebP files, blank or ruled with thin lines (not flat, so detection runs),
-which no DCT scaling can shrink before decoding, at 4096x4096 (the largest PNG or WebP accepted) and at
-6300x6300 (40 MP: under the pixel cap for a JPEG, refused from its header for PNG and WebP since
-decision 012's addendum; it was decoded whole before).
+phone's multi-picture JPEG, MPO, and a progressive JPEG, refused from its header since decision 036), the
+same photo as an 8.3 MP progressive JPEG (3325x2494, the largest 4:3 one accepted), a blank 2000x2000 PNG,
+and the large lossless uploads a hostile client can send for a few KB: PNG and WebP files, blank or ruled
+with thin lines (not flat, so detection runs), which no DCT scaling can shrink before decoding, at
+3840x2160 (8.3 MP, the largest PNG or WebP accepted since decision 036) and at 6300x6300 (40 MP: under
+the pixel cap for a JPEG, refused from its header for PNG and WebP since decision 012's addendum; it was
+decoded whole before).
 
 The app is built as ``faceward serve`` builds it (analysis in a worker process,
 SQLite store) and called in-process over httpx's ASGI transport; the
@@ -69,11 +71,13 @@ def main() -> None:
         "portrait_250": ((args.lfw / "images" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg").read_bytes(), "image/jpeg"),
         "photo_12mp": (encode(photo, "JPEG"), "image/jpeg"),
         "photo_12mp_mpo": (encode(photo, "MPO"), "image/jpeg"),
-        "photo_12mp_progressive": (encode(photo, "PROGRESSIVE"), "image/jpeg"),
+        "photo_12mp_progressive": (encode(photo, "PROGRESSIVE"), "image/jpeg"),  # refused: over 8.3 MP
+        "photo_8mp_progressive": (encode(photo.resize((3325, 2494), Image.Resampling.BICUBIC), "PROGRESSIVE"),
+                                  "image/jpeg"),
         "blank_2000_png": (encode(Image.fromarray(np.full((2000, 2000, 3), 255, np.uint8)), "PNG"), "image/png"),
     }
-    for side, size in ((4096, "16mp"), (6300, "40mp")):
-        ruled = np.full((side, side, 3), 255, np.uint8)
+    for (width, height), size in (((3840, 2160), "8mp"), ((6300, 6300), "40mp")):  # accepted; refused
+        ruled = np.full((height, width, 3), 255, np.uint8)
         ruled[::50] = 0
         for name, pixels in ((f"blank_{size}", np.full_like(ruled, 255)), (f"ruled_{size}", ruled)):
             uploads[f"{name}_png"] = (encode(Image.fromarray(pixels), "PNG"), "image/png")

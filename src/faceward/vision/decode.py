@@ -34,9 +34,10 @@ EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 # PNG, WebP and progressive JPEG cost their full size to decode (no DCT scaling for the first two; every
-# coefficient buffered for the last): past 4096 x 4096 (Azure Face's limit for any image) a small file
-# costs tens of portrait searches of CPU and hundreds of MB of memory. A baseline JPEG may have more.
-WHOLE_DECODE_PIXELS = 4096 * 4096
+# coefficient buffered for the last): at 16.8 MP one cost 6-14x a portrait's search. Held to a 4K UHD
+# frame's pixel count, any shape: the largest screenshot or video still people send (decision 036).
+# A baseline JPEG may have up to the general pixel cap: it is decoded reduced.
+WHOLE_DECODE_PIXELS = 3840 * 2160
 # A progressive JPEG's decoder walks every block once per scan: a 1 MB file of 10,000 empty scans cost
 # 1.9 s (90 portrait searches), 15 MB of them minutes. Encoders write 1 scan (baseline) or about 10;
 # libjpeg-turbo documents the attack and a scan limit (djpeg -maxscans) as its guard.
@@ -179,9 +180,10 @@ def decode_reduced(
         if (progressive or not jpeg) and width * height > WHOLE_DECODE_PIXELS:
             kind = "progressive JPEG" if progressive else image.format
             raise ImageTooLarge(
-                f"this {kind} is {width}x{height} pixels; PNG, WebP and progressive JPEG images are decoded whole, so "
-                f"they may have at most {WHOLE_DECODE_PIXELS:,} pixels (4096x4096): send a larger photo as a "
-                f"baseline JPEG, as cameras and phones write them (up to {max_pixels:,} pixels)"
+                f"this {kind} is {width}x{height} pixels; PNG, WebP and progressive JPEG images cost their full size "
+                f"to decode, so they may have at most {WHOLE_DECODE_PIXELS:,} pixels (a 3840x2160 4K frame, any "
+                f"shape): send a larger photo as a baseline JPEG, as cameras and phones write them (up to "
+                f"{max_pixels:,} pixels)"
             )
         # MPO: a JPEG with more pictures after it (a phone's HDR gain map or depth map); the first is the photo.
         if min_long_side and jpeg and max(width, height) > 2 * min_long_side:

@@ -62,7 +62,7 @@ def hostile(astronaut_jpeg: bytes) -> dict[str, tuple[tuple[str, bytes, str], in
     return {
         "decompression bomb": (("bomb.png", decompression_bomb(), "image/png"), 413),
         "30000x30000 PNG header": (("huge.png", png_header_only(30_000, 30_000), "image/png"), 413),
-        "PNG over 4096x4096 (decoded whole)": (("wide.png", png_header_only(4097, 4096), "image/png"), 413),
+        "PNG one pixel over 3840x2160 (decoded whole)": (("wide.png", png_header_only(13801, 601), "image/png"), 413),
         "progressive JPEG of 160 scans": (("scans.jpg", scan_bomb, "image/jpeg"), 422),
         "truncated JPEG": (("cut.jpg", astronaut_jpeg[: len(astronaut_jpeg) // 2], "image/jpeg"), 422),
         "JPEG cut after the header": (("cut.jpg", astronaut_jpeg[:200], "image/jpeg"), 422),
@@ -83,7 +83,7 @@ def hostile(astronaut_jpeg: bytes) -> dict[str, tuple[tuple[str, bytes, str], in
 
 
 CASES = [
-    "decompression bomb", "30000x30000 PNG header", "PNG over 4096x4096 (decoded whole)",
+    "decompression bomb", "30000x30000 PNG header", "PNG one pixel over 3840x2160 (decoded whole)",
     "progressive JPEG of 160 scans", "truncated JPEG", "JPEG cut after the header", "zero bytes",
     "GIF/JS polyglot", "PDF/JPEG polyglot", "JPEG/HTML/ZIP polyglot (no face)", "SVG with a script",
     "SVG sent as image/jpeg", "JPEG named .png", "JPEG sent as text/html", "PNG declared as image/jpeg",
@@ -111,8 +111,8 @@ def test_hostile_upload_to_enrollment(world: World, hostile: dict[str, tuple[tup
     assert w.services.gallery.store.faces_of(w.own.id, subject_id) == []
 
 
-@pytest.mark.parametrize("case", ["decompression bomb", "30000x30000 PNG header", "PNG over 4096x4096 (decoded whole)",
-                                  "progressive JPEG of 160 scans",
+@pytest.mark.parametrize("case", ["decompression bomb", "30000x30000 PNG header",
+                                  "PNG one pixel over 3840x2160 (decoded whole)", "progressive JPEG of 160 scans",
                                   "truncated JPEG", "zero bytes",
                                   "GIF/JS polyglot", "JPEG sent as text/html", "image over the byte cap"])
 def test_hostile_upload_to_search_and_verify(sqlite_world: World, hostile: dict[str, tuple[tuple[str, bytes, str], int]], case: str) -> None:
@@ -163,3 +163,14 @@ def test_a_phone_photo_in_heic_is_refused_with_how_to_send_it(sqlite_world: Worl
     assert response.status_code == 415, response.text
     assert "send image/jpeg" in response.json()["error"]["message"] or "send JPEG" in response.json()["error"]["message"]
     assert "a phone shares its photos as JPEG" in response.json()["error"]["message"]
+
+
+def test_a_png_past_a_4k_frame_is_refused_with_why_and_what_to_send(sqlite_world: World) -> None:
+    # Decision 036: PNG, WebP and progressive JPEG cost their full size to decode; a baseline JPEG does not.
+    w = sqlite_world
+    response = w.api.post("/v1/search", headers=w.own.auth(Role.SEARCHER), data={"purpose": "p", "case_reference": "c"},
+                          files={"image": ("screen.png", png_header_only(13801, 601), "image/png")})
+    assert response.status_code == 413, response.text
+    message = response.json()["error"]["message"]
+    assert "13801x601" in message and "8,294,400 pixels (a 3840x2160 4K frame" in message
+    assert "cost their full size to decode" in message and "as a baseline JPEG" in message

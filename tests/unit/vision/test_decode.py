@@ -81,20 +81,41 @@ def test_pixel_bomb_is_refused_from_the_header() -> None:
         decode_image(png_header_only(30000, 30000))
 
 
-def test_png_and_webp_are_held_to_4096_squared_as_they_are_decoded_whole() -> None:
-    # A 2 KB lossless WebP of 40 MP cost 40 portrait searches of CPU: refused from its header now.
+def whole_decode_upload(kind: str, size: tuple[int, int]) -> bytes:
+    """A blank ``size`` image as PNG, lossless WebP, progressive or baseline JPEG."""
+    buffer = io.BytesIO()
+    image = Image.new("RGB", size, (255, 255, 255))
+    if kind == "PNG":
+        image.save(buffer, format="PNG")
+    elif kind == "WEBP":
+        image.save(buffer, format="WEBP", lossless=True)
+    else:
+        image.save(buffer, format="JPEG", progressive=kind == "progressive JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["PNG", "WEBP", "progressive JPEG"])
+def test_uploads_decoded_at_full_size_are_held_to_a_4k_frames_pixel_count(kind: str) -> None:
+    # At 16.8 MP these cost 6-14x a portrait's search: held to 3840 x 2160 = 8,294,400 pixels, any shape,
+    # refused from the header (decision 036). 13801 x 601 is 8,294,401: one pixel over.
+    from faceward.vision.decode import WHOLE_DECODE_PIXELS, decode_reduced
+
+    assert WHOLE_DECODE_PIXELS == 3840 * 2160 == 8_294_400 and 13801 * 601 == WHOLE_DECODE_PIXELS + 1
+    at_limit = decode_reduced(whole_decode_upload(kind, (3840, 2160)), min_long_side=1600)
+    assert at_limit.size == (3840, 2160) and at_limit.reduction == 2.0
+    with pytest.raises(ImageTooLarge, match=rf"this {kind} is 13801x601 pixels.*at most 8,294,400 pixels "
+                                            r"\(a 3840x2160 4K frame, any shape\).*as a baseline JPEG"):
+        decode_reduced(whole_decode_upload(kind, (13801, 601)), min_long_side=1600)
+
+
+def test_the_limit_is_a_pixel_count_and_a_baseline_jpeg_may_pass_it() -> None:
     from faceward.vision.decode import decode_reduced
 
-    with pytest.raises(ImageTooLarge, match=r"decoded whole.*4096x4096.*as a baseline JPEG"):
-        decode_image(png_header_only(4097, 4096))
-    blank = np.full((4096, 4096, 3), 255, np.uint8)
-    for fmt in ("PNG", "WEBP"):
-        buffer = io.BytesIO()
-        Image.fromarray(blank).save(buffer, format=fmt, lossless=True)
-        assert decode_reduced(buffer.getvalue(), min_long_side=1600).reduction == 2.0  # 4096 x 4096 is let in
-    wide = io.BytesIO()
-    Image.fromarray(np.full((3000, 6000, 3), 255, np.uint8)).save(wide, format="JPEG")  # 18 MP: a JPEG may
-    assert decode_reduced(wide.getvalue(), min_long_side=1600).size == (6000, 3000)
+    assert decode_reduced(whole_decode_upload("PNG", (14400, 576)), min_long_side=1600).size == (14400, 576)
+    with pytest.raises(ImageTooLarge, match="this PNG is 3841x2160"):
+        decode_image(png_header_only(3841, 2160))
+    for size in ((13801, 601), (6000, 3000)):  # one pixel over, and 18 MP: decoded reduced by DCT scaling
+        assert decode_reduced(whole_decode_upload("baseline JPEG", size), min_long_side=1600).size == size
 
 
 def scan_bomb(scans: int) -> bytes:
@@ -112,17 +133,6 @@ def test_a_progressive_jpeg_with_too_many_scans_is_refused_before_decoding() -> 
     assert decode_image(scan_bomb(100)).shape == (64, 64, 3)  # a hundred still decode
     with pytest.raises(CorruptImage, match="101 scans; at most 100"):
         decode_image(scan_bomb(101))
-
-
-def test_a_progressive_jpeg_is_held_to_4096_squared_like_png() -> None:
-    # Every coefficient is buffered before the (reduced) output: its cost is its full size, as a PNG's.
-    big = Image.fromarray(np.full((4100, 4100, 3), 200, np.uint8))
-    progressive, baseline = io.BytesIO(), io.BytesIO()
-    big.save(progressive, format="JPEG", progressive=True)
-    big.save(baseline, format="JPEG")
-    with pytest.raises(ImageTooLarge, match="this progressive JPEG is 4100x4100"):
-        decode_image(progressive.getvalue())
-    assert decode_image(baseline.getvalue()).shape == (4100, 4100, 3)
 
 
 def test_byte_cap() -> None:
