@@ -80,9 +80,9 @@ class Settings(BaseSettings):
     )
     erasure_ledger: Path | None = Field(
         default=None,
-        description="Append-only list of erased subjects and tenants, kept apart from the data and its backups "
-        "and applied on restore; default: erasure-ledger.jsonl in FACEWARD_HOME. Workers sharing a database "
-        "must share this file.",
+        description="Append-only list of erased subjects and tenants (keyed hashes of their ids), kept apart from "
+        "the data and its backups and applied on restore; default: erasure-ledger.jsonl in FACEWARD_HOME. "
+        "Workers sharing a database must share this file.",
     )
 
     engine: Engine = Field(default=Engine.ONNX, description="Descriptor runtime: onnx or dlib (reference).")
@@ -112,13 +112,15 @@ class Settings(BaseSettings):
 
     min_face_px: int = Field(default=40, ge=0, description="Enrollment refuses faces narrower than this.")
     min_sharpness: float = Field(
-        default=0.38, ge=0, le=1,
-        description="Enrollment refuses faces blurrier than this (0..1, 1 minus the chip's blur effect; 0.38: where matching measurably suffers).",
+        default=0.0, ge=0, le=1,
+        description="Enrollment refuses faces blurrier than this (0..1, 1 minus the chip's blur effect). 0: no face "
+        "enrolled on lfw-dev was blurred enough to measurably hurt matching; one under 0.38 is enrolled with a warning.",
     )
     min_detector_score: float = Field(default=0.0, description="Enrollment refuses weaker detections.")
     min_frontalness: float = Field(
-        default=0.15, ge=0, le=1,
-        description="Enrollment refuses heads turned further than this (0..1 from the detector's 5 points; 0.15: where matching measurably suffers).",
+        default=0.05, ge=0, le=1,
+        description="Enrollment refuses heads turned further than this (0..1 from the detector's 5 points; 0.05: where "
+        "matching measurably suffers; one under 0.15 is enrolled with a warning).",
     )
 
     target_fmr: float = Field(default=1e-3, gt=0, lt=1, description="False match rate the decision threshold targets.")

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import typer
+from PIL import Image, ImageFilter
 from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
@@ -120,6 +121,8 @@ def gallery(lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         (folder / person).mkdir(parents=True)
         for index in (0, 1):
             shutil.copy(lfw_photo(lfw_dir, person, index), folder / person)
+    # A blurred photo is enrolled with a warning (decision 037).
+    Image.open(lfw_photo(lfw_dir, PEOPLE[2], 1)).filter(ImageFilter.GaussianBlur(3)).save(folder / PEOPLE[2] / "blurred.jpg")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FACEWARD_HOME", str(root / "home"))
         env.setenv("FACEWARD_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
@@ -169,6 +172,8 @@ def test_enroll_reports_what_it_stored_and_a_rerun_finds_it_all_there(gallery: G
     faces = {name: len(data("subjects", "show", sid)["faces"]) for name, sid in gallery.ids.items()}
     assert sorted(faces) == sorted(PEOPLE)
     assert f"subjects created: 3  faces enrolled: {sum(faces.values())}  already enrolled: 0" in gallery.enrolled
+    assert re.search(r"enrolled with a warning: [1-9]", gallery.enrolled)
+    assert f"{PEOPLE[2]}/blurred.jpg: enrolled, but face is blurred" in gallery.enrolled
     again = run("enroll", str(gallery.folder), "--basis", "explicit_consent", "--reference", "r", "--workers", "1")
     assert f"subjects created: 0  faces enrolled: 0  already enrolled: {sum(faces.values())}" in again
 
@@ -256,7 +261,8 @@ def test_a_subject_erased_and_a_doctor_that_finds_and_repairs_a_lost_ledger_entr
 
     ledger = gallery.home / "erasure-ledger.jsonl"
     lines = ledger.read_text().splitlines(keepends=True)
-    assert sid in lines[-1]
+    assert sid not in "".join(lines)  # a keyed hash of the id, not the id (decision 007's addendum)
+    erased_ref = json.loads(lines[-1])["ref"]
     ledger.write_text("".join(lines[:-1]))  # the ledger loses the erasure's entry
     broken = run("doctor", code=1)  # documented: exit 1 while a problem remains
     tenant = data("tenant", "list")["tenants"][0]["id"]
@@ -265,7 +271,7 @@ def test_a_subject_erased_and_a_doctor_that_finds_and_repairs_a_lost_ledger_entr
     assert "missing_from_ledger=1" in broken and "problems found" in broken and "--repair" in broken
     repaired = run("doctor", "--repair")
     assert f"repaired: ledger_entry_added ({tenant})" in repaired and repaired.rstrip().endswith("ok")
-    assert sid in ledger.read_text().splitlines()[-1]
+    assert json.loads(ledger.read_text().splitlines()[-1])["ref"] == erased_ref  # the same subject's hash again
 
 
 def test_audit_verify_and_timeline(gallery: Gallery) -> None:

@@ -171,6 +171,14 @@ def search(page: Any, photo: Path) -> None:
     page.locator("#results").wait_for(state="visible")
 
 
+def blurred_copy(photo: Path) -> Path:
+    from PIL import Image, ImageFilter
+
+    out = Path(tempfile.mkdtemp()) / f"blurred-{photo.name}"
+    Image.open(photo).filter(ImageFilter.GaussianBlur(3)).save(out, format="JPEG", quality=95)
+    return out
+
+
 def test_enroll_search_review_erase_audit(browser: Any, server: Server) -> None:
     name = PERSON.replace("_", " ")
     photos = server.photos[PERSON]
@@ -196,6 +204,11 @@ def test_enroll_search_review_erase_audit(browser: Any, server: Server) -> None:
     page.get_by_role("button", name="Enroll 2 ready photos").click()
     page.get_by_text("Done: 2 enrolled.").wait_for()
     assert page.locator("#enroll-progress").get_attribute("value") == "2"
+    # A blurred photo is enrolled (decision 037), and the console says what it costs.
+    page.locator("#photo-files").set_input_files([str(blurred_copy(photos[1]))])
+    page.get_by_role("button", name="Enroll 1 ready photo").click()
+    page.get_by_text("Done: 1 enrolled.").wait_for()
+    assert "Enrolled. Enrolled, but face is blurred" in page.locator(".verdict.warn").inner_text()
 
     # -- searcher A: the third photo finds the subject first; "possible match" ----------------------------
     first = Person(browser, server, server.keys["searcher"])
@@ -248,10 +261,10 @@ def test_enroll_search_review_erase_audit(browser: Any, server: Server) -> None:
     enroller.check_page()
     page.get_by_role("button", name="Erase subject…").click()
     dialog = page.locator("#erase-dialog")
-    assert "every enrolled face template (2 faces)" in dialog.inner_text()
+    assert "every enrolled face template (3 faces)" in dialog.inner_text()
     assert "cannot be undone" in dialog.inner_text()
     dialog.get_by_role("button", name="Erase permanently").click()
-    page.get_by_text(f"{name} was erased: 2 face(s) removed.").wait_for()
+    page.get_by_text(f"{name} was erased: 3 face(s) removed.").wait_for()
 
     # -- searcher A again: the subject is gone from the results -------------------------------------------
     page = first.go("search")

@@ -174,6 +174,11 @@ class FaceOut(BaseModel):
         description="Other faces in the photo, much smaller than the subject's and apart from it: not enrolled.",
     )
     rotation_cw: Literal[0, 90, 180, 270] = Field(default=0, description=ROTATION_CW)
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What this face costs matching: enrolled, but blurred or turned enough that other photos of the "
+        "person are found less often (each with what was measured); a better photo may be enrolled beside it.",
+    )
 
 
 class MigrationOut(BaseModel):

@@ -126,7 +126,8 @@ def run_enroll(
     ops, principal, source = act.operations, act.principal, act.source
     gallery = act.services.gallery
     files = _image_files(subjects)
-    summary: dict[str, Any] = {"subjects": 0, "enrolled": 0, "already_enrolled": 0, "refused": [], "invalid": []}
+    summary: dict[str, Any] = {"subjects": 0, "enrolled": 0, "already_enrolled": 0, "refused": [], "invalid": [],
+                               "warned": []}
     subject_ids: dict[str, str] = {}
     flip = gallery.engine.flip_average  # the manifest may override the settings
     with progress_bar("enrolling", quiet=as_json) as progress:
@@ -146,16 +147,19 @@ def run_enroll(
                 summary["refused"].append({"image": str(result.path), "reason": exc.message})
                 continue
             summary["already_enrolled" if view.duplicate else "enrolled"] += 1
+            summary["warned"] += [{"image": str(result.path), "warning": w} for w in view.warnings]
     if as_json:
         emit_json(summary)
     else:
         out.print(
             f"subjects created: {summary['subjects']}  faces enrolled: {summary['enrolled']}  "
             f"already enrolled: {summary['already_enrolled']}  refused: {len(summary['refused'])}  "
-            f"invalid files: {len(summary['invalid'])}"
+            f"invalid files: {len(summary['invalid'])}  enrolled with a warning: {len(summary['warned'])}"
         )
         for item in summary["refused"][:50]:
             out.print(f"  refused {item['image']}: {item['reason']}", markup=False)
+        for item in summary["warned"][:50]:
+            out.print(f"  {item['image']}: {item['warning']}", markup=False)
         for item in summary["invalid"]:
             err.print(f"error: {item['reason']}", markup=False)
     if summary["invalid"]:

@@ -16,7 +16,7 @@ from faceward.services.ids import aware, new_id
 from faceward.services.tenancy import Tenants, check_model
 from faceward.services.views import FaceView
 from faceward.store import FaceRecord, SqlStore, SubjectRecord, TenantRecord
-from faceward.vision import LowQualityFace, NoFaceFound, dominant_face, refusals
+from faceward.vision import LowQualityFace, NoFaceFound, advisories, dominant_face, refusals
 from faceward.vision.embed import to_template
 from faceward.vision.types import Quality
 
@@ -46,7 +46,8 @@ class Enrollment:
 
     def enroll(self, tenant_id: str, subject_id: str, image: bytes) -> FaceView:
         """Enroll the subject's face in ``image``: its one face, or the clearly dominant one
-        (:func:`faceward.vision.dominant_face`; the others are reported as bystanders), passing every quality limit."""
+        (:func:`faceward.vision.dominant_face`; the others are reported as bystanders), passing every quality limit.
+        A face that passes them but would be a weak gallery photo is enrolled with warnings (decision 037)."""
         self.admissible(tenant_id, subject_id)
         faces, size, digest = self.analysis.read(image, tenant_id)
         if not faces:
@@ -107,7 +108,7 @@ class Enrollment:
         if problems:
             raise LowQualityFace(problems)
         if (duplicate := self._existing(subject, digest, box)) is not None:
-            return duplicate
+            return replace(duplicate, warnings=advisories(quality))
         profile = tenant.profile
         if claim and profile.model_id is None:
             self.store.update_tenant(tenant_id, settings=profile.settings_with(
@@ -136,9 +137,9 @@ class Enrollment:
             # The same photo, enrolled concurrently (a retry, another worker), won the unique
             # (subject, image, model) index: answer with the face it stored.
             if (duplicate := self._existing(subject, digest, box)) is not None:
-                return duplicate
+                return replace(duplicate, warnings=advisories(quality))
             raise
-        return FaceView(face_id, subject_id, quality.as_dict(), box, digest)
+        return FaceView(face_id, subject_id, quality.as_dict(), box, digest, warnings=advisories(quality))
 
 
 __all__ = ["ChipSink", "Enrollment"]

@@ -22,7 +22,7 @@ from faceward.services.subjects import Subjects
 from faceward.services.tenancy import Tenants, check_model
 from faceward.services.views import Candidate, SearchResult, VerifyResult
 from faceward.store import SqlStore, TenantRecord
-from faceward.vision import refusals
+from faceward.vision import PROBE_LIMITS, refusals
 from faceward.vision.embed import from_template
 from faceward.vision.orientation import described
 from faceward.vision.types import Face
@@ -83,7 +83,7 @@ class Matching:
     def match(self, tenant_id: str, found: Probe, *, k: int = 10) -> SearchResult:
         """The gallery's candidates for an analysed probe (index, names: the store part of a search)."""
         probe, count, digest = found.face, found.faces_in_image, found.image_sha256
-        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, self.analysis.limits)] + list(found.warnings)
+        warnings = [f"probe quality: {p}" for p in refusals(probe.quality, PROBE_LIMITS, "probe")] + list(found.warnings)
         scoring = self.analysis.scoring
         threshold = scoring.threshold(self.target_fmr)
         if isinstance(scoring, Uncalibrated):

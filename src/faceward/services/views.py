@@ -59,6 +59,7 @@ class FaceView:
     duplicate: bool = False
     bystanders: list[dict[str, int]] = field(default_factory=list)  # other faces in the photo, not enrolled
     rotation_cw: int = 0  # the turn that made the face upright: the photo was not (decision 035)
+    warnings: list[str] = field(default_factory=list)  # what the enrolled face costs matching (decision 037)
 
 
 @dataclass(frozen=True)

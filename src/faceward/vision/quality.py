@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, replace
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,20 +20,38 @@ DOMINANT_RATIO = 1.5
 
 @dataclass(frozen=True, slots=True)
 class QualityLimits:
+    """Limits on a face's quality. The defaults are enrollment's: fitted on the role an enrolled face plays,
+    the gallery photo (decision 037); :data:`PROBE_LIMITS` are those a search warns of."""
+
     min_face_px: int = 40
-    min_sharpness: float = 0.38  # 0..1 (see :func:`sharpness`); fitted on lfw-dev probes, decision 022
+    min_sharpness: float = 0.0  # 0..1 (see :func:`sharpness`); no blur limit was warranted for gallery photos
     min_detector_score: float = 0.0
-    min_frontalness: float = 0.15  # from the detector's 5 points (see :func:`frontalness`); decision 022
+    min_frontalness: float = 0.05  # from the detector's 5 points (see :func:`frontalness`)
 
 
-# What the default limits were fitted on (scripts/fit_quality_limits.py, lfw-dev probe photos, never the
-# first photos enrollment is judged on): how the faces under each limit matched, against the rest.
-SHARPNESS_EVIDENCE = (0.38, "probes under 0.38 were found at rank 1 78% of the time, against 95% for the rest")
-FRONTALNESS_EVIDENCE = (0.15, "probes under 0.15 were found at rank 1 79% of the time, against 95% for the rest")
+# Fitted on lfw-dev probe photos (decision 022): a probe under these is found at rank 1 measurably less often.
+# A search warns of them; enrollment takes such a face but says what it costs.
+PROBE_LIMITS = QualityLimits(min_sharpness=0.38, min_frontalness=0.15)
+
+Role = Literal["enrolled", "probe"]
+
+# What each default limit was fitted on (scripts/fit_quality_limits.py on lfw-dev, never on the first photos
+# enrollment is judged on): how faces under it matched, against the rest, in that role.
+EVIDENCE: dict[tuple[Role, str, float], str] = {
+    ("probe", "sharpness", 0.38): "probes under 0.38 were found at rank 1 78% of the time, against 95% for the rest",
+    ("probe", "frontalness", 0.15): "probes under 0.15 were found at rank 1 79% of the time, against 95% for the rest",
+    ("enrolled", "sharpness", 0.38):
+        "other photos of people enrolled from a face under 0.38 were found at rank 1 84% of the time, against 94%",
+    ("enrolled", "frontalness", 0.15):
+        "other photos of people enrolled from a face under 0.15 were found at rank 1 84% of the time, against 94%",
+    ("enrolled", "frontalness", 0.05):
+        "other photos of people enrolled from a face under 0.05 were found at rank 1 74% of the time, against 94%",
+}
 
 
-def _evidence(limit: float, fitted: tuple[float, str]) -> str:
-    return f"; on lfw-dev, {fitted[1]}" if limit == fitted[0] else ""
+def _evidence(role: Role, key: str, limit: float) -> str:
+    found = EVIDENCE.get((role, key, limit))
+    return f"; on lfw-dev, {found}" if found else ""
 
 
 BLUR_WINDOW = 11  # px of the 150-px chip: the re-blur of Crete-Roffet et al. (2007), as scikit-image uses
@@ -105,24 +123,31 @@ def measure(
     )
 
 
-def refusals(quality: Quality, limits: QualityLimits) -> list[str]:
-    """Every limit the face fails, in words; empty means it may be enrolled."""
+def refusals(quality: Quality, limits: QualityLimits, role: Role = "enrolled") -> list[str]:
+    """Every limit the face fails, in words (with the evidence for the limit in ``role``); empty means it passes."""
     reasons = []
     if quality.face_px < limits.min_face_px:
         reasons.append(f"face is {quality.face_px} px wide, under the {limits.min_face_px} px minimum")
     if quality.sharpness < limits.min_sharpness:
         reasons.append(
             f"face is blurred (sharpness {quality.sharpness:.2f} < {limits.min_sharpness}"
-            f"{_evidence(limits.min_sharpness, SHARPNESS_EVIDENCE)})"
+            f"{_evidence(role, 'sharpness', limits.min_sharpness)})"
         )
     if quality.detector_score < limits.min_detector_score:
         reasons.append(f"detector score {quality.detector_score:.2f} < {limits.min_detector_score}")
     if quality.frontalness < limits.min_frontalness:
         reasons.append(
             f"head is turned too far (frontalness {quality.frontalness:.2f} < {limits.min_frontalness}"
-            f"{_evidence(limits.min_frontalness, FRONTALNESS_EVIDENCE)})"
+            f"{_evidence(role, 'frontalness', limits.min_frontalness)})"
         )
     return reasons
+
+
+def advisories(quality: Quality) -> list[str]:
+    """What an enrolled face that passed enrollment's limits costs: the probe limits it fails, with what
+    faces under them cost as gallery photos. Enrollment takes the face and says so."""
+    return [f"enrolled, but {reason}: a better photo of this person would be found more often"
+            for reason in refusals(quality, replace(PROBE_LIMITS, min_face_px=0), "enrolled")]
 
 
 def prominence(box: Box, size: tuple[int, int] | None) -> float:

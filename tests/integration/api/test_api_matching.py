@@ -90,3 +90,36 @@ def test_no_face_and_bad_form_fields(sqlite_world: World, astronaut_probe: bytes
     )
     assert no_face.status_code == 422 and no_face.json()["error"]["code"] == "no_face"
     assert [e.action for e in w.services.audit.entries(w.own.id, limit=1000)].count("search") == 0
+
+
+def blurred(jpeg_bytes: bytes, radius: float) -> bytes:
+    from io import BytesIO
+
+    from PIL import Image, ImageFilter
+
+    buffer = BytesIO()
+    Image.open(BytesIO(jpeg_bytes)).filter(ImageFilter.GaussianBlur(radius)).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_a_blurred_face_is_enrolled_with_what_it_costs_and_a_blurred_probe_is_warned_of(
+    sqlite_world: World, astronaut_jpeg: bytes
+) -> None:
+    """Decision 037: enrollment refuses only what measurably hurts a gallery photo; a blurred face that does not
+    is taken, with a warning, while a search with it as the probe still warns (the probe's own limits)."""
+    w = sqlite_world
+    enroller, searcher = w.own.auth(Role.ENROLLER), w.own.auth(Role.SEARCHER)
+    subject_id = w.new_subject(w.own)
+    soft = blurred(astronaut_jpeg, 3)
+    enrolled = w.api.post(f"/v1/subjects/{subject_id}/faces", headers=enroller, files={"image": jpeg("soft", soft)})
+    assert enrolled.status_code == 201, enrolled.text
+    face = enrolled.json()
+    assert face["quality"]["sharpness"] < 0.38
+    [warning] = face["warnings"]
+    assert warning.startswith("enrolled, but face is blurred") and "84%" in warning
+    sharp = w.api.post(f"/v1/subjects/{subject_id}/faces", headers=enroller, files={"image": jpeg("sharp", astronaut_jpeg)})
+    assert sharp.status_code == 201 and sharp.json()["warnings"] == []
+    again = w.api.post(f"/v1/subjects/{subject_id}/faces", headers=enroller, files={"image": jpeg("soft", soft)})
+    assert again.json()["duplicate"] and again.json()["warnings"] == [warning]
+    found = w.api.post("/v1/search", headers=searcher, data=FORM, files={"image": jpeg("probe", soft)}).json()
+    assert any(x.startswith("probe quality: face is blurred") and "78%" in x for x in found["warnings"])

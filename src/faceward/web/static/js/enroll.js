@@ -26,6 +26,10 @@ function updateButton() {
   button.textContent = ready ? `Enroll ${ready} ready photo${ready > 1 ? "s" : ""}` : "Enroll the ready photos";
 }
 
+function sentence(text) {
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+}
+
 function setVerdict(photo, text, kind) {
   const line = photo.card.querySelector(".verdict");
   line.textContent = text;
@@ -93,7 +97,10 @@ async function enrollReady() {
       photo.state = "enrolled";
       const others = face.bystanders && face.bystanders.length
         ? ` The boxed face was enrolled; ${face.bystanders.length} other face${face.bystanders.length > 1 ? "s were" : " was"} not.` : "";
-      setVerdict(photo, (face.duplicate ? "Already enrolled (the same photo)." : "Enrolled.") + others, "ok");
+      // A face enrolled but weak as a gallery photo (blurred, half turned) says what it costs (decision 037).
+      const cost = face.warnings && face.warnings.length ? ` ${face.warnings.map(sentence).join(" ")}` : "";
+      setVerdict(photo, (face.duplicate ? "Already enrolled (the same photo)." : "Enrolled.") + others + cost,
+        cost ? "warn" : "ok");
       done += 1;
     } catch (error) {
       photo.state = "failed";
