@@ -101,7 +101,8 @@ class ModelOut(BaseModel):
     calibration: ModelCalibrationOut | None
     gallery_model_id: str | None = Field(description="The model this organisation's templates were made with.")
     gallery_model_sha256: str | None = Field(
-        default=None, description="The full SHA-256 of that model's weights (null if enrolled before it was recorded)."
+        default=None, description="The full SHA-256 of that model's weights (null if enrolled before it was recorded); "
+        "for a fused model, SHA-256 of '<its SHA-256>+<dlib ResNet's SHA-256>@<weight>' (decision 032)."
     )
 
 

@@ -13,6 +13,7 @@ from faceward.errors import ConfigError
 from faceward.scoring import Scoring, Uncalibrated, lookup
 from faceward.settings import Settings
 from faceward.vision import FaceEngine, NoFaceFound, QualityLimits, subject_face
+from faceward.vision.fusion import templates_sha256
 from faceward.vision.models import MANIFEST, ModelName
 from faceward.vision.remote import RemoteEngine
 from faceward.vision.types import Face
@@ -50,9 +51,10 @@ class Analysis:
 
     @property
     def model_sha256(self) -> str:
-        """The full SHA-256 of the recognizer's weights, recorded with every template it makes."""
+        """The full SHA-256 of the recognizer's weights, recorded with every template it makes (for a fused
+        model, of both files' hashes and the weight: :func:`faceward.vision.fusion.templates_sha256`)."""
         manifest = self.engine.manifest
-        return manifest.sha256 if manifest is not None else MANIFEST[ModelName.DESCRIPTOR].sha256
+        return templates_sha256(manifest) if manifest is not None else MANIFEST[ModelName.DESCRIPTOR].sha256
 
     @property
     def embedding_size(self) -> int:

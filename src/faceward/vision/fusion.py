@@ -15,17 +15,30 @@ each chip in place, which is exactly what flip-averaging asks of it.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from numpy.typing import NDArray
 
 from faceward.vision.align import CHIP_SIZE, face_chip
 from faceward.vision.decode import RGBImage
 from faceward.vision.embed import DescriptorRuntime, Vectors, normalise
+from faceward.vision.models import MANIFEST, ModelName
 from faceward.vision.recognizer import OnnxRecognizer, RecognizerManifest, TemplateAligner
 from faceward.vision.types import Box
 
 BUNDLED_PARTNER = "dlib-resnet-v1"
 DLIB_SIZE = 128
+
+
+def templates_sha256(manifest: RecognizerManifest) -> str:
+    """What each template of ``manifest``'s model records as the weights it came from: the model file's
+    SHA-256; when fused, ``sha256("<own SHA-256>+<dlib ResNet's SHA-256>@<weight>")``, since a fused
+    template changes with either file or the weight, and one file's hash alone would name only half of it."""
+    if manifest.fusion_weight is None:
+        return manifest.sha256
+    partner = MANIFEST[ModelName.DESCRIPTOR].sha256
+    return hashlib.sha256(f"{manifest.sha256}+{partner}@{manifest.fusion_weight:g}".encode()).hexdigest()
 
 
 def stack_width(manifest: RecognizerManifest) -> int:

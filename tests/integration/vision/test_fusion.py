@@ -45,6 +45,25 @@ def test_a_fused_manifest_names_another_model_and_table(folder: Path) -> None:
     assert "fused_with" not in own.provenance()
 
 
+def test_a_fused_template_records_both_weights_and_the_share(folder: Path) -> None:
+    """A fused template changes with either file or the weight: what it records names all three."""
+    import dataclasses
+    import hashlib
+
+    from faceward.services.analysis import Analysis
+    from faceward.settings import Settings
+    from faceward.vision.fusion import templates_sha256
+    from faceward.vision.models import MANIFEST, ModelName
+
+    own, fused = load_manifest(folder / "tiny-proj.json"), load_manifest(folder / "tiny-fused.json")
+    dlib = MANIFEST[ModelName.DESCRIPTOR].sha256
+    assert templates_sha256(own) == own.sha256
+    assert templates_sha256(fused) == hashlib.sha256(f"{fused.sha256}+{dlib}@0.3".encode()).hexdigest()
+    assert templates_sha256(dataclasses.replace(fused, fusion_weight=0.4)) not in (templates_sha256(fused), fused.sha256)
+    engine = FaceEngine(EngineOptions(engine=Engine.ONNX, threads=1, recognizer=str(folder / "tiny-fused.json")))
+    assert Analysis(Settings(), engine).model_sha256 == templates_sha256(fused)
+
+
 @pytest.mark.parametrize(
     ("fusion", "message"),
     [
