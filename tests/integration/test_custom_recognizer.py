@@ -25,7 +25,7 @@ from faceward.settings import Engine, Settings
 from faceward.store import SqlStore
 from faceward.vision import FaceEngine, decode_image
 from faceward.vision.engine import EngineOptions
-from faceward.vision.recognizer import load_manifest
+from faceward.vision.manifest import load_manifest
 from tests.unit.vision.tiny_recognizer import DIM, THRESHOLD, write_recognizer
 
 WHY = ("--purpose", "end-to-end check", "--case-reference", "TEST-1")  # a search states why, as the API's does

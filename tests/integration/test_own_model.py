@@ -20,7 +20,7 @@ from faceward.api.app import create_app
 from faceward.evaluation.calibration import MIN_IMPOSTOR_PAIRS, calibration_identities
 from faceward.evaluation.datasets import read_pairs
 from faceward.security.permissions import Role
-from faceward.vision.recognizer import load_manifest
+from faceward.vision.manifest import load_manifest
 from tests.conftest import own_model_manifest
 from tests.integration.api.apiworld import GENEROUS, Api, make_settings, make_tenant
 

@@ -49,7 +49,7 @@ def _print_key(tenant_id: str, secret: str) -> None:
 def _serve(host: str | None, port: int | None, init: bool) -> None:
     s = settings(host=host, port=port)
     if s.recognizer_manifest is not None:
-        from faceward.vision.recognizer import load_manifest
+        from faceward.vision.manifest import load_manifest
 
         load_manifest(s.recognizer_manifest)  # no licence on record: one line, before anything is made
     initialising = init or fresh_default_home(s)

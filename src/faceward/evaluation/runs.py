@@ -92,7 +92,7 @@ def _cache_file(cache_dir: Path, options: EngineOptions, jitters: int = 0) -> Pa
     if jitters:
         fields["jitters"] = jitters
     if options.recognizer:  # a model of one's own: its descriptors, keyed by its file's hash
-        from faceward.vision.recognizer import load_manifest
+        from faceward.vision.manifest import load_manifest
 
         manifest = load_manifest(Path(options.recognizer))
         fields["recognizer"] = manifest.model_id

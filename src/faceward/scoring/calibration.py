@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 if TYPE_CHECKING:
-    from faceward.vision.recognizer import RecognizerManifest
+    from faceward.vision.manifest import RecognizerManifest
 
 
 class Decision(str, enum.Enum):
@@ -185,7 +185,7 @@ MODEL_TABLE_FORMAT = 2  # 2: named and checked by the alignment spec too; 1's ta
 def model_table_path(folder: Path, sha256: str, alignment: str) -> Path:
     """Where the calibration table of this model file, cut and normalised this way, lies: beside its manifest.
 
-    ``alignment`` is the manifest's :attr:`~faceward.vision.recognizer.RecognizerManifest.alignment_sha256`
+    ``alignment`` is the manifest's :attr:`~faceward.vision.manifest.RecognizerManifest.alignment_sha256`
     (template, input size, colour order, normalisation and the aligner's version): the same
     weights fed other chips give other scores, so a table measured before such a change is
     not found afterwards, and the model runs uncalibrated until it is measured again.

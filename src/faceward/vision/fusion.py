@@ -24,7 +24,8 @@ from faceward.vision.align import CHIP_SIZE, face_chip
 from faceward.vision.decode import RGBImage
 from faceward.vision.embed import DescriptorRuntime, Vectors, normalise
 from faceward.vision.models import MANIFEST, ModelName
-from faceward.vision.recognizer import OnnxRecognizer, RecognizerManifest, TemplateAligner
+from faceward.vision.manifest import RecognizerManifest
+from faceward.vision.recognizer import OnnxRecognizer, TemplateAligner
 from faceward.vision.types import Box
 
 BUNDLED_PARTNER = "dlib-resnet-v1"

@@ -11,7 +11,7 @@ import pytest
 from faceward.settings import Engine
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.errors import ManifestError
-from faceward.vision.recognizer import load_manifest
+from faceward.vision.manifest import load_manifest
 from tests.unit.vision.tiny_recognizer import DIM, SIZE, write_recognizer
 
 FUSION = {"with": "dlib-resnet-v1", "weight": 0.3}

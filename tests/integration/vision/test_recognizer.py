@@ -20,7 +20,8 @@ from faceward.vision.align import (
 )
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.errors import ManifestError, ModelIntegrityError
-from faceward.vision.recognizer import ColourOrder, Layout, OnnxRecognizer, load_manifest
+from faceward.vision.manifest import ColourOrder, Layout, load_manifest
+from faceward.vision.recognizer import OnnxRecognizer
 from tests.unit.vision.tiny_recognizer import DIM, SIZE, THRESHOLD, write_recognizer
 
 TEMPLATE = np.asarray(ARCFACE_112_TEMPLATE)

@@ -17,7 +17,7 @@ from faceward.scoring import (
     model_table_path,
     write_model_calibration,
 )
-from faceward.vision.recognizer import RecognizerManifest, load_manifest
+from faceward.vision.manifest import RecognizerManifest, load_manifest
 from tests.unit.vision.tiny_recognizer import write_recognizer
 
 
