@@ -8,6 +8,7 @@ runs, when there is no master key or it is a placeholder.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from faceward.bootstrap import master_keyring
@@ -25,7 +26,10 @@ from faceward.services.signin import SignInService
 from faceward.services.usage import UsageService
 from faceward.settings import Settings
 from faceward.store import SqlStore
+from faceward.store.ledger import LedgerError
 from faceward.vision import EngineOptions, FaceEngine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ def build_services(
     operations = Operations(gallery, accounts, audit, usage, limits=limits, gate=gate, reviewing=console)
     gallery.chip_sink = console.thumbnails.keep  # enrolled faces' thumbnails, for reviewers (#6)
     console.reviews.seal_pending()  # steps revision 0006 left in clear: a migration holds no key
+    try:
+        gallery.ledger.convert()  # erasure-ledger lines written with ids in clear become keyed hashes, once
+    except LedgerError as exc:  # a broken ledger must not stop the service: erasures and the doctor report it
+        log.warning("the erasure ledger was not converted: %s", exc.message)
     signin = SignInService(gallery, audit, console.sessions, gate)
     return Services(settings, gallery, accounts, audit, usage, operations, console, operator_log, signin)
 

@@ -61,7 +61,8 @@ def test_backup_erase_restore_into_a_fresh_home(
     assert code == 0 and [c["subject_id"] for c in json.loads(out)["candidates"]] == [ids["Pam"]], out
     code, out = run("doctor", "--json")
     report = json.loads(out)
-    assert code == 0 and report["ok"] and report["checks"]["erasures"]["ledger_entries"] == 1
+    assert code == 0 and report["ok"] and report["checks"]["erasures"]["ledger_entries"] == 2  # its key and the erasure
+    assert ids["Eileen"].encode() not in (home / "erasure-ledger.jsonl").read_bytes()
 
     code, out = run("restore", str(archive))
     assert code != 0 and "fresh home" in out  # never over a store that holds data
@@ -71,10 +72,13 @@ def test_doctor_exits_non_zero_until_repaired(home: Path, batch: Path) -> None:
     code, out = run("enroll", str(batch), "--basis", "explicit_consent", "--reference", "r", "--workers", "1", "--json")
     assert code == 0, out
     ids = subjects()
+    from faceward.bootstrap import master_keyring
+    from faceward.settings import Settings
     from faceward.store.ledger import ErasureLedger
 
     (tenant,) = {line.strip() for line in (home / "local-tenant").read_text().splitlines()}
-    ErasureLedger(home / "erasure-ledger.jsonl").record_subject(tenant, ids["Pam"])  # crash after the ledger write
+    ledger = ErasureLedger(home / "erasure-ledger.jsonl", master_keyring(Settings()))
+    ledger.record_subject(tenant, ids["Pam"])  # crash after the ledger write
     code, out = run("doctor", "--json")
     assert code == 1 and json.loads(out)["problems"][0]["problem"] == "subject_still_present"
     code, out = run("doctor", "--repair", "--json")

@@ -140,7 +140,7 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
     s.home.chmod(0o700)
     from faceward.store.ledger import ErasureLedger
 
-    ledger = ErasureLedger(s.erasure_ledger_file)
+    ledger = ErasureLedger(s.erasure_ledger_file, keyring)
     report = backups.restore(path, s.db_url, keyring, ledger, scratch=s.home, allow_missing_ledger=without_ledger)
     OperatorLog(s.home / OperatorLog.FILE_NAME, keyring=keyring, command="restore").append("backup.restore", tenant_id=None, details={
         "backup_id": report.backup_id, "subjects_erased_again": len(report.subjects_erased_again),
@@ -151,13 +151,11 @@ def _restore(path: Path, without_ledger: bool, as_json: bool) -> None:
     if local and not marker.exists() and local not in report.tenants_erased_again:
         marker.write_text(f"{local}\n")
     if report.subjects_erased_again:  # their review steps name them only under a key: delete them now it is open
-        again = set(report.subjects_erased_again)
         services = open_services(s, "restore")
         try:
             by_tenant: dict[str, list[str]] = {}
-            for tenant_id, subject_id in ledger.erased_subjects():
-                if subject_id in again:
-                    by_tenant.setdefault(tenant_id, []).append(subject_id)
+            for tenant_id, subject_id in report.subjects_erased_again:
+                by_tenant.setdefault(tenant_id, []).append(subject_id)
             for tenant_id, subject_ids in by_tenant.items():
                 services.console.reviews.forget_erased(tenant_id, subject_ids)
         finally:

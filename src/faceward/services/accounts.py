@@ -198,6 +198,7 @@ class AccountService:
             counts["rotated"] += 1
         if self.operator_log is not None:  # its MAC key is wrapped by the master key too
             self.operator_log.rewrap_key(new)
+        self.gallery.ledger.rewrap_key(new)  # so is the key of the erasure ledger's hashes
         vault.use_keyring(new)
         self._operator_act("master_key.rotate", None, counts)
         return counts

@@ -9,7 +9,7 @@
 * **erasures** - the erasure ledger's hash chain holds, no subject or tenant it lists is still
   stored, and every erasure the store recorded is in the ledger;
 * **reviews** - no review step is still stored in clear (steps from before revision 0006), and
-  none remains of a subject the ledger lists as erased;
+  none remains of a subject the store recorded as erased (the ledger names no one to look up);
 * **index** - with a running index (the server's :class:`GalleryService`) or a persistent engine (Milvus: every tenant's collection, protected templates turned back with
   the tenant's transform), the index holds exactly the stored faces: none missing, none erased,
   the same vectors.
@@ -33,7 +33,7 @@ from faceward.security.errors import SealError
 from faceward.security.vault import SubjectKeyRef, TenantVault
 from faceward.services.gallery import GalleryService
 from faceward.services.reviews import ReviewService
-from faceward.store.ledger import LedgerError
+from faceward.store.ledger import Erased, Erasure, LedgerError
 from faceward.errors import NotFound
 from faceward.settings import IndexBackend
 from faceward.services.doctor_index import _Findings, _check_engine, _check_running_index, index_items
@@ -86,16 +86,15 @@ def _examine(gallery: GalleryService, *, running_index: bool) -> _Findings:
     found = _Findings()
     store = gallery.store
     integrity = IntegrityStore(store)
-    entries = []
+    entries: list[Erasure] = []
+    erased = Erased(None, {}, set())
     try:
         entries = gallery.ledger.entries()
+        erased = gallery.ledger.erased(entries)  # keyed hashes: the store's ids are hashed and looked up
     except LedgerError as exc:
         found.checks["erasures"]["ledger_ok"] = False
         found.add("erasures", "ledger_broken", None, exc.message)
     found.checks["erasures"]["ledger_entries"] = len(entries)
-    erased_subjects = gallery.ledger.erased_subjects(entries)
-    erased_tenants = gallery.ledger.erased_tenants(entries)
-    ledger_pairs = erased_subjects
     loaded = set(gallery.indexes.loaded()) if running_index else set()
     engine = gallery.settings.index_backend is IndexBackend.MILVUS
     index_source = [s for s, on in (("running", running_index and bool(loaded)), ("engine", engine)) if on]
@@ -109,12 +108,12 @@ def _examine(gallery: GalleryService, *, running_index: bool) -> _Findings:
             if integrity.tenant_rows(tenant_id):
                 found.checks["tenants"]["shredded_with_rows"] += 1
                 found.add("tenants", "shredded_with_rows", tenant_id, "a shredded tenant still has subjects or faces")
-            if tenant_id not in erased_tenants:
+            if not erased.tenant(tenant_id):
                 found.checks["erasures"]["missing_from_ledger"] += 1
                 found.missing_from_ledger.append((tenant_id, None, tenant.created_at))
                 found.add("erasures", "missing_from_ledger", tenant_id, "a shredded tenant is not in the erasure ledger")
             continue
-        if tenant_id in erased_tenants:
+        if erased.tenant(tenant_id):
             found.checks["erasures"]["still_present"] += 1
             found.tenants_still_present.append(tenant_id)
             found.add("erasures", "tenant_still_present", tenant_id, "the ledger lists this tenant as erased, yet it is stored")
@@ -123,8 +122,7 @@ def _examine(gallery: GalleryService, *, running_index: bool) -> _Findings:
             found.checks["tenants"]["key_unopenable"] += 1
             found.add("tenants", "key_unopenable", tenant_id, "the tenant key does not open under this master key")
             continue
-        _check_erasures(gallery, integrity, tenant_id, ledger_pairs, found)
-        erased_ids = sorted(s for t, s in ledger_pairs if t == tenant_id)
+        erased_ids = _check_erasures(gallery, integrity, tenant_id, erased, found)
         if left := ReviewService(gallery).steps_of_erased(tenant_id, erased_ids):
             found.checks["reviews"]["of_erased_subjects"] += left
             found.erased_reviews[tenant_id] = erased_ids
@@ -143,20 +141,23 @@ def _examine(gallery: GalleryService, *, running_index: bool) -> _Findings:
 
 
 def _check_erasures(
-    gallery: GalleryService, integrity: IntegrityStore, tenant_id: str, ledger_pairs: set[tuple[str, str]], found: _Findings
-) -> None:
-    listed = sorted(s for t, s in ledger_pairs if t == tenant_id)
-    for subject_id in sorted(integrity.present_subjects(tenant_id, listed)):
+    gallery: GalleryService, integrity: IntegrityStore, tenant_id: str, erased: Erased, found: _Findings
+) -> list[str]:
+    """Subjects the ledger lists that are stored, and erasures the store recorded that it lacks; returns the
+    subjects the store recorded as erased (their review steps must be gone too)."""
+    for subject_id in (s for batch in integrity.subject_ids(tenant_id) for s in batch if erased.subject(tenant_id, s)):
         found.checks["erasures"]["still_present"] += 1
         found.still_present.append((tenant_id, subject_id))
         found.add("erasures", "subject_still_present", tenant_id, "the ledger lists this subject as erased, yet it is stored",
                   subject_id=subject_id)
-    for seq, subject_id in gallery.store.erasures_since(tenant_id, 0):
-        if (tenant_id, subject_id) not in ledger_pairs:
+    recorded = gallery.store.erasures_since(tenant_id, 0)
+    for seq, subject_id in recorded:
+        if erased.subject(tenant_id, subject_id) is None:
             found.checks["erasures"]["missing_from_ledger"] += 1
             found.missing_from_ledger.append((tenant_id, subject_id, gallery.clock()))
             found.add("erasures", "missing_from_ledger", tenant_id, "an erasure the store recorded is not in the ledger",
                       subject_id=subject_id, seq=seq)
+    return sorted({subject_id for _, subject_id in recorded})
 
 
 def _check_subject_keys(
@@ -298,21 +299,20 @@ def reconcile_ledger(gallery: GalleryService) -> int:
     ``faceward backup`` runs this first, so that a worker whose erasures went to
     another ledger file cannot leave a gap that a restore would reopen.
     """
-    entries = gallery.ledger.entries()
-    subjects = gallery.ledger.erased_subjects(entries)
-    tenants = gallery.ledger.erased_tenants(entries)
+    erased = gallery.ledger.erased()
     added = 0
     for tenant in gallery.store.list_tenants():
         if tenant.wrapped_key is None:
-            if tenant.id not in tenants:
+            if not erased.tenant(tenant.id):
                 gallery.ledger.record_tenant(tenant.id)
                 added += 1
             continue
+        recorded: set[str] = set()
         for _, subject_id in gallery.store.erasures_since(tenant.id, 0):
-            if (tenant.id, subject_id) not in subjects:
+            if subject_id not in recorded and erased.subject(tenant.id, subject_id) is None:
                 gallery.ledger.record_subject(tenant.id, subject_id)
-                subjects.add((tenant.id, subject_id))
                 added += 1
+            recorded.add(subject_id)
     return added
 
 

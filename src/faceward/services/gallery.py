@@ -65,7 +65,7 @@ class GalleryService:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.ledger = ledger or ErasureLedger(settings.erasure_ledger_file)
+        self.ledger = ledger or ErasureLedger(settings.erasure_ledger_file, keyring)
         self.vault = TenantVault(keyring, store)
         self.analysis = Analysis(settings, engine)
         self.templates = TemplateReader(store, self.vault, lambda: self.analysis.embedding_size)

@@ -36,7 +36,7 @@ from faceward import __version__
 from faceward.durability import fsync_dir
 from faceward.security.kms import TenantKeyWrapper
 from faceward.security.sealed_files import FORMAT, BackupError, open_file, read_header, seal_file
-from faceward.store.ledger import ErasureLedger, LedgerHead
+from faceward.store.ledger import Erasure, ErasureLedger, LedgerHead
 from faceward.store import SqlStore
 
 
@@ -63,7 +63,7 @@ class RestoreReport:
     backup_id: str
     database: str
     created_at: datetime
-    subjects_erased_again: list[str]
+    subjects_erased_again: list[tuple[str, str]]  # (tenant id, subject id)
     tenants_erased_again: list[str]
     ledger_entries: int
     extra: dict[str, Any] = field(default_factory=dict)
@@ -276,7 +276,7 @@ def restore(
     is missing or does not extend the one the backup saw; ``allow_missing_ledger``
     accepts a lost ledger knowingly (erasures made after the backup then come back).
     """
-    entries = []
+    entries: list[Erasure] = []
     if ledger.exists():
         entries = ledger.entries()
     elif not allow_missing_ledger:
@@ -308,34 +308,35 @@ def restore(
     )
 
 
-def apply_ledger(store: SqlStore, ledger: ErasureLedger, entries: list[Any] | None = None) -> tuple[list[str], list[str]]:
-    """Erase again, in ``store``, every subject and tenant the ledger lists; returns those that were present."""
+def apply_ledger(
+    store: SqlStore, ledger: ErasureLedger, entries: list[Erasure] | None = None,
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Erase again, in ``store``, every subject and tenant the ledger lists; returns those that were present.
+
+    The ledger holds keyed hashes, not ids: every tenant id, and every subject id of the tenants
+    that stay, is hashed and looked up (a restore's one pass over the subjects' ids).
+    """
     from faceward.errors import NotFound
     from faceward.store.integrity import IntegrityStore
 
-    entries = ledger.entries() if entries is None else entries
-    known = {t for t, _, _ in store.tenant_directory()}
-    tenants = sorted(ledger.erased_tenants(entries) & known)
+    erased = ledger.erased(entries)
+    known = sorted(t for t, _, _ in store.tenant_directory())
+    tenants = [t for t in known if erased.tenant(t)]
     for tenant_id in tenants:
         store.update_tenant(tenant_id, wrapped_key=None, status="deleted")
         store.delete_tenant(tenant_id)
-    by_tenant: dict[str, list[Any]] = {}
-    for entry in entries:
-        if entry.kind == "subject" and entry.tenant_id in known and entry.tenant_id not in tenants:
-            by_tenant.setdefault(entry.tenant_id, []).append(entry)
     integrity = IntegrityStore(store)
-    erased: list[str] = []
-    for tenant_id, items in by_tenant.items():
-        present = integrity.present_subjects(tenant_id, [e.subject_id for e in items])
-        for entry in items:
-            if entry.subject_id in present:
-                try:
-                    store.delete_subject(tenant_id, entry.subject_id, at=entry.at)
-                except NotFound:
-                    continue
-                present.discard(entry.subject_id)
-                erased.append(entry.subject_id)
-    return erased, tenants
+    subjects: list[tuple[str, str]] = []
+    for tenant_id in (t for t in known if t not in tenants and erased.any_subject):
+        due = [(s, at) for batch in integrity.subject_ids(tenant_id) for s in batch
+               if (at := erased.subject(tenant_id, s)) is not None]
+        for subject_id, at in due:
+            try:
+                store.delete_subject(tenant_id, subject_id, at=at)
+            except NotFound:
+                continue
+            subjects.append((tenant_id, subject_id))
+    return subjects, tenants
 
 
 def _compact(url: str) -> None:

@@ -85,6 +85,20 @@ class IntegrityStore:
             yield [(str(i), bytes(k)) for i, k in rows]
             after = str(rows[-1][0])
 
+    def subject_ids(self, tenant_id: str, *, batch: int = 5000) -> Iterator[list[str]]:
+        """Every subject id of the tenant, in batches (the erasure ledger's candidates, to be hashed)."""
+        s = schema.subjects
+        after = ""
+        while True:
+            with self.store.transaction(tenant_id) as conn:
+                rows = list(conn.execute(
+                    select(s.c.id).where(s.c.tenant_id == tenant_id, s.c.id > after).order_by(s.c.id).limit(batch)
+                ).scalars())
+            if not rows:
+                return
+            yield [str(r) for r in rows]
+            after = str(rows[-1])
+
     def subjects_due(self, tenant_id: str, *, now: datetime, created_before: datetime | None) -> list[tuple[str, str]]:
         """``(subject_id, reason)`` of subjects whose consent expired by ``now`` or made before ``created_before``."""
         s = schema.subjects

@@ -58,6 +58,7 @@ def test_rotation_rewraps_every_tenant(db_url: str, tmp_path: Path) -> None:
         ("master_key.rotate", None)]
     assert operator[-1].details == {"rotated": 2, "already": 0, "shredded": 0}
     assert {t["name"] for t in fresh.list_tenants()} == {"Acme", "Bravo"}
+    assert fresh.gallery.ledger.erased().tenant(tenants["Gone"][0])  # the erasure ledger's key re-wrapped too
     again = service(store, old, tmp_path).rotate_master(new)  # running the same rotation again is harmless
     assert again == {"rotated": 0, "already": 2, "shredded": 0}
     store.close()

@@ -19,12 +19,13 @@ from faceward.store.backup import BackupError, backup, read_header, restore
 from faceward.services.consent import Consent
 from faceward.services.gallery import GalleryService, new_id, utcnow
 from faceward.services.reviews import ReviewService
-from faceward.store.ledger import ErasureLedger, LedgerError
+from faceward.store.ledger import Erasure, ErasureLedger, LedgerError, LedgerHead
 from faceward.services.doctor import doctor
 from faceward.settings import Settings
 from faceward.store import SqlStore
 from faceward.vision import FaceEngine
 from faceward.vision.types import Quality
+from tests.integration.store.clear_ledger import write_clear
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,10 @@ def test_an_erased_subject_stays_erased_after_restoring_an_older_backup(
     old.delete_subject(tenant, erased.id)
     old.store.close()
 
-    report = restore(archive, target_url, keyring, ErasureLedger(ledger_file), scratch=tmp_path / "fresh-home")
-    assert report.subjects_erased_again == [erased.id] and report.backup_id == info.backup_id
+    report = restore(archive, target_url, keyring, ErasureLedger(ledger_file, keyring), scratch=tmp_path / "fresh-home")
+    assert report.subjects_erased_again == [(tenant, erased.id)] and report.backup_id == info.backup_id
+    # The ledger did that without naming anyone: neither the subject's id nor its tenant's is in its bytes.
+    assert erased.id.encode() not in ledger_file.read_bytes() and tenant.encode() not in ledger_file.read_bytes()
 
     new = gallery_at(target_url, tmp_path / "fresh-home", keyring, engine, ledger_file)
     try:
@@ -140,13 +143,13 @@ def test_restore_needs_the_ledger(
     old.store.close()
 
     with pytest.raises(BackupError, match=r"no erasure ledger.*`faceward restore --without-ledger`"):
-        restore(archive, target_url, keyring, ErasureLedger(tmp_path / "lost.jsonl"), scratch=tmp_path)
-    older = ErasureLedger(tmp_path / "older.jsonl")
+        restore(archive, target_url, keyring, ErasureLedger(tmp_path / "lost.jsonl", keyring), scratch=tmp_path)
+    older = ErasureLedger(tmp_path / "older.jsonl", keyring)
     older.record_subject(tenant, "s_someone_else")
     with pytest.raises(LedgerError, match="does not extend"):
         restore(archive, target_url, keyring, older, scratch=tmp_path)
     # Knowingly without it, the subject erased after the backup comes back: the ledger is what erases it.
-    report = restore(archive, target_url, keyring, ErasureLedger(tmp_path / "lost.jsonl"), scratch=tmp_path,
+    report = restore(archive, target_url, keyring, ErasureLedger(tmp_path / "lost.jsonl", keyring), scratch=tmp_path,
                      allow_missing_ledger=True)
     assert report.subjects_erased_again == []
     back = SqlStore.open(target_url)
@@ -155,7 +158,45 @@ def test_restore_needs_the_ledger(
     finally:
         back.close()
     with pytest.raises(BackupError, match="already holds"):
-        restore(archive, target_url, keyring, ErasureLedger(ledger_file), scratch=tmp_path)
+        restore(archive, target_url, keyring, ErasureLedger(ledger_file, keyring), scratch=tmp_path)
+
+
+class LedgerBeforeVersion2(ErasureLedger):
+    """The ledger as faceward saw it before version 2, when it made a backup: the head of the clear chain."""
+
+    def __init__(self, path: Path, keyring: Keyring, head: LedgerHead) -> None:
+        super().__init__(path, keyring)
+        self._old_head = head
+
+    def head(self, entries: list[Erasure] | None = None) -> LedgerHead:
+        return self._old_head
+
+
+def test_a_restore_rewrites_a_ledger_kept_in_clear_and_still_erases_from_it(
+    db_url: str, target_url: str, tmp_path: Path, keyring: Keyring, engine: FaceEngine
+) -> None:
+    """Upgrading: the ledger and the backup's recorded head both date from before version 2."""
+    ledger_file = tmp_path / "beside-the-master-key" / "erasure-ledger.jsonl"
+    old = gallery_at(db_url, tmp_path / "home", keyring, engine, tmp_path / "unused.jsonl")
+    tenant = old.create_tenant("Org")
+    earlier, later, kept = (old.create_subject(tenant, name, consent()).id for name in ("Earlier", "Later", "Kept"))
+    old.store.delete_subject(tenant, earlier, at=utcnow())
+    heads = write_clear(ledger_file, [("subject", tenant, earlier)])
+    archive = tmp_path / "before.fwb"
+    backup(db_url, keyring, LedgerBeforeVersion2(ledger_file, keyring, heads[-1]), archive, scratch=tmp_path / "home")
+    old.store.delete_subject(tenant, later, at=utcnow())  # erased after the backup, in the old format
+    write_clear(ledger_file, [("subject", tenant, earlier), ("subject", tenant, later)])
+    old.store.close()
+
+    report = restore(archive, target_url, keyring, ErasureLedger(ledger_file, keyring), scratch=tmp_path / "fresh-home")
+    assert report.subjects_erased_again == [(tenant, later)]
+    raw = ledger_file.read_bytes()
+    assert all(name.encode() not in raw for name in (tenant, earlier, later))
+    back = SqlStore.open(target_url)
+    try:
+        assert {s.id for s in back.list_subjects(tenant)} == {kept}
+    finally:
+        back.close()
 
 
 def test_only_the_master_key_opens_an_intact_backup(tmp_path: Path, keyring: Keyring) -> None:
@@ -163,7 +204,7 @@ def test_only_the_master_key_opens_an_intact_backup(tmp_path: Path, keyring: Key
     store = SqlStore.open(url)
     store.close()
     archive = tmp_path / "b.fwb"
-    ledger = ErasureLedger(tmp_path / "ledger.jsonl")
+    ledger = ErasureLedger(tmp_path / "ledger.jsonl", keyring)
     backup(url, keyring, ledger, archive, scratch=tmp_path)
     data = archive.read_bytes()
 
@@ -226,7 +267,7 @@ def test_the_backup_key_is_wrapped_not_stored(tmp_path: Path, keyring: Keyring) 
     url = f"sqlite:///{tmp_path / 'home' / 'faceward.db'}"
     SqlStore.open(url).close()
     archive = tmp_path / "b.fwb"
-    backup(url, keyring, ErasureLedger(tmp_path / "l.jsonl"), archive, scratch=tmp_path)
+    backup(url, keyring, ErasureLedger(tmp_path / "l.jsonl", keyring), archive, scratch=tmp_path)
     header = read_header(archive)
     wrapped = base64.b64decode(header["wrapped_key"])
     assert len(wrapped) == 1 + 12 + 32 + 16 and header["ledger"] == {"count": 0, "hash": "0" * 64}

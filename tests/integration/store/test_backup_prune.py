@@ -24,7 +24,8 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 def make_backups(tmp_path: Path, days_ago: list[int]) -> tuple[Path, list[Path]]:
     url = f"sqlite:///{tmp_path / 'home' / 'faceward.db'}"
     SqlStore.open(url).close()
-    keyring, ledger = Keyring(os.urandom(32)), ErasureLedger(tmp_path / "ledger.jsonl")
+    keyring = Keyring(os.urandom(32))
+    ledger = ErasureLedger(tmp_path / "ledger.jsonl", keyring)
     folder = tmp_path / "backups"
     made = []
     for days in days_ago:
