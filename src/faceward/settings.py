@@ -129,8 +129,8 @@ class Settings(BaseSettings):
     rate_burst: int = Field(default=60, ge=1, description="Burst size of the per-key token bucket.")
     rate_limit_redis: str | None = Field(
         default=None, pattern=r"^rediss?://",
-        description="Redis (redis://host:port/db) the replicas share their rate and failed-sign-in buckets through; "
-        "unset, each process limits on its own.",
+        description="Redis (redis://host:port/db) the replicas share their rate and failed-sign-in buckets and the "
+        "failed sign-in digest's windows through; unset, each process limits and digests on its own.",
     )
     searches_per_day: int = Field(default=2000, ge=1, description="Daily search quota per API key.")
     analysis_workers: int = Field(

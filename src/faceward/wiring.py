@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from faceward.bootstrap import master_keyring
 from faceward.security.audit import AuditLog
 from faceward.security.operator_log import OperatorLog
-from faceward.security.shared_buckets import bucket_maker, window_claim
+from faceward.security.failure_windows import shared_windows
+from faceward.security.shared_buckets import bucket_maker
 from faceward.security.throttle import FailureDigest, FailureThrottle
 from faceward.services.accounts import AccountService
 from faceward.services.gallery import GalleryService
@@ -85,7 +86,7 @@ def build_services(
     buckets = bucket_maker(settings.rate_limit_redis)  # shared between replicas when Redis is configured
     accounts = AccountService(
         gallery, audit, throttle=FailureThrottle(settings.auth_failures_per_minute, buckets=buckets),
-        operator_log=operator_log, failures=FailureDigest(claim=window_claim(buckets)),
+        operator_log=operator_log, failures=FailureDigest(windows=shared_windows(buckets, gallery.vault.tenant_key)),
     )
     limits = limits or settings_limits(settings)
     gate = Gate(audit, usage, limits, clock=utcnow, buckets=buckets)  # one gate: API, CLI and console acts

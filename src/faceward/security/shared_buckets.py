@@ -102,11 +102,10 @@ class SharedBuckets:
         """The script's answer for ``bucket``; ``None`` while Redis is unreachable (the caller falls back)."""
         return self._call(lambda: float(self._script(keys=[bucket], args=[repr(rate), burst, 1 if take else 0])), None)
 
-    def first_in_window(self, key: str, window_s: float) -> bool:
-        """Whether this is the first claim of ``key`` in a window of ``window_s`` across all replicas
-        (the failed sign-in digest records a key id's first failure at once, once). True while Redis is away."""
-        name = f"{self.prefix}:window:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
-        return self._call(lambda: bool(self._client.set(name, b"1", nx=True, px=max(1, int(window_s * 1000)))), True)
+    def script(self, source: str) -> Callable[[list[str], list[Any]], Any]:
+        """A Lua script run on this Redis (the shared failure windows' too); it answers None while Redis is away."""
+        registered = self._client.register_script(source)
+        return lambda keys, args: self._call(lambda: registered(keys=keys, args=args), None)
 
     def close(self) -> None:
         self._client.close()
@@ -140,9 +139,4 @@ def bucket_maker(redis_url: str | None) -> BucketMaker:
     return SharedBuckets(redis_url) if redis_url else local_buckets
 
 
-def window_claim(buckets: BucketMaker) -> Callable[[str, float], bool] | None:
-    """What tells a replica that a failure window is its to open (:meth:`SharedBuckets.first_in_window`)."""
-    return buckets.first_in_window if isinstance(buckets, SharedBuckets) else None
-
-
-__all__ = ["BucketMaker", "SharedBucket", "SharedBuckets", "bucket_maker", "local_buckets", "window_claim"]
+__all__ = ["BucketMaker", "SharedBucket", "SharedBuckets", "bucket_maker", "local_buckets"]

@@ -12,7 +12,8 @@ would grow the tenant's audit chain without bound (decision 014).
 * :class:`FailureDigest` - the audit side. The first failure of a key id in a window is
   recorded at once (an alert should not wait); the others in that window are counted and
   recorded as one entry with their count when the window closes. A tenant's chain therefore
-  grows by at most two entries per key id per window, however many tries arrive.
+  grows by at most two entries per key id per window, however many tries arrive, and however
+  many replicas serve them when they share the windows (:class:`SharedWindows`, decision 033).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from faceward.security.ratelimit import Bucket, TokenBucket
 
@@ -77,25 +79,74 @@ class FailureSummary:
     details: dict[str, object]
 
 
+def summary(tenant_id: str, key_id: str, *, count: int, throttled: int, reasons: dict[str, int], sources: list[str],
+            more_sources: int, since: datetime, window_s: float) -> FailureSummary:
+    """One window's summary, the same whether the window was this process's or shared by replicas."""
+    return FailureSummary(tenant_id, key_id, {
+        "key_id": key_id, "count": count, "throttled": throttled, "reasons": dict(sorted(reasons.items())),
+        "sources": sorted(sources), "more_sources": more_sources, "since": since, "window_s": int(window_s),
+    })
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A failure counted in a shared window."""
+
+    opened: bool  # it opened the window: this replica records it at once
+    ends_in_s: float  # when the window ends, on the shared clock
+    ended: FailureSummary | None = None  # the window it found over and unrecorded: this replica records it
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A shared window asked for when it should have ended: recorded here, still open, or gone."""
+
+    summary: FailureSummary | None = None  # this replica records it (None: gone, or nothing after the first)
+    open_for_s: float | None = None  # still open on the shared clock: ask again then
+
+
+class SharedWindows(Protocol):
+    """Failure windows every replica counts into (:class:`~faceward.security.failure_windows.SharedFailureWindows`).
+
+    Both calls answer None while the shared store is away; the digest then counts on its own.
+    """
+
+    def note(self, tenant_id: str, key_id: str, *, window_s: float, reason: str, source: str | None,
+             throttled: bool) -> Noted | None: ...
+
+    def take(self, tenant_id: str, key_id: str, *, window_s: float, force: bool) -> Taken | None: ...
+
+
 class FailureDigest:
     """Groups a key id's failed authentications into windows (thread-safe, bounded memory)."""
 
     def __init__(
-        self, window: timedelta = WINDOW, *, max_open: int = 10_000, claim: Callable[[str, float], bool] | None = None,
+        self, window: timedelta = WINDOW, *, max_open: int = 10_000, windows: SharedWindows | None = None,
     ) -> None:
-        """``claim(key, window_s)`` says whether a window is this replica's to open, when replicas share one
-        (:meth:`~faceward.security.shared_buckets.SharedBuckets.first_in_window`): then a key id's first failure
-        is recorded once, by one replica, and each replica adds only its own count when its window closes."""
+        """``windows`` shares the windows between replicas (decision 033): then a key id's window gets its
+        first failure and one summary with every replica's count, whatever the replica count."""
         self.window = window
-        self._claim = claim
+        self._shared = windows
         self._max_open = max_open
         self._open: dict[tuple[str, str], _Window] = {}
+        self._joined: dict[tuple[str, str], datetime] = {}  # shared windows counted in here: when to ask for them
         self._closed: list[FailureSummary] = []
         self._lock = threading.Lock()
 
     def note(self, tenant_id: str, key_id: str, *, reason: str, source: str | None, throttled: bool,
              now: datetime) -> bool:
         """Count a failure. True when it opens a window: the caller records it at once."""
+        if self._shared is not None:
+            # Outside the lock: a slow or unreachable Redis must not hold up every other failure's count.
+            noted = self._shared.note(tenant_id, key_id, window_s=self.window.total_seconds(), reason=reason,
+                                      source=source, throttled=throttled)
+            if noted is not None:
+                with self._lock:
+                    if noted.ended is not None:
+                        self._closed.append(noted.ended)
+                    if (tenant_id, key_id) in self._joined or len(self._joined) < self._max_open:
+                        self._joined[(tenant_id, key_id)] = now + timedelta(seconds=noted.ends_in_s)
+                return noted.opened
         with self._lock:
             current = self._open.get((tenant_id, key_id))
             if current is not None and now - current.opened < self.window:
@@ -105,13 +156,8 @@ class FailureDigest:
                 self._close(tenant_id, key_id, current)
             elif len(self._open) >= self._max_open:
                 return True  # too many key ids failing at once: record this one singly rather than grow
-            opened = self._open[(tenant_id, key_id)] = _Window(now)
-        # Asked outside the lock: a slow or unreachable Redis must not hold up every other failure's count.
-        if self._claim is None or self._claim(f"{tenant_id}:{key_id}", self.window.total_seconds()):
-            return True
-        with self._lock:
-            self._count(opened, reason, source, throttled)  # another replica recorded the first one
-        return False
+            self._open[(tenant_id, key_id)] = _Window(now)
+        return True
 
     @staticmethod
     def _count(window: _Window, reason: str, source: str | None, throttled: bool) -> None:
@@ -127,25 +173,43 @@ class FailureDigest:
     def _close(self, tenant_id: str, key_id: str, window: _Window) -> None:
         del self._open[(tenant_id, key_id)]
         if window.count:
-            self._closed.append(FailureSummary(tenant_id, key_id, {
-                "key_id": key_id,
-                "count": window.count,
-                "throttled": window.throttled,
-                "reasons": dict(sorted(window.reasons.items())),
-                "sources": sorted(window.sources),
-                "more_sources": window.more_sources,
-                "since": window.opened,
-                "window_s": int(self.window.total_seconds()),
-            }))
+            self._closed.append(summary(
+                tenant_id, key_id, count=window.count, throttled=window.throttled, reasons=dict(window.reasons),
+                sources=list(window.sources), more_sources=window.more_sources, since=window.opened,
+                window_s=self.window.total_seconds(),
+            ))
 
     def due(self, now: datetime, *, everything: bool = False) -> list[FailureSummary]:
-        """Summaries of the windows that have closed (all of them with ``everything``), handed out once."""
+        """Summaries of the windows that have closed (all of them with ``everything``), handed out once.
+
+        A shared window is handed to one replica only; with ``everything`` (shutdown) this replica takes
+        those it counted in before they end, so no count is lost with it.
+        """
         with self._lock:
             for (tenant_id, key_id), window in list(self._open.items()):
                 if everything or now - window.opened >= self.window:
                     self._close(tenant_id, key_id, window)
+            asks = [pair for pair, when in self._joined.items() if everything or when <= now]
+        for tenant_id, key_id in asks:  # outside the lock, as in note
+            taken = self._take(tenant_id, key_id, force=everything)
+            with self._lock:
+                if taken is not None and taken.open_for_s is not None:
+                    self._joined[(tenant_id, key_id)] = now + timedelta(seconds=taken.open_for_s)
+                elif taken is not None:
+                    self._joined.pop((tenant_id, key_id), None)
+                    if taken.summary is not None:
+                        self._closed.append(taken.summary)
+        with self._lock:
             out, self._closed = self._closed, []
         return out
 
+    def _take(self, tenant_id: str, key_id: str, *, force: bool) -> Taken | None:
+        if self._shared is None:
+            return Taken()
+        return self._shared.take(tenant_id, key_id, window_s=self.window.total_seconds(), force=force)
 
-__all__ = ["FAILURES_PER_MINUTE", "FailureDigest", "FailureSummary", "FailureThrottle", "WINDOW"]
+
+__all__ = [
+    "FAILURES_PER_MINUTE", "FailureDigest", "FailureSummary", "FailureThrottle", "Noted", "SharedWindows", "Taken",
+    "WINDOW", "summary",
+]

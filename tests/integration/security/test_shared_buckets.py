@@ -103,22 +103,6 @@ def test_the_api_limits_a_key_across_two_replicas(redis_url: str, tmp_path: Path
             app.state.services.gallery.store.close()
 
 
-def test_a_key_ids_first_failure_is_recorded_once_across_replicas(replicas: tuple[SharedBuckets, SharedBuckets]) -> None:
-    from datetime import datetime, timezone
-
-    from faceward.security.throttle import FailureDigest
-
-    one, two = (FailureDigest(claim=shared.first_in_window) for shared in replicas)
-    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
-    firsts = [digest.note("t_1", "k_guessed", reason="wrong secret", source="203.0.113.9", throttled=False, now=now)
-              for _ in range(5) for digest in (one, two)]
-    assert sum(firsts) == 1 and firsts[0] is True  # one immediate entry for the window, not one per replica
-    summaries = one.due(now, everything=True) + two.due(now, everything=True)
-    assert sum(s.details["count"] for s in summaries) == 9 and len(summaries) == 2  # the rest, counted per replica
-    assert FailureDigest(claim=replicas[0].first_in_window).note(
-        "t_1", "k_other", reason="wrong secret", source=None, throttled=False, now=now) is True
-
-
 def test_a_malformed_redis_url_is_refused_in_one_line() -> None:
     from faceward.errors import ConfigError
 
