@@ -12,6 +12,7 @@ the converted graph on ONNX Runtime (:class:`OnnxMmodFaceDetector`, same boxes,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,7 @@ from typing import Protocol
 import dlib
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from faceward.vision.decode import RGBImage
 from faceward.vision.models import ModelName, verified_path
@@ -49,6 +51,15 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, image: RGBImage, upsample: int) -> list[Detection]: ...
+
+
+class FaceNet(Protocol):
+    """What :class:`YuNetDetector` runs: every face in an image, in its coordinates (:class:`faceward.vision.yunet.YuNet`)."""
+
+    @property
+    def providers(self) -> list[str]: ...
+
+    def run(self, image: RGBImage, *, score_threshold: float = ...) -> RawFaces: ...
 
 
 def inclusive_to_box(left: int, top: int, right: int, bottom: int, height: int, width: int) -> Box:
@@ -189,12 +200,32 @@ PORTRAIT_SHARE = 0.15
 # down they scored up to 0.918, but always below the same face upright (883 more photos).
 TURN_BELOW = 0.9
 TURN_AT_LEAST = 0.9
+# Upside down, a face may score TURN_BELOW or more: under HALF_TURN_BELOW the half turn alone is run and taken
+# where it beats the best as sent by HALF_TURN_MARGIN (fitted on lfw-dev, decision 035's addendum; an upright
+# face there beat its half turn by 0.052 on average, sd 0.015, by -0.0026 at the worst of 8,831).
+HALF_TURN_BELOW = 0.93
+HALF_TURN_MARGIN = 0.015
+# A best face the working copy shows under CROP_FACE_PX / 2 wide (the tiled pass found it) is checked again on a
+# crop framed as an lfw-dev photo, where the rules above were fitted: CROP_SIDE px, the face CROP_FACE_PX wide.
+CROP_SIDE = 250
+CROP_FACE_PX = 100
 FLAT_STD = 4.0  # a tile whose grey levels vary less than this (a blank wall, sky, a made blank image) holds no face
 
 
 def _flat(image: RGBImage) -> bool:
     """Grey levels (sampled every 4th pixel) vary by less than :data:`FLAT_STD`: no face can be there."""
     return float(image[::4, ::4].astype(np.float32).mean(axis=2).std()) < FLAT_STD
+
+
+def _framed(image: RGBImage, box: Box) -> RGBImage:
+    """The square around ``box`` (clipped to ``image``), scaled so that the box is :data:`CROP_FACE_PX` wide."""
+    side = CROP_SIDE / CROP_FACE_PX * max(box.width, box.height, 1)
+    cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+    left, top = max(0, round(cx - side / 2)), max(0, round(cy - side / 2))
+    crop = Image.fromarray(np.ascontiguousarray(image[top : round(cy + side / 2), left : round(cx + side / 2)]))
+    scale = CROP_FACE_PX / max(box.width, 1)
+    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+    return np.asarray(crop.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def _tile_starts(length: int) -> list[int]:
@@ -212,17 +243,18 @@ class YuNetDetector:
     working copy (too small for YuNet), a second pass runs on tiles of a finer
     copy, skipping flat tiles, within a budget of :data:`MAX_TILES` tiles.
     ``upsample`` is ignored: the working copies, not upsampling, set the smallest face found.
+    ``net``: the session it runs (YuNet-n on ONNX Runtime unless given).
     """
 
     name = "yunet"
 
     def __init__(
         self, *, threads: int | None = None, working_side: int = WORKING_SIDE, box_map: BoxMap = YUNET_TO_HOG,
-        score_threshold: float | None = None, points_map: KeypointBoxMap | None = None,
+        score_threshold: float | None = None, points_map: KeypointBoxMap | None = None, net: FaceNet | None = None,
     ) -> None:
         from faceward.vision.yunet import DEFAULT_SCORE, YuNet
 
-        self._net = YuNet(threads=threads)
+        self._net: FaceNet = net or YuNet(threads=threads)
         self.working_side = working_side
         self.box_map = box_map
         self.points_map = points_map
@@ -257,25 +289,43 @@ class YuNetDetector:
             found = found.take(nms(found.boxes, found.scores, 0.3))
         return self.detections(found, image.shape[0], image.shape[1])
 
-    def upright_turn(self, image: RGBImage, upright_best: float, *, copy: tuple[RGBImage, float] | None = None) -> int:
+    def upright_turn(
+        self, image: RGBImage, found: Sequence[Detection], *, copy: tuple[RGBImage, float] | None = None
+    ) -> int:
         """Counter-clockwise quarter turns that make ``image``'s faces upright: 0 unless it seems not upright.
 
-        It seems so when its best face as sent scores ``upright_best`` (0 for none) under
-        :data:`TURN_BELOW`, and a turn of the working copy (a quarter either way, or a half) finds a face
-        scoring at least :data:`TURN_AT_LEAST` and more than that; the best turn wins. YuNet places its
-        points as if every face were upright, so a turned face it does find cannot be aligned. Three runs
-        on the working copy bound the cost; the caller detects again on the turned photo (tiles included).
+        ``found``: YuNet's faces in ``image`` as sent. Their best score (0 for none) under :data:`TURN_BELOW`:
+        the working copy turned a quarter either way and a half is taken where a face there scores at least
+        :data:`TURN_AT_LEAST` and more than that; the best turn wins. Under :data:`HALF_TURN_BELOW`: the half
+        turn alone, taken by :data:`HALF_TURN_MARGIN`. Where the best face is too small on the working copy
+        for that, the same rule runs once more on a crop around it. YuNet places its points as if every face
+        were upright, so a turned face it does find cannot be aligned. At most 3 runs on the working copy and
+        4 on a 250-px crop; the caller detects again on the turned photo (tiles included).
         """
-        if upright_best >= TURN_BELOW:
+        best = max((d.score for d in found), default=0.0)
+        if best >= HALF_TURN_BELOW:
             return 0
-        small, _ = copy or self.working_copy(image)
+        small, factor = copy or self.working_copy(image)
         if _flat(small):
             return 0
-        best, quarters = TURN_AT_LEAST, 0
-        for turn in TURNS:
-            scores = self._net.run(turned(small, turn), score_threshold=self.score_threshold).scores
-            if len(scores) and float(scores.max()) >= best:
-                best, quarters = float(scores.max()), turn
+        quarters = self._turn(small, best)
+        top = max(found, key=lambda d: d.score, default=None)
+        if quarters or top is None or (top.raw_box or top.box).width / factor >= CROP_FACE_PX / 2:
+            return quarters
+        crop = _framed(image, top.raw_box or top.box)
+        sent = self._net.run(crop, score_threshold=self.score_threshold).scores
+        return self._turn(crop, max(best, float(sent.max()) if len(sent) else 0.0))
+
+    def _turn(self, picture: RGBImage, best: float) -> int:
+        """The turn :meth:`upright_turn`'s rule takes on ``picture``, whose best face as sent scores ``best``."""
+        if best >= HALF_TURN_BELOW:
+            return 0
+        turns, least = (TURNS, TURN_AT_LEAST) if best < TURN_BELOW else ((2,), best + HALF_TURN_MARGIN)
+        quarters = 0
+        for turn in turns:
+            scores = self._net.run(turned(picture, turn), score_threshold=self.score_threshold).scores
+            if len(scores) and float(scores.max()) >= least:
+                least, quarters = float(scores.max()), turn
         return quarters
 
     def _tiles(self, image: RGBImage, fine: float) -> RawFaces:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dlib
 import numpy as np
 import pytest
 
+from faceward.settings import Detector
 from faceward.vision import FaceEngine, QualityLimits, refusals
+from faceward.vision.engine import EngineOptions
 from faceward.vision.errors import ModelIntegrityError
 from faceward.vision.models import MANIFEST, ModelName, package_model_dir, verified_path
 from faceward.vision.quality import frontalness, sharpness
@@ -138,3 +142,70 @@ def test_a_group_photo_on_its_side_finds_its_small_faces_too(engine: FaceEngine,
     assert len(upright) == 5 and {f.rotation_cw for f in upright} == {0}
     assert len(sideways) == 5 and {f.rotation_cw for f in sideways} == {90}
     assert all(f.box.height < 60 for f in sideways[1:])  # the small ones, boxed on the photo as sent
+
+
+def _small_faces_only(astronaut: np.ndarray) -> np.ndarray:
+    """A 12 MP group photo of five faces of ~130 px: ~20 px on the 640-px working copy, where none is found turned."""
+    from PIL import Image
+
+    canvas = np.full((3000, 4000, 3), 180, dtype=np.uint8)
+    small = np.asarray(Image.fromarray(astronaut).resize((420, 420)))
+    for left in (200, 900, 1700, 2500, 3300):
+        canvas[1300:1720, left : left + 420] = small
+    return canvas
+
+
+def test_a_group_photo_of_small_faces_only_on_its_side_is_turned(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    """The tiled pass finds a face on its side, scoring low; the turns run on a crop around it (decision 035 addendum)."""
+    canvas = _small_faces_only(astronaut)
+    sideways = engine.faces(np.ascontiguousarray(np.rot90(canvas, 1)))
+    assert len(sideways) == 5 and {f.rotation_cw for f in sideways} == {90}
+    upright = engine.faces(canvas)
+    assert len(upright) == 5 and {f.rotation_cw for f in upright} == {0}
+
+
+def test_upright_photos_are_never_turned(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    """The astronaut at sizes where her face scores under 0.9 (grey, 70 px), from 0.9 to 0.93 and over, in colour and grey."""
+    from PIL import Image
+
+    for side in (70, 90, 120, 160, 300, 480):
+        image = np.asarray(Image.fromarray(astronaut).resize((side, side)))
+        grey = np.repeat(np.asarray(Image.fromarray(image).convert("L"))[..., None], 3, axis=2)
+        for photo in (image, grey):
+            assert {f.rotation_cw for f in engine.faces(photo)} == {0}
+
+
+@pytest.mark.lfw
+def test_an_upside_down_photo_whose_face_scores_0_9_or_more_as_sent_is_turned(engine: FaceEngine, lfw_dir: Path) -> None:
+    """Upside down, Ain Seppik's face scores 0.908 as sent, upright 0.937: the half turn is taken (decision 035 addendum)."""
+    from faceward.vision.decode import read_image_file
+
+    upright = read_image_file(lfw_dir / "images" / "Ain_Seppik" / "Ain_Seppik_0001.jpg")[0]
+    upside_down = np.ascontiguousarray(np.rot90(upright, 2))
+    assert 0.9 <= engine.detect(upside_down)[0].score < 0.93
+    [face] = engine.faces(upside_down)
+    assert face.rotation_cw == 180
+    assert [f.rotation_cw for f in engine.faces(upright)] == [0]
+
+
+@pytest.mark.lfw
+def test_the_upright_photo_its_half_turn_scores_higher_is_not_turned(engine: FaceEngine, lfw_dir: Path) -> None:
+    """Of lfw-dev's 8,831 photos, only this one scores higher upside down (0.906 against 0.903): within the margin."""
+    from faceward.vision.decode import read_image_file
+
+    upright = read_image_file(lfw_dir / "images" / "Martin_Boryczewski" / "Martin_Boryczewski_0001.jpg")[0]
+    assert [f.rotation_cw for f in engine.faces(upright)] == [0]
+
+
+@pytest.mark.parametrize("detector", [Detector.HOG, pytest.param(Detector.MMOD, marks=pytest.mark.slow)])
+def test_hog_and_mmod_photos_are_turned_upright_by_yunet(detector: Detector, astronaut: np.ndarray) -> None:
+    """HOG finds no face on its side; MMOD finds it, as confident as upright: YuNet's check turns both."""
+    engine = FaceEngine(EngineOptions(detector=detector, threads=1))
+    upright = np.ascontiguousarray(astronaut[0:400, 40:512])
+    [reference] = engine.analyze(upright)
+    for quarters, rotation_cw in ((1, 90), (2, 180)):
+        [face] = engine.analyze(np.ascontiguousarray(np.rot90(upright, quarters)))
+        assert face.detector == detector.value and face.rotation_cw == rotation_cw
+        assert face.descriptor is not None and reference.descriptor is not None
+        assert float(face.descriptor @ reference.descriptor) > 0.999
+    assert reference.rotation_cw == 0
