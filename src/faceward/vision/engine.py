@@ -51,7 +51,8 @@ from faceward.vision.fusion import FusedAligner, FusedRecognizer
 from faceward.vision.models import DLIB_DESCRIPTOR_ID
 from faceward.vision.orientation import box_back, clockwise_degrees, points_back, turned
 from faceward.vision.quality import QualityLimits, measure
-from faceward.vision.recognizer import BUNDLED_PROVENANCE, OnnxRecognizer, RecognizerManifest, TemplateAligner, load_manifest
+from faceward.vision.manifest import BUNDLED_PROVENANCE, RecognizerManifest, load_manifest
+from faceward.vision.recognizer import OnnxRecognizer, TemplateAligner
 from faceward.vision.scale import ANALYSIS_SIDE, working_copy
 from faceward.vision.types import Box, Face
 

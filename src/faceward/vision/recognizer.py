@@ -11,10 +11,7 @@ from numpy.typing import NDArray
 from faceward.vision.align import keypoint_chip, template_chip
 from faceward.vision.decode import RGBImage
 from faceward.vision.errors import ManifestError
-from faceward.vision.manifest import (
-    BUILTIN_TEMPLATES, BUNDLED_PROVENANCE, MAX_BATCH, ColourOrder, Layout, Metric, RecognizerManifest, load_manifest,
-    parse_manifest,
-)
+from faceward.vision.manifest import MAX_BATCH, ColourOrder, Layout, RecognizerManifest
 from faceward.vision.types import Box
 
 
@@ -103,8 +100,5 @@ class OnnxRecognizer:
         return np.concatenate(parts)
 
 
-__all__ = [
-    "BUILTIN_TEMPLATES", "BUNDLED_PROVENANCE", "ColourOrder", "Layout", "Metric", "OnnxRecognizer", "RecognizerManifest", "TemplateAligner",
-    "load_manifest", "parse_manifest",
-]
+__all__ = ["OnnxRecognizer", "TemplateAligner"]
 
