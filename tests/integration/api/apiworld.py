@@ -110,6 +110,27 @@ class World:
         return [e.action for e in self.services.audit.entries(tenant.id, limit=1000)]
 
 
+
+@contextmanager
+def replicas(settings: Settings, redis_url: str, count: int = 2, **app_args: Any) -> Iterator[tuple[list[FastAPI], list[Api]]]:
+    """``count`` API apps on one store and one Redis, as replicas run; their shared buckets are cleared after."""
+    import redis
+
+    from faceward.api.app import create_app
+
+    apps = [create_app(settings, **app_args) for _ in range(count)]
+    apis = [Api(app) for app in apps]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield apps, apis
+    finally:
+        for key in client.scan_iter("faceward:bucket:*"):
+            client.delete(key)
+        client.close()
+        for api, app in zip(apis, apps):
+            api.close()
+            app.state.services.gallery.store.close()
+
 def make_settings(home: Path, db_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "home": home, "database_url": db_url, "master_key": base64.b64encode(os.urandom(32)).decode(),

@@ -120,17 +120,13 @@ def test_an_unreachable_redis_leaves_each_replica_its_own_windows() -> None:
 
 
 def test_two_api_replicas_audit_a_flood_as_two_entries_not_one_per_replica(redis_url: str, tmp_path: Path) -> None:
-    from faceward.api.app import create_app
     from faceward.security.permissions import Role
-    from tests.integration.api.apiworld import Api, make_settings, make_tenant
+    from tests.integration.api.apiworld import make_settings, make_tenant, replicas
 
     url = redis_url.rsplit("/", 1)[0] + "/2"
     settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'fw.db'}", rate_limit_redis=url,
                              auth_failures_per_minute=10)
-    apps = [create_app(settings) for _ in range(2)]
-    apis = [Api(app) for app in apps]
-    client = redis.Redis.from_url(url)
-    try:
+    with replicas(settings, url) as (apps, apis):
         tenant = make_tenant(apps[0].state.services, "Two Replicas Org")
         good = tenant.tokens[Role.ENROLLER]
         wrong = good[:-43] + ("A" if good[-43] != "A" else "B") + good[-42:]
@@ -143,10 +139,3 @@ def test_two_api_replicas_audit_a_flood_as_two_entries_not_one_per_replica(redis
         entries = [e.details for e in audit.entries(tenant.id, action="auth.failure", limit=100)]
         assert [e["count"] for e in entries] == [1, 19] and entries[1]["throttled"] == 10
         assert audit.verify(tenant.id).ok
-    finally:
-        for key in client.scan_iter("faceward:bucket:*"):
-            client.delete(key)
-        client.close()
-        for api, app in zip(apis, apps):
-            api.close()
-            app.state.services.gallery.store.close()

@@ -77,30 +77,19 @@ def test_an_unreachable_redis_leaves_each_process_its_own_limits() -> None:
 
 
 def test_the_api_limits_a_key_across_two_replicas(redis_url: str, tmp_path: Path) -> None:
-    from faceward.api.app import create_app
     from faceward.security.permissions import Role
     from faceward.services.operations import Limits
-    from tests.integration.api.apiworld import Api, make_settings, make_tenant
+    from tests.integration.api.apiworld import make_settings, make_tenant, replicas
 
-    settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'fw.db'}",
-                             rate_limit_redis=redis_url.replace("/0", "/1"))
+    url = redis_url.replace("/0", "/1")
+    settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'fw.db'}", rate_limit_redis=url)
     # One token a minute: none comes back while the eight requests run, however slow the host (at 60 a
     # minute, a second's stall under load let a fifth request through).
     limits = Limits(requests_per_minute=1.0, burst=4, searches_per_day=1000)
-    apps = [create_app(settings, limits=limits) for _ in range(2)]
-    apis = [Api(app) for app in apps]
-    client = redis.Redis.from_url(redis_url.replace("/0", "/1"))
-    try:
+    with replicas(settings, url, limits=limits) as (apps, apis):
         tenant = make_tenant(apps[0].state.services, "Two Replicas Org")
         codes = [apis[i % 2].get("/v1/subjects", headers=tenant.auth(Role.ENROLLER)).status_code for i in range(8)]
         assert codes.count(200) == 4 and codes[-1] == 429  # 4 in all, not 4 per replica
-    finally:
-        for key in client.scan_iter("faceward:bucket:*"):
-            client.delete(key)
-        client.close()
-        for api, app in zip(apis, apps):
-            api.close()
-            app.state.services.gallery.store.close()
 
 
 def test_a_malformed_redis_url_is_refused_in_one_line() -> None:
