@@ -12,7 +12,7 @@ from faceward.bootstrap import master_keyring
 from faceward.cli.acting import open_services
 from faceward.security.operator_log import OperatorLog
 from faceward.cli.common import JsonOpt, TenantOpt, emit_json, err, friendly, local_tenant_file, out, settings, shown
-from faceward.errors import FacewardError, InvalidInput
+from faceward.errors import InvalidInput
 from faceward.security.errors import MasterKeyError
 from faceward.text import rfc3339
 from faceward.store import backup as backups
