@@ -6,7 +6,11 @@ from PyPI: HOG detection with one upsampling, 5-point landmarks, a 150x150
 chip and dlib's ResNet, one image at a time in one process. faceward runs its
 bulk pipeline (worker processes, batches of images, bounded queue) with the
 engine in settings (ONNX by default here, which runs the MMOD fallback
-converted too), flip-averaged descriptors and the MMOD fallback.
+converted too), flip-averaged descriptors and the MMOD fallback. As
+``faceward enroll`` does, it embeds each photo's enrollment subject alone
+(decision 038); the baseline embeds every face it finds, as
+``face_encodings`` does. Both counts are reported, and ``--embed all`` times
+faceward embedding every face too.
 
 The two alternate over ``--rounds`` slices of the images so that other load on
 a shared host weighs on both alike; model loading and worker start-up are
@@ -44,6 +48,7 @@ from faceward.vision.embed import DlibDescriptor  # noqa: E402
 from faceward.vision.engine import EngineOptions, FaceEngine  # noqa: E402
 from faceward.vision.models import ModelName, verified_path  # noqa: E402
 from faceward.vision.pipeline import DEFAULT_BATCH, Analyzer  # noqa: E402
+from faceward.vision.subject import Embed, to_embed  # noqa: E402
 
 
 def lfw_images(root: Path, count: int) -> list[Path]:
@@ -89,11 +94,12 @@ def baseline(paths: list[Path]) -> dict[str, float]:
             **{f"{k}_ms_per_image": 1000 * v / len(paths) for k, v in stages.items()}}
 
 
-def faceward_stages(paths: list[Path], options: EngineOptions) -> dict[str, float]:
+def faceward_stages(paths: list[Path], options: EngineOptions, embed: Embed) -> dict[str, float]:
     """faceward's engine in one process on one thread, stage by stage, as a pipeline worker runs it.
 
     Descriptors go in batches of ``DEFAULT_BATCH`` images (faces and mirror images in one call);
-    ``detect`` includes the MMOD fallback on the images where HOG finds nothing.
+    ``detect`` includes the MMOD fallback on the images where HOG finds nothing. Landmarks and chips
+    are made for every face (its quality is reported), descriptors for the faces ``embed`` picks.
     """
     engine = FaceEngine(replace(options, threads=1))
     engine.load()
@@ -110,8 +116,9 @@ def faceward_stages(paths: list[Path], options: EngineOptions) -> dict[str, floa
             detections = engine.detect(pixels)
             t2 = time.perf_counter()
             fallbacks += any(d.detector == "mmod" for d in detections)
-            for d in detections:
-                chips.append(engine.aligner.chip(pixels, d.box, engine._landmarks.predict(pixels, d.box)))
+            faces = [engine.aligner.chip(pixels, d.box, engine._landmarks.predict(pixels, d.box)) for d in detections]
+            size = (pixels.shape[1], pixels.shape[0])
+            chips.extend(faces[i] for i in to_embed([d.box for d in detections], size, embed))
             t3 = time.perf_counter()
             for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
                 stages[key] += dt
@@ -126,16 +133,18 @@ def faceward_stages(paths: list[Path], options: EngineOptions) -> dict[str, floa
             **{f"{k}_ms_per_image": 1000 * v / len(paths) for k, v in stages.items()}}
 
 
-def faceward_bulk(analyzer: Analyzer, paths: list[Path]) -> dict[str, float]:
+def faceward_bulk(analyzer: Analyzer, paths: list[Path], embed: Embed) -> dict[str, float]:
     """The bulk pipeline ``faceward enroll`` runs, on workers that have loaded their models already."""
     pids = [p for p in analyzer.pids if p != os.getpid()]
     cpu0 = sum(proc_cpu_seconds(p) for p in pids) + time.process_time()
     start = time.perf_counter()
-    faces = sum(len(r.faces) for r in analyzer.analyze(paths))
+    results = list(analyzer.analyze(paths, embed=embed))
     total = time.perf_counter() - start
     cpu = sum(proc_cpu_seconds(p) for p in pids) + time.process_time() - cpu0
-    return {"images_per_s": len(paths) / total, "faces": faces, "seconds": total, "workers": analyzer.workers,
-            "cpu_ms_per_image": 1000 * cpu / len(paths)}
+    faces = sum(len(r.faces) for r in results)
+    embedded = sum(f.raw is not None for r in results for f in r.faces)
+    return {"images_per_s": len(paths) / total, "faces": faces, "embedded": embedded, "seconds": total,
+            "workers": analyzer.workers, "cpu_ms_per_image": 1000 * cpu / len(paths)}
 
 
 def combine(parts: list[dict[str, float]], images: list[int]) -> dict[str, float]:
@@ -144,7 +153,9 @@ def combine(parts: list[dict[str, float]], images: list[int]) -> dict[str, float
     out = {k: sum(p[k] * n for p, n in zip(parts, images)) / total for k in parts[0] if k.endswith("_per_image")}
     out["seconds"] = sum(p["seconds"] for p in parts)
     out["images_per_s"] = total / out["seconds"]
-    out["faces"] = sum(p["faces"] for p in parts)
+    for key in ("faces", "embedded"):
+        if key in parts[0]:
+            out[key] = sum(p[key] for p in parts)
     for key in ("workers",):
         if key in parts[0]:
             out[key] = parts[0][key]
@@ -176,9 +187,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--engine", choices=[e.value for e in Engine], default="onnx")
     parser.add_argument("--rounds", type=int, default=4, help="Alternate baseline and faceward over this many image slices.")
+    parser.add_argument("--embed", choices=["dominant", "all"], default="dominant",
+                        help="Faces faceward embeds: the enrollment subject, as `faceward enroll` does, or every face.")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     paths = lfw_images(args.lfw, args.images)
+    embed = Embed(args.embed)
     options = replace(EngineOptions(), engine=Engine(args.engine), cache_dir=str(Path.home() / ".cache" / "faceward"))
     load_before = os.getloadavg()
 
@@ -191,10 +205,10 @@ def main() -> None:
         baseline(paths[:2])  # load dlib's models once outside the timing (page cache, allocator)
         for part in slices:
             base_parts.append(baseline(part))
-            bulk_parts.append(faceward_bulk(analyzer, part))
+            bulk_parts.append(faceward_bulk(analyzer, part, embed))
     sizes = [len(p) for p in slices]
     base, bulk = combine(base_parts, sizes), combine(bulk_parts, sizes)
-    stages = faceward_stages(paths, options)
+    stages = faceward_stages(paths, options, embed)
     engine = FaceEngine(options)
     chips = []
     for path in paths[:64]:
@@ -215,6 +229,7 @@ def main() -> None:
         "faceward_bulk": bulk,
         "descriptor": desc,
         "detector": options.detector.value,
+        "embed": embed.value,
         # The detector's share of faceward's per-image time, stage by stage in one process.
         # (The stage times only: cpu_ms_per_image is not a stage; counting it made 20% read as 17%.)
         "detector_share": stages["detect_ms_per_image"] / sum(
@@ -235,6 +250,8 @@ def main() -> None:
     print(f"end-to-end speed-up: {result['speedup_end_to_end']:.2f}x (wall, {args.rounds} alternating rounds); "
           f"CPU time per image {cpu_ratio:.2f}x less, i.e. {result['speedup_on_idle_cores']:.2f}x on {cores} idle cores")
     print(f"detector: {100 * result['detector_share']:.0f}% of faceward's per-image time (stages, 1 process)")
+    print(f"faces embedded: faceward {bulk['embedded']} of {bulk['faces']} found ({embed.value}); "
+          f"baseline {base['faces']} (every face it finds)")
     print(f"MMOD fallback on {stages['mmod_fallback_images']} of {len(paths)} images; load average "
           f"{load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"descriptor: dlib {desc['dlib_descriptor_ms_per_face']:.1f} ms/face vs onnx "

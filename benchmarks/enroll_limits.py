@@ -30,7 +30,7 @@ from faceward.errors import FacewardError  # noqa: E402
 from faceward.evaluation.datasets import identity_folders  # noqa: E402
 from faceward.evaluation.runs import FACEWARD, analyse  # noqa: E402
 from faceward.settings import Settings  # noqa: E402
-from faceward.vision import QualityLimits, dominant_face, refusals  # noqa: E402
+from faceward.vision import Embed, QualityLimits, dominant_face, refusals  # noqa: E402
 from faceward.vision.engine import EngineOptions, FaceEngine  # noqa: E402
 
 BANDS = {
@@ -82,7 +82,7 @@ def main() -> None:
     refused: dict[str, list[str]] = {}
     for name, files in enrolled.items():
         try:
-            faces, size = engine.read(files[0].read_bytes(), embed=False)
+            faces, size = engine.read(files[0].read_bytes(), embed=Embed.NONE)
             if not faces:
                 refused[name] = ["no face was found"]
                 continue

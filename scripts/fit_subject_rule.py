@@ -1,4 +1,4 @@
-"""Fit the enrollment subject rule (``faceward.vision.quality.DOMINANT_RATIO``) on lfw-dev.
+"""Fit the enrollment subject rule (``faceward.vision.subject.DOMINANT_RATIO``) on lfw-dev.
 
 Only identities with a **single** photo are read: enrollment's refusals are
 reported (``benchmarks/enroll_limits.py``) on the first photos of identities
@@ -33,7 +33,7 @@ import numpy as np
 
 from faceward.vision.decode import read_image_file
 from faceward.vision.engine import EngineOptions, FaceEngine
-from faceward.vision.quality import prominence
+from faceward.vision.subject import prominence
 from faceward.vision.types import Box
 
 RATIOS = [round(1.0 + 0.05 * i, 2) for i in range(0, 31)]

@@ -10,6 +10,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -137,3 +138,26 @@ def test_real_process_prints_no_traceback(home: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "faceward.cli.main", "search", str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_enroll_takes_a_group_photos_subject_and_refuses_an_ambiguous_one(
+    home: Path, tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    """Bulk enrollment embeds only the dominant face (decision 038): the subject beside a bystander is enrolled,
+    two equal faces are refused from their boxes, and a search with the group photo finds its subject."""
+    from tests.conftest import jpeg
+
+    small = astronaut[::2, ::2]
+    pair = np.concatenate([astronaut, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
+    folder = tmp_path / "group" / "Eileen"
+    folder.mkdir(parents=True)
+    (folder / "pair.jpg").write_bytes(jpeg(pair))
+    (folder / "twins.jpg").write_bytes(jpeg(np.concatenate([astronaut, astronaut], axis=1)))
+    code, out = run("enroll", str(folder.parent), "--basis", "explicit_consent", "--reference", "g-1", "--workers", "1", "--json")
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["enrolled"] == 1 and [Path(r["image"]).name for r in summary["refused"]] == ["twins.jpg"]
+    assert "none clearly the subject" in summary["refused"][0]["reason"]
+    code, out = run("search", str(folder / "pair.jpg"), *WHY, "--json")
+    assert code == 0, out
+    assert json.loads(out)["candidates"][0]["display_name"] == "Eileen"

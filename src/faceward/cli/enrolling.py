@@ -31,7 +31,7 @@ from faceward.services.views import MigrationReport
 from faceward.settings import Engine, Settings
 from faceward.vision.engine import EngineOptions
 from faceward.vision.pipeline import FileResult, analyze_files
-from faceward.vision.quality import dominant_face
+from faceward.vision.subject import Embed, dominant_face
 from faceward.vision.types import Box, Quality
 
 EngineOpt = typer.Option("--engine", help="Descriptor runtime (default from FACEWARD_ENGINE).")
@@ -52,7 +52,7 @@ def patiently(act: Callable[[], T]) -> T:
 
 def analysed(result: FileResult, flip_average: bool) -> AnalysedFace:
     """A bulk worker's dominant face as the enrollment act takes it: the engine's template, the unrounded
-    quality (bystanders are reported by :func:`~faceward.vision.quality.dominant_face`, which refuses
+    quality (bystanders are reported by :func:`~faceward.vision.subject.dominant_face`, which refuses
     only an ambiguous photo)."""
     face = result.faces[dominant_face([Box(**f.box) for f in result.faces], result.size)]
     quality = face.measured or Quality(**face.quality)  # type: ignore[arg-type]
@@ -169,17 +169,20 @@ def run_enroll(
 def _analysed(
     paths: list[Path], options: EngineOptions, workers: int, ray_address: str | None, configured: Settings
 ) -> Iterator[FileResult]:
-    """The files analysed in order: by local worker processes, or by Ray actors (only descriptors come back)."""
+    """The files analysed in order, by local worker processes or by Ray actors (only descriptors come back):
+    each photo's enrollment subject alone is embedded, so no bystander's template is made (decision 038)."""
     max_bytes, max_pixels = configured.max_image_bytes, configured.max_image_pixels
     if ray_address is None:
-        yield from analyze_files(paths, options, workers=workers or None, max_bytes=max_bytes, max_pixels=max_pixels)
+        yield from analyze_files(
+            paths, options, workers=workers or None, max_bytes=max_bytes, max_pixels=max_pixels, embed=Embed.DOMINANT,
+        )
         return
     from faceward.vision.cluster import RayAnalyzer
 
     with RayAnalyzer(
         ray_address, options, actors=workers or None, max_bytes=max_bytes, max_pixels=max_pixels,
     ) as analyzer:
-        yield from analyzer.analyze(paths)
+        yield from analyzer.analyze(paths, embed=Embed.DOMINANT)
 
 
 def _with_faces(results: Iterable[FileResult], summary: dict[str, Any], advance: Callable[[], None]) -> Iterator[FileResult]:

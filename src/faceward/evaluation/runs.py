@@ -23,7 +23,7 @@ from faceward.settings import Detector
 from faceward.vision.embed import normalise
 from faceward.vision.engine import EngineOptions
 from faceward.vision.pipeline import FileFace, FileResult, analyze_files
-from faceward.vision.quality import subject_face
+from faceward.vision.subject import Embed, subject_face
 from faceward.vision.types import Box
 
 
@@ -68,6 +68,7 @@ def _face_to_json(face: FileFace | None) -> Any:
         return None
     data = asdict(face)
     data.pop("measured", None)  # the cache keeps the rounded figures only
+    assert face.raw is not None and face.raw_flipped is not None, "the subject is always embedded"
     data["raw"] = face.raw.tolist()
     data["raw_flipped"] = face.raw_flipped.tolist()
     data["raw_jittered"] = None if face.raw_jittered is None else face.raw_jittered.tolist()
@@ -131,14 +132,14 @@ def analyse(
     primary = options.detector if options.detector is not Detector.MMOD else Detector.HOG
     hog_options = replace(options, detector=primary, detector_fallback=False, flip_average=False)
     missing_face: list[Path] = []
-    for result in analyze_files(todo, hog_options, workers=workers, assume_centre=True, jitters=jitters):
+    for result in analyze_files(todo, hog_options, workers=workers, assume_centre=True, jitters=jitters, embed=Embed.SUBJECT):
         out[result.path] = _from_result(result)
         if result.faces and result.faces[0].detector == "centre":
             missing_face.append(result.path)
         elif progress:
             progress(1)
     mmod_options = replace(hog_options, detector=Detector.MMOD)
-    for result in analyze_files(missing_face, mmod_options, workers=workers, jitters=jitters):
+    for result in analyze_files(missing_face, mmod_options, workers=workers, jitters=jitters, embed=Embed.SUBJECT):
         out[result.path].mmod = _subject(result)
         if progress:
             progress(1)

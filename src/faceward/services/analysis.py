@@ -12,10 +12,11 @@ import threading
 from faceward.errors import ConfigError
 from faceward.scoring import Scoring, Uncalibrated, lookup
 from faceward.settings import Settings
-from faceward.vision import FaceEngine, NoFaceFound, QualityLimits, subject_face
+from faceward.vision import FaceEngine, NoFaceFound, QualityLimits
 from faceward.vision.fusion import templates_sha256
 from faceward.vision.models import MANIFEST, ModelName
 from faceward.vision.remote import RemoteEngine
+from faceward.vision.subject import Embed, EmbedChoice, subject_face
 from faceward.vision.types import Face
 
 
@@ -72,20 +73,23 @@ class Analysis:
                 raise
             return Uncalibrated(self.model_id, manifest.threshold)
 
-    def faces(self, image: bytes, tenant_id: str = "") -> tuple[list[Face], str]:
-        """Every face in ``image`` with its descriptor, largest first, and the image's SHA-256.
+    def faces(self, image: bytes, tenant_id: str = "", *, embed: EmbedChoice = Embed.ALL) -> tuple[list[Face], str]:
+        """Every face in ``image``, largest first, with descriptors on those ``embed`` picks; the image's SHA-256.
 
         ``tenant_id`` is whose turn it is on the shared analysis workers (their fair scheduler)."""
-        faces, _, digest = self.read(image, tenant_id)
+        faces, _, digest = self.read(image, tenant_id, embed=embed)
         return faces, digest
 
     def detect(self, image: bytes, tenant_id: str = "") -> tuple[list[Face], tuple[int, int], str]:
         """The faces without descriptors, largest first; the upright image's ``(width, height)``; its SHA-256."""
-        return self.read(image, tenant_id, embed=False)
+        return self.read(image, tenant_id, embed=Embed.NONE)
 
-    def read(self, image: bytes, tenant_id: str = "", *, embed: bool = True) -> tuple[list[Face], tuple[int, int], str]:
-        """The faces (with descriptors unless ``embed`` is false), largest first; the upright image's
-        ``(width, height)`` (the frame of the boxes); its SHA-256."""
+    def read(
+        self, image: bytes, tenant_id: str = "", *, embed: EmbedChoice = Embed.ALL,
+    ) -> tuple[list[Face], tuple[int, int], str]:
+        """The faces, largest first, with descriptors on those ``embed`` picks (the act's face only: no
+        bystander's template is made, decision 038); the upright image's ``(width, height)`` (the frame
+        of the boxes); its SHA-256."""
         digest = hashlib.sha256(image).hexdigest()
         if self.remote is not None:
             faces, size = self.remote.analyze(image, embed=embed, tenant=tenant_id)
@@ -97,12 +101,11 @@ class Analysis:
         return faces, size, digest
 
     def subject(self, image: bytes, what: str, tenant_id: str = "") -> tuple[Face, int, str]:
-        """The subject of ``image``, its most prominent face, as enrollment picks it (:func:`subject_face`;
+        """The subject of ``image``, its most prominent face, embedded alone (:func:`subject_face`;
         :class:`NoFaceFound` when none); how many faces it shows; its SHA-256."""
-        faces, size, digest = self.read(image, tenant_id)
+        faces, size, digest = self.read(image, tenant_id, embed=Embed.SUBJECT)
         if not faces:
             raise NoFaceFound(f"no face was found in the {what}")
         return faces[subject_face([f.box for f in faces], size)], len(faces), digest
-
 
 __all__ = ["Analysis"]

@@ -16,7 +16,7 @@ from faceward.services.ids import aware, new_id
 from faceward.services.tenancy import Tenants, check_model
 from faceward.services.views import FaceView
 from faceward.store import FaceRecord, SqlStore, SubjectRecord, TenantRecord
-from faceward.vision import LowQualityFace, NoFaceFound, advisories, dominant_face, refusals
+from faceward.vision import Embed, LowQualityFace, NoFaceFound, advisories, dominant_face, refusals
 from faceward.vision.embed import to_template
 from faceward.vision.types import Quality
 
@@ -49,7 +49,7 @@ class Enrollment:
         (:func:`faceward.vision.dominant_face`; the others are reported as bystanders), passing every quality limit.
         A face that passes them but would be a weak gallery photo is enrolled with warnings (decision 037)."""
         self.admissible(tenant_id, subject_id)
-        faces, size, digest = self.analysis.read(image, tenant_id)
+        faces, size, digest = self.analysis.read(image, tenant_id, embed=Embed.DOMINANT)
         if not faces:
             raise NoFaceFound("no face was found in the image")
         index = dominant_face([f.box for f in faces], size)  # the subject; the others are bystanders, or it refuses

@@ -55,7 +55,7 @@ class Matching:
         if face is None:
             probe, count, digest = self.analysis.subject(image, what, tenant_id)
         else:
-            found, digest = self.analysis.faces(image, tenant_id)
+            found, digest = self.analysis.faces(image, tenant_id, embed=face)
             count = len(found)
             if not 0 <= face < count:
                 raise InvalidInput(f"the {what} shows {count} face(s); face must be 0 to {count - 1}", code="no_such_face")

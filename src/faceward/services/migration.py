@@ -26,7 +26,7 @@ from faceward.store.profile import MigrationTarget
 from faceward.services.views import FaceView, MigrationReport
 from faceward.store import SqlStore, TenantRecord
 from faceward.store.integrity import IntegrityStore
-from faceward.vision import NoFaceFound, dominant_face
+from faceward.vision import Embed, NoFaceFound, dominant_face
 from faceward.vision.types import Quality
 
 
@@ -95,7 +95,7 @@ class Migration:
         tenant = self.tenants.active(tenant_id)
         self.enrollment.consenting(tenant_id, subject_id)  # another tenant's subject: the 404 an unknown one gets
         self._target(tenant)
-        faces, size, digest = self.analysis.read(image, tenant_id)
+        faces, size, digest = self.analysis.read(image, tenant_id, embed=Embed.DOMINANT)
         if not faces:
             raise NoFaceFound("no face was found in the image")
         face = faces[dominant_face([f.box for f in faces], size)]

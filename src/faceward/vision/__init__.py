@@ -13,11 +13,12 @@ from faceward.vision.errors import (
     UnsupportedFormat,
     VisionError,
 )
-from faceward.vision.quality import PROBE_LIMITS, QualityLimits, advisories, dominant_face, refusals, subject_face
+from faceward.vision.quality import PROBE_LIMITS, QualityLimits, advisories, refusals
+from faceward.vision.subject import Embed, dominant_face, subject_face
 from faceward.vision.types import Box, Face, Quality
 
 __all__ = [
-    "AmbiguousSubject", "Box", "CorruptImage", "EmptyImage", "EngineOptions", "Face", "FaceEngine", "ImageError",
+    "AmbiguousSubject", "Box", "CorruptImage", "Embed", "EmptyImage", "EngineOptions", "Face", "FaceEngine", "ImageError",
     "ImageTooLarge", "LowQualityFace", "NoFaceFound", "PROBE_LIMITS", "Quality", "QualityLimits", "UnsupportedFormat",
     "VisionError", "advisories", "decode_image", "dominant_face", "read_image_file", "refusals",
     "subject_face",

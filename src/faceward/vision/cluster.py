@@ -29,6 +29,7 @@ from typing import Any
 from faceward.errors import ConfigError
 from faceward.vision.engine import EngineOptions
 from faceward.vision.pipeline import DEFAULT_BATCH, FileResult, _chunks
+from faceward.vision.subject import Embed, EmbedChoice
 
 ACTOR_CPUS = 1.0
 # Seconds to reach the head before giving up. ray.init itself retries an unreachable GCS for minutes
@@ -63,10 +64,12 @@ class _Analyst:
         pipeline._init(options, limits, 1)  # as a local worker process does: one engine, one thread
         pipeline.warm()
 
-    def analyze(self, paths: list[Path], contents: list[bytes], assume_centre: bool) -> list[FileResult]:
+    def analyze(
+        self, paths: list[Path], contents: list[bytes], assume_centre: bool, embed: EmbedChoice = Embed.ALL,
+    ) -> list[FileResult]:
         from faceward.vision.pipeline import analyze_batch
 
-        return analyze_batch(paths, assume_centre=assume_centre, contents=contents)
+        return analyze_batch(paths, assume_centre=assume_centre, contents=contents, embed=embed)
 
     def pid(self) -> int:
         return os.getpid()
@@ -145,12 +148,15 @@ class RayAnalyzer:
         """The actors' process ids (for tests that kill one)."""
         return [int(pid) for pid in self._ray.get([h.pid.remote() for h in self._handles])]
 
-    def analyze(self, paths: Sequence[Path], *, assume_centre: bool = False) -> Iterator[FileResult]:
+    def analyze(
+        self, paths: Sequence[Path], *, assume_centre: bool = False, embed: EmbedChoice = Embed.ALL,
+    ) -> Iterator[FileResult]:
+        """One result per path, in input order; descriptors on the faces ``embed`` picks, as locally."""
         pending: deque[Any] = deque()
         workers = len(self._handles)
         for i, chunk in enumerate(_chunks(list(paths), self.batch, workers)):
             actor = self._handles[i % workers]
-            pending.append(actor.analyze.remote(chunk, [_read(p) for p in chunk], assume_centre))
+            pending.append(actor.analyze.remote(chunk, [_read(p) for p in chunk], assume_centre, embed))
             if len(pending) >= 2 * workers:
                 yield from self._ray.get(pending.popleft())
         while pending:

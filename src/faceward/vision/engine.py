@@ -54,6 +54,7 @@ from faceward.vision.quality import QualityLimits, measure
 from faceward.vision.manifest import BUNDLED_PROVENANCE, RecognizerManifest, load_manifest
 from faceward.vision.recognizer import OnnxRecognizer, TemplateAligner
 from faceward.vision.scale import ANALYSIS_SIDE, working_copy
+from faceward.vision.subject import Embed, EmbedChoice, to_embed
 from faceward.vision.types import Box, Face
 
 DLIB_EMBEDDING_SIZE = 128
@@ -348,22 +349,28 @@ class FaceEngine:
         return vectors
 
     def read(
-        self, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, embed: bool = True
+        self, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+        embed: EmbedChoice = Embed.ALL,
     ) -> tuple[list[Face], tuple[int, int]]:
         """Decode an upload (reduced by DCT scaling where it is far larger than analysis needs) and analyse it.
 
-        Returns the faces (boxes in the upload's upright pixels; descriptors unless ``embed`` is false)
-        and the upright upload's ``(width, height)``. Raises the decoder's errors.
+        Returns the faces (boxes in the upload's upright pixels; descriptors on those ``embed`` picks,
+        :func:`~faceward.vision.subject.to_embed`) and the upright upload's ``(width, height)``.
+        Raises the decoder's errors.
         """
         decoded = decode_reduced(data, max_bytes=max_bytes, max_pixels=max_pixels, min_long_side=ANALYSIS_SIDE)
-        if embed:
-            return self.analyze(decoded.pixels, reduction=decoded.reduction), decoded.size
-        return self.faces(decoded.pixels, reduction=decoded.reduction), decoded.size
+        return self.analyze(decoded.pixels, reduction=decoded.reduction, size=decoded.size, embed=embed), decoded.size
 
-    def analyze(self, image: RGBImage, *, assume_centre: bool = False, reduction: float = 1.0) -> list[Face]:
+    def analyze(
+        self, image: RGBImage, *, assume_centre: bool = False, reduction: float = 1.0,
+        size: tuple[int, int] | None = None, embed: EmbedChoice = Embed.ALL,
+    ) -> list[Face]:
+        """:meth:`faces`, with descriptors on the faces ``embed`` picks; ``size`` is the upright photo's
+        ``(width, height)`` in the boxes' pixels (default: ``image``'s, times ``reduction``)."""
         faces = self.faces(image, assume_centre=assume_centre, reduction=reduction)
-        self.embed(faces)
+        if size is None:
+            size = (round(image.shape[1] * reduction), round(image.shape[0] * reduction))
+        self.embed([faces[i] for i in to_embed([f.box for f in faces], size, embed)])
         return faces
-
 
 __all__ = ["ChipAligner", "DlibChipAligner", "EngineOptions", "FaceEngine", "QualityLimits", "central_box"]

@@ -25,6 +25,7 @@ from faceward.vision.decode import decode_file_reduced, read_file_bytes
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.embed import templates, with_mirrors
 from faceward.vision.scale import ANALYSIS_SIDE
+from faceward.vision.subject import Embed, EmbedChoice, to_embed
 from faceward.vision.types import Face, Quality
 from faceward.vision.workers import exit_with_parent
 
@@ -37,13 +38,15 @@ class FileFace:
     detector: str
     detector_score: float
     quality: dict[str, float]
-    raw: np.ndarray  # un-normalised descriptor of the chip
-    raw_flipped: np.ndarray  # ... and of its mirror image
+    raw: np.ndarray | None  # un-normalised descriptor of the chip; None for a face the act does not use
+    raw_flipped: np.ndarray | None  # ... and of its mirror image
     raw_jittered: np.ndarray | None = None  # mean of dlib.jitter_image copies, when asked for
     measured: Quality | None = None  # the quality figures unrounded, as the enrollment gate reads them
 
     def template(self, flip_average: bool) -> np.ndarray:
         """This face's template, exactly as :class:`~faceward.vision.embed.Embedder` makes it in process."""
+        if self.raw is None or self.raw_flipped is None:
+            raise ValueError("this face was not embedded (not the one the analysis was asked for)")
         flipped = self.raw_flipped[None, :] if flip_average else None
         return cast(np.ndarray, templates(self.raw[None, :].astype(np.float32), flipped)[0])
 
@@ -71,12 +74,13 @@ def _init(options: EngineOptions, limits: dict[str, int], threads: int | None, j
     _limits = limits
 
 
-def analyze_file(path: Path, *, assume_centre: bool = False) -> FileResult:
-    return analyze_batch([path], assume_centre=assume_centre)[0]
+def analyze_file(path: Path, *, assume_centre: bool = False, embed: EmbedChoice = Embed.ALL) -> FileResult:
+    return analyze_batch([path], assume_centre=assume_centre, embed=embed)[0]
 
 
 def analyze_batch(
-    paths: list[Path], *, assume_centre: bool = False, contents: list[bytes] | None = None
+    paths: list[Path], *, assume_centre: bool = False, contents: list[bytes] | None = None,
+    embed: EmbedChoice = Embed.ALL,
 ) -> list[FileResult]:
     """Analyse several files with one descriptor run for all their faces and mirror images.
 
@@ -85,13 +89,15 @@ def analyze_batch(
     recognizer in a single call. ONNX Runtime gives bit-identical descriptors
     whatever the batch size (checked in the tests), so batching changes no
     result, only the cost (about 30% less CPU per face than two calls per image).
-    ``contents`` are the files' bytes when another machine read them (a Ray driver).
+    ``contents`` are the files' bytes when another machine read them (a Ray driver). Only the faces
+    ``embed`` picks get descriptors (:func:`~faceward.vision.subject.to_embed`): enrollment asks for its
+    subject alone, so no bystander's template is made (decision 038); the others keep box and quality.
     """
     import hashlib
 
     assert _engine is not None
     results: list[FileResult] = []
-    found: list[tuple[FileResult, list[Face]]] = []
+    found: list[tuple[FileResult, list[Face], list[int]]] = []
     for i, path in enumerate(paths):
         try:
             data = read_file_bytes(path, max_bytes=_limits["max_bytes"]) if contents is None else contents[i]
@@ -104,16 +110,17 @@ def analyze_batch(
         result = FileResult(path, hashlib.sha256(data).hexdigest(), size=decoded.size)
         results.append(result)
         if faces:
-            found.append((result, faces))
-    chips = [face.chip for _, faces in found for face in faces]
-    if not chips:
-        return results
+            found.append((result, faces, to_embed([f.box for f in faces], decoded.size, embed)))
+    chips = [faces[i].chip for _, faces, chosen in found for i in chosen]
     runtime = _engine.embedder.runtime
-    batch = np.stack(chips)
-    raw, flipped = with_mirrors(runtime, batch)
+    raw, flipped = with_mirrors(runtime, np.stack(chips)) if chips else (None, None)
     row = 0
-    for result, faces in found:
-        for face in faces:
+    for result, faces, chosen in found:
+        for i, face in enumerate(faces):
+            if i not in chosen or raw is None or flipped is None:
+                result.faces.append(FileFace(face.box.as_dict(), face.detector, face.detector_score,
+                                             face.quality.as_dict(), None, None, None, face.quality))
+                continue
             jittered = None
             if _jitters:
                 # dlib's own jitter (small random rotation, scale, shift, mirror), as num_jitters does.
@@ -127,8 +134,8 @@ def analyze_batch(
     return results
 
 
-def _task(args: tuple[list[Path], bool]) -> list[FileResult]:
-    return analyze_batch(args[0], assume_centre=args[1])
+def _task(args: tuple[list[Path], bool, EmbedChoice]) -> list[FileResult]:
+    return analyze_batch(args[0], assume_centre=args[1], embed=args[2])
 
 
 def warm() -> int:
@@ -200,15 +207,18 @@ class Analyzer:
             if len(seen) >= self.workers:
                 return
 
-    def analyze(self, paths: Iterable[Path], *, assume_centre: bool = False) -> Iterator[FileResult]:
+    def analyze(
+        self, paths: Iterable[Path], *, assume_centre: bool = False, embed: EmbedChoice = Embed.ALL,
+    ) -> Iterator[FileResult]:
+        """One result per path, in input order; descriptors on the faces ``embed`` picks (see :func:`analyze_batch`)."""
         chunks = _chunks(paths, self.batch, self.workers)
         if self._pool is None:
             for chunk in chunks:
-                yield from analyze_batch(chunk, assume_centre=assume_centre)
+                yield from analyze_batch(chunk, assume_centre=assume_centre, embed=embed)
             return
         pending: deque[Any] = deque()
         for chunk in chunks:
-            pending.append(self._pool.apply_async(_task, ((chunk, assume_centre),)))
+            pending.append(self._pool.apply_async(_task, ((chunk, assume_centre, embed),)))
             if len(pending) >= 2 * self.workers:
                 yield from pending.popleft().get()
         while pending:
@@ -225,10 +235,11 @@ def analyze_files(
     max_pixels: int = 40_000_000,
     jitters: int = 0,
     batch: int = DEFAULT_BATCH,
+    embed: EmbedChoice = Embed.ALL,
 ) -> Iterator[FileResult]:
     """Yield one result per path, in input order, computed by ``workers`` processes (see :class:`Analyzer`)."""
     with Analyzer(options, workers=workers, max_bytes=max_bytes, max_pixels=max_pixels, jitters=jitters, batch=batch) as analyzer:
-        yield from analyzer.analyze(paths, assume_centre=assume_centre)
+        yield from analyzer.analyze(paths, assume_centre=assume_centre, embed=embed)
 
 
 def _chunks(paths: Iterable[Path], size: int, workers: int = 1) -> Iterator[list[Path]]:

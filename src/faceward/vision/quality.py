@@ -8,15 +8,7 @@ from typing import Literal, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from faceward.vision.errors import AmbiguousSubject
-from faceward.vision.types import Box, Quality
-
-# The subject of an enrollment photo is its most prominent face (width x centrality, see
-# :func:`prominence`) when that prominence is at least DOMINANT_RATIO times every other face's;
-# the others are bystanders. Fitted by scripts/fit_subject_rule.py on lfw-dev identities with a
-# single photo, re-framed at random (decision 022).
-DOMINANT_RATIO = 1.5
-
+from faceward.vision.types import Quality
 
 @dataclass(frozen=True, slots=True)
 class QualityLimits:
@@ -148,51 +140,3 @@ def advisories(quality: Quality) -> list[str]:
     faces under them cost as gallery photos. Enrollment takes the face and says so."""
     return [f"enrolled, but {reason}: a better photo of this person would be found more often"
             for reason in refusals(quality, replace(PROBE_LIMITS, min_face_px=0), "enrolled")]
-
-
-def prominence(box: Box, size: tuple[int, int] | None) -> float:
-    """How much a face is the subject of a photo: its width times its centrality.
-
-    Centrality is 1 at the centre of the ``(width, height)`` image and falls linearly to 0 at a corner
-    (distance from the centre over half the diagonal): photographers frame their subject, bystanders
-    are at the edges. Without ``size``, the width alone.
-    """
-    if size is None:
-        return float(box.width)
-    width, height = size
-    half_diagonal = max(1e-6, float(np.hypot(width, height)) / 2)
-    distance = float(np.hypot((box.left + box.right - width) / 2, (box.top + box.bottom - height) / 2))
-    return box.width * max(0.0, 1.0 - distance / half_diagonal)
-
-
-def subject_face(boxes: list[Box], size: tuple[int, int] | None = None) -> int:
-    """Index of the photo's subject: its most :func:`prominent <prominence>` face (never refuses).
-
-    Searches and verifications match this face unless told another; enrollment also asks that it
-    stand out (:func:`dominant_face`).
-    """
-    if not boxes:
-        raise ValueError("no faces")
-    scores = [prominence(box, size) for box in boxes]
-    return max(range(len(boxes)), key=lambda i: (scores[i], -i))
-
-
-def dominant_face(boxes: list[Box], size: tuple[int, int] | None = None) -> int:
-    """Index of the face an enrollment photo is of; the others are bystanders.
-
-    That is the most :func:`prominent <prominence>` face (``size``: the image's ``(width, height)``),
-    when it is :data:`DOMINANT_RATIO` times as prominent as each other face. Raises
-    :class:`AmbiguousSubject` otherwise: two people of similar size and similarly central.
-    """
-    if not boxes:
-        raise ValueError("no faces")
-    scores = [prominence(box, size) for box in boxes]
-    order = sorted(range(len(boxes)), key=lambda i: -scores[i])
-    if len(order) > 1 and scores[order[0]] < DOMINANT_RATIO * scores[order[1]]:
-        subject, other = boxes[order[0]], boxes[order[1]]
-        where = "and as central " if size is not None else ""
-        raise AmbiguousSubject(
-            f"{len(boxes)} faces in the image and none clearly the subject (the most prominent is {subject.width} px "
-            f"wide, another {other.width} px {where}nearly as prominent); crop the photo to the subject"
-        )
-    return order[0]

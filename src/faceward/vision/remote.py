@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from faceward.errors import FacewardError
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.scheduling import FairScheduler
+from faceward.vision.subject import Embed, EmbedChoice
 from faceward.vision.types import Face
 from faceward.vision.workers import exit_with_parent
 
@@ -45,12 +46,12 @@ def _warm() -> float:
     return _engine.load_seconds or 0.0
 
 
-def _analyze(data: bytes, max_bytes: int, max_pixels: int, embed: bool) -> tuple[list[Face], tuple[int, int]]:
+def _analyze(data: bytes, max_bytes: int, max_pixels: int, embed: EmbedChoice) -> tuple[list[Face], tuple[int, int]]:
     assert _engine is not None
     return _engine.read(data, max_bytes=max_bytes, max_pixels=max_pixels, embed=embed)
 
 
-def _analyze_timed(data: bytes, max_bytes: int, max_pixels: int, embed: bool) -> tuple[float, tuple[list[Face], tuple[int, int]]]:
+def _analyze_timed(data: bytes, max_bytes: int, max_pixels: int, embed: EmbedChoice) -> tuple[float, tuple[list[Face], tuple[int, int]]]:
     """:func:`_analyze`, with the wall-clock moment the worker took the image (its queue wait ends there)."""
     return time.time(), _analyze(data, max_bytes, max_pixels, embed)
 
@@ -99,13 +100,13 @@ class RemoteEngine:
         warming = self._warming
         return all(f.done() and not f.cancelled() and f.exception() is None for f in warming)
 
-    def analyze(self, data: bytes, *, embed: bool = True, tenant: str = "") -> tuple[list[Face], tuple[int, int]]:
+    def analyze(self, data: bytes, *, embed: EmbedChoice = Embed.ALL, tenant: str = "") -> tuple[list[Face], tuple[int, int]]:
         """Decode and analyse ``data`` in ``tenant``'s turn; raises the same domain errors as doing it
         in-process, and :class:`AnalysisBusy` (503) when the tenant already has too much waiting."""
         with self.scheduler.slot(tenant):
             return self._run(data, embed)
 
-    def _run(self, data: bytes, embed: bool) -> tuple[list[Face], tuple[int, int]]:
+    def _run(self, data: bytes, embed: EmbedChoice) -> tuple[list[Face], tuple[int, int]]:
         pool = self._pool
         submitted = time.time()  # wall clock: the worker stamps its start with the same machine's clock
         with self._count:

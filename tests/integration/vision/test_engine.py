@@ -15,6 +15,8 @@ from faceward.vision.engine import EngineOptions
 from faceward.vision.errors import ModelIntegrityError
 from faceward.vision.models import MANIFEST, ModelName, package_model_dir, verified_path
 from faceward.vision.quality import frontalness, sharpness
+from faceward.vision.subject import Embed
+from tests.conftest import jpeg
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +213,17 @@ def test_hog_and_mmod_photos_are_turned_upright_by_yunet(detector: Detector, ast
         assert face.descriptor is not None and reference.descriptor is not None
         assert float(face.descriptor @ reference.descriptor) > 0.999
     assert reference.rotation_cw == 0
+
+
+def test_an_upload_is_embedded_only_where_the_act_needs_it(engine: FaceEngine, astronaut: np.ndarray) -> None:
+    """Search embeds its subject, enrollment its dominant face, detect nothing: never a bystander (decision 038)."""
+    small = astronaut[::2, ::2]
+    pair = np.concatenate([astronaut, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
+    data = jpeg(pair)
+    every, size = engine.read(data)
+    assert size == (pair.shape[1], pair.shape[0]) and len(every) == 2
+    for embed in (Embed.SUBJECT, Embed.DOMINANT, 0):
+        faces, _ = engine.read(data, embed=embed)
+        assert faces[1].descriptor is None and faces[0].descriptor is not None
+        assert np.array_equal(faces[0].descriptor, every[0].descriptor)
+    assert [f.descriptor is None for f in engine.read(data, embed=Embed.NONE)[0]] == [True, True]

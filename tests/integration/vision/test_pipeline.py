@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from faceward.settings import Engine
 from faceward.vision import decode_image
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.pipeline import Analyzer, _chunks, analyze_files
+from faceward.vision.subject import Embed
 from tests.conftest import jpeg
 
 
@@ -59,6 +61,36 @@ def test_worker_pool_warms_every_worker_and_gives_the_same_results(tmp_path: Pat
     assert [r.path for r in pooled] == paths
     for a, b in zip(alone, pooled, strict=True):
         assert a.sha256 == b.sha256 and np.array_equal(a.faces[0].raw, b.faces[0].raw)
+
+
+def _pair(astronaut: np.ndarray) -> np.ndarray:
+    """The astronaut beside a half-size copy of her, apart: one subject and one bystander."""
+    small = astronaut[::2, ::2]
+    return np.concatenate([astronaut, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
+
+
+def test_enrollment_embeds_the_subject_alone_with_the_same_numbers(tmp_path: Path, astronaut: np.ndarray) -> None:
+    """Decision 038: no template of a bystander is computed; the subject's is bit-identical to embedding all."""
+    pair, twins = tmp_path / "pair.jpg", tmp_path / "twins.jpg"
+    pair.write_bytes(jpeg(_pair(astronaut)))
+    twins.write_bytes(jpeg(np.concatenate([astronaut, astronaut], axis=1)))
+    options = EngineOptions(engine=Engine.ONNX, detector_fallback=False, cache_dir=str(tmp_path / "cache"))
+    with Analyzer(options, workers=1) as analyzer:
+        every, chosen, ambiguous, named, none = (
+            list(analyzer.analyze([path], embed=embed))[0]
+            for path, embed in ((pair, Embed.ALL), (pair, Embed.DOMINANT), (twins, Embed.DOMINANT), (pair, 1), (pair, Embed.NONE))
+        )
+    assert len(every.faces) == len(chosen.faces) == 2 and every.faces[0].box == chosen.faces[0].box
+    assert all(f.raw is not None for f in every.faces)
+    assert np.array_equal(chosen.faces[0].raw, every.faces[0].raw)
+    assert np.array_equal(chosen.faces[0].raw_flipped, every.faces[0].raw_flipped)
+    assert chosen.faces[1].raw is None and chosen.faces[1].raw_flipped is None and chosen.faces[1].measured is not None
+    assert [f.raw is None for f in ambiguous.faces] == [True, True]  # the act refuses it from the boxes
+    assert [f.raw is None for f in named.faces] == [True, False]
+    assert np.array_equal(named.faces[1].raw, every.faces[1].raw)
+    assert all(f.raw is None for f in none.faces)
+    with pytest.raises(ValueError, match="not embedded"):
+        chosen.faces[1].template(True)
 
 
 def test_batches_shrink_at_the_end_of_a_list_so_workers_finish_together() -> None:

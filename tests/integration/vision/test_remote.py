@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceward.vision import FaceEngine
+from faceward.vision import Embed, FaceEngine
 from faceward.vision.engine import EngineOptions
 from faceward.vision.errors import CorruptImage, UnsupportedFormat
 from faceward.vision.remote import RemoteEngine
@@ -26,8 +26,10 @@ def test_same_faces_as_in_process(remote: RemoteEngine, astronaut_jpeg: bytes) -
     assert size == (300, 300) and len(faces) == len(local) == 1
     assert faces[0].box == local[0].box
     assert faces[0].descriptor is not None and np.abs(faces[0].descriptor - local[0].descriptor).max() < 1e-6
-    boxes, _ = remote.analyze(astronaut_jpeg, embed=False)
+    boxes, _ = remote.analyze(astronaut_jpeg, embed=Embed.NONE)
     assert boxes[0].descriptor is None and boxes[0].box == local[0].box
+    subject, _ = remote.analyze(astronaut_jpeg, embed=Embed.DOMINANT)  # the choice crosses the process boundary
+    assert subject[0].descriptor is not None and np.array_equal(subject[0].descriptor, faces[0].descriptor)
 
 
 def test_errors_cross_the_process_boundary(remote: RemoteEngine, astronaut_jpeg: bytes) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from faceward.vision import AmbiguousSubject, Box, dominant_face, subject_face
-from faceward.vision.quality import prominence
+from faceward.vision.subject import Embed, prominence, to_embed
 
 
 def test_one_face_is_the_subject() -> None:
@@ -47,3 +47,20 @@ def test_a_search_takes_the_subject_even_where_enrollment_would_refuse() -> None
     assert subject_face(couple, (640, 500)) == 0 and subject_face(couple[::-1], (640, 500)) == 0
     with pytest.raises(ValueError):
         subject_face([], (640, 480))
+
+
+def test_only_the_acts_face_is_embedded() -> None:
+    # Decision 038: the descriptor runs on the face the act uses, never on a bystander.
+    subject, bystander, size = Box(100, 100, 300, 300), Box(500, 20, 560, 80), (640, 480)
+    couple = [Box(200, 200, 300, 300), Box(340, 200, 440, 300)]
+    assert to_embed([subject, bystander], size, Embed.ALL) == [0, 1]
+    assert to_embed([subject, bystander], size, Embed.NONE) == []
+    assert to_embed([bystander, subject], size, Embed.SUBJECT) == [1]
+    assert to_embed([bystander, subject], size, Embed.DOMINANT) == [1]
+    assert to_embed(couple, size, Embed.DOMINANT) == []  # ambiguous: enrollment refuses it from the boxes
+    assert to_embed(couple, size, Embed.SUBJECT) == [0]  # a search still takes one
+    assert to_embed([subject, bystander], size, 1) == [1]
+    assert to_embed([subject, bystander], size, 2) == [] and to_embed([subject], size, -1) == []
+    assert to_embed([], size, Embed.SUBJECT) == [] and to_embed([], size, 0) == []
+    with pytest.raises(TypeError):
+        to_embed([subject], size, True)
