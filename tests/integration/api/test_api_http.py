@@ -215,7 +215,7 @@ def test_daily_search_quota_is_a_429(tight_world: World) -> None:
     auth = w.own.auth(Role.SEARCHER)
     form = {"purpose": "p", "case_reference": "c"}
     first = w.api.post("/v1/search", headers=auth, data=form, files={"image": ("x.png", b"\x89PNG\r\n\x1a\nxx", "image/png")})
-    assert_error(first, 415)  # counted all the same: the quota limits probing
+    assert_error(first, 422, "corrupt_image")  # counted all the same: the quota limits probing
     second = w.api.post("/v1/search", headers=auth, data=form, files={"image": ("x.png", b"\x89PNG\r\n\x1a\nxx", "image/png")})
     assert_error(second, 429, "rate_limited")
     assert 1 <= int(second.headers["retry-after"]) <= 86_400

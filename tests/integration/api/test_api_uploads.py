@@ -78,6 +78,7 @@ def hostile(astronaut_jpeg: bytes) -> dict[str, tuple[tuple[str, bytes, str], in
         "JPEG named .exe": (("face.exe", astronaut_jpeg, "image/jpeg"), 415),
         "random bytes": (("noise.jpg", np.random.default_rng(1).bytes(5000), "image/jpeg"), 415),
         "JPEG magic then noise": (("noise.jpg", b"\xff\xd8\xff\xe0" + np.random.default_rng(2).bytes(5000), "image/jpeg"), 422),
+        "PNG with a bad IHDR CRC": (("crc.png", astronaut_png[:29] + bytes([astronaut_png[29] ^ 0xFF]) + astronaut_png[30:], "image/png"), 422),
         "image over the byte cap": (("big.jpg", b"\xff\xd8\xff" + b"\x00" * (1024 * 1024), "image/jpeg"), 413),
     }
 
@@ -87,7 +88,7 @@ CASES = [
     "progressive JPEG of 160 scans", "truncated JPEG", "JPEG cut after the header", "zero bytes",
     "GIF/JS polyglot", "PDF/JPEG polyglot", "JPEG/HTML/ZIP polyglot (no face)", "SVG with a script",
     "SVG sent as image/jpeg", "JPEG named .png", "JPEG sent as text/html", "PNG declared as image/jpeg",
-    "JPEG named .exe", "random bytes", "JPEG magic then noise", "image over the byte cap",
+    "JPEG named .exe", "random bytes", "JPEG magic then noise", "PNG with a bad IHDR CRC", "image over the byte cap",
 ]
 
 

@@ -76,6 +76,17 @@ def test_truncated_jpeg_is_corrupt() -> None:
         decode_image(data[: len(data) // 2])
 
 
+@pytest.mark.parametrize("kind", ["JPEG", "PNG", "WEBP"])
+def test_a_broken_header_of_an_accepted_format_is_corrupt_not_unsupported(kind: str) -> None:
+    data = bytearray(encode(kind))
+    if kind == "PNG":
+        data[29] ^= 0xFF  # IHDR's CRC: Pillow gives up on the file as if it knew no such format
+    else:
+        data[12:40] = b"\xff" * 28  # the first segment or chunk, mangled
+    with pytest.raises(CorruptImage, match=f"the {kind} image is corrupt"):
+        decode_image(bytes(data))
+
+
 def test_pixel_bomb_is_refused_from_the_header() -> None:
     with pytest.raises(ImageTooLarge, match="pixels"):
         decode_image(png_header_only(30000, 30000))
