@@ -158,8 +158,8 @@ def decode_reduced(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
-        if (kind := _format_of(data)) != "unknown":  # Pillow gives up on a broken header (a bad CRC) this way too
-            raise CorruptImage(f"the {kind} image is corrupt: its header could not be read") from None
+        if (claimed := _format_of(data)) != "unknown":  # Pillow gives up on a broken header (a bad CRC) this way too
+            raise CorruptImage(f"the {claimed} image is corrupt: its header could not be read") from None
         found = _sniff(data)
         what = f"{found} images are not accepted" if found else "this file is not a JPEG, PNG or WebP image"
         raise UnsupportedFormat(f"{what}; send JPEG, PNG or WebP{phone_format_hint(found)}") from None
