@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -158,6 +159,16 @@ def test_enroll_takes_a_group_photos_subject_and_refuses_an_ambiguous_one(
     summary = json.loads(out)
     assert summary["enrolled"] == 1 and [Path(r["image"]).name for r in summary["refused"]] == ["twins.jpg"]
     assert "none clearly the subject" in summary["refused"][0]["reason"]
+    [beside] = summary["bystanders"]  # reported as the API reports them: the enrolled face and who else was there
+    assert Path(beside["image"]).name == "pair.jpg" and len(beside["bystanders"]) == 1
+    assert beside["box"]["right"] <= astronaut.shape[1] < beside["bystanders"][0]["left"]
+    code, out = run("enroll", str(folder.parent), "--basis", "explicit_consent", "--reference", "g-1", "--workers", "1")
+    assert code == 0 and "enrolled beside bystanders: 0" in out and "already enrolled: 1" in out  # a re-run is quiet
+    (folder.parent / "Eileen Again").mkdir()
+    shutil.copy(folder / "pair.jpg", folder.parent / "Eileen Again" / "pair.jpg")
+    code, out = run("enroll", str(folder.parent), "--basis", "explicit_consent", "--reference", "g-1", "--workers", "1")
+    assert code == 0 and "enrolled beside bystanders: 1" in out, out
+    assert re.search(r"Eileen Again/pair\.jpg: enrolled the face at x=\d+ y=\d+ \(\d+ px wide\); 1 bystander not enrolled", out)
     code, out = run("search", str(folder / "pair.jpg"), *WHY, "--json")
     assert code == 0, out
     assert json.loads(out)["candidates"][0]["display_name"] == "Eileen"

@@ -127,7 +127,7 @@ def run_enroll(
     gallery = act.services.gallery
     files = _image_files(subjects)
     summary: dict[str, Any] = {"subjects": 0, "enrolled": 0, "already_enrolled": 0, "refused": [], "invalid": [],
-                               "warned": []}
+                               "warned": [], "bystanders": []}
     subject_ids: dict[str, str] = {}
     flip = gallery.engine.flip_average  # the manifest may override the settings
     with progress_bar("enrolling", quiet=as_json) as progress:
@@ -148,18 +148,26 @@ def run_enroll(
                 continue
             summary["already_enrolled" if view.duplicate else "enrolled"] += 1
             summary["warned"] += [{"image": str(result.path), "warning": w} for w in view.warnings]
+            if len(result.faces) > 1 and not view.duplicate:  # as the API's ``bystanders``: who else was there
+                others = [f.box for f in result.faces if f.box != face.box]
+                summary["bystanders"].append({"image": str(result.path), "box": face.box, "bystanders": others})
     if as_json:
         emit_json(summary)
     else:
         out.print(
             f"subjects created: {summary['subjects']}  faces enrolled: {summary['enrolled']}  "
             f"already enrolled: {summary['already_enrolled']}  refused: {len(summary['refused'])}  "
-            f"invalid files: {len(summary['invalid'])}  enrolled with a warning: {len(summary['warned'])}"
+            f"invalid files: {len(summary['invalid'])}  enrolled with a warning: {len(summary['warned'])}  "
+            f"enrolled beside bystanders: {len(summary['bystanders'])}"
         )
         for item in summary["refused"][:50]:
             out.print(f"  refused {item['image']}: {item['reason']}", markup=False)
         for item in summary["warned"][:50]:
             out.print(f"  {item['image']}: {item['warning']}", markup=False)
+        for item in summary["bystanders"][:50]:
+            box, count = item["box"], len(item["bystanders"])
+            out.print(f"  {item['image']}: enrolled the face at x={box['left']} y={box['top']} ({box['right'] - box['left']} px "
+                      f"wide); {count} bystander{'s' if count > 1 else ''} not enrolled", markup=False)
         for item in summary["invalid"]:
             err.print(f"error: {item['reason']}", markup=False)
     if summary["invalid"]:
