@@ -108,4 +108,5 @@ class Analysis:
             raise NoFaceFound(f"no face was found in the {what}")
         return faces[subject_face([f.box for f in faces], size)], len(faces), digest
 
+
 __all__ = ["Analysis"]
