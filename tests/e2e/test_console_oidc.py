@@ -166,7 +166,7 @@ def connect_in_the_console(browser: Any, server: Server, tmp_path: Path) -> None
     page.get_by_role("button", name="Sign in").click()
     page.locator("#role").wait_for()
     page = admin.go("keys")
-    page.get_by_text("Not connected").wait_for()
+    page.get_by_text("Not connected: people sign in with API keys.").wait_for()  # written once provider.js is ready
     secret = tmp_path / "client-secret.txt"
     secret.write_text("a-client-secret\n")
     page.get_by_label("Issuer URL").fill(server.providers.main)
@@ -320,3 +320,31 @@ def test_the_sign_in_page_reveals_no_other_tenant(server: Server) -> None:
     assert begun.headers["location"].startswith(server.providers.other_audience + "/oauth2/authorize?")
     assert "code_challenge_method=S256" in begun.headers["location"] and "nonce=" in begun.headers["location"]
     assert "SameSite=lax" in begun.headers["set-cookie"] and "HttpOnly" in begun.headers["set-cookie"]
+
+
+def test_the_provider_form_cannot_be_sent_before_the_console_is_ready(browser: Any, server: Server) -> None:
+    """The provider form's button stays disabled until the current provider is shown, and its handler is attached
+    first: a quick admin never sends the form as a plain GET (the issuer and mapping in the address, a reload)."""
+    admin = Browser(browser, server)
+    page = admin.page
+    page.goto(f"{server.url}/console/")
+    page.get_by_label("API key").fill(server.keys["a-admin"])
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#role").wait_for()
+    held: list[Any] = []
+    page.route("**/v1/tenant/sign-in", lambda route: held.append(route))  # the provider's status, held back
+    page.goto(f"{server.url}/console/keys")
+    page.locator("#provider-form").wait_for()
+    assert page.locator("#provider-save").is_disabled()
+    assert page.locator("#provider-status").inner_text() == "Looking up the sign-in provider…"
+    page.get_by_label("Issuer URL").fill("https://idp.example")
+    page.get_by_label("Issuer URL").press("Enter")  # implicit submission: nothing goes anywhere
+    page.wait_for_timeout(300)
+    assert page.url == f"{server.url}/console/keys" and not held[1:]
+    assert page.locator("#provider-save").is_disabled()
+    for route in held:
+        route.continue_()
+    page.unroute("**/v1/tenant/sign-in")
+    page.locator("#provider-save:enabled").wait_for()
+    assert "Connected to" in page.locator("#provider-status").inner_text()
+    admin.close()

@@ -92,31 +92,36 @@ function showModel(model) {
   }));
 }
 
+async function saveSettings(event) {
+  event.preventDefault();
+  const on = $("#thumbnails").checked;
+  if (!on && !window.confirm("Turn thumbnails off? Every stored thumbnail is deleted now; reviewers will see none.")) return;
+  try {
+    const result = await api("PATCH", "/v1/tenant/settings", { json: { thumbnails: on } });
+    say($("#settings-message"), on ? "Thumbnails are on." : `Thumbnails are off; ${result.thumbnails_deleted} deleted.`, "ok");
+  } catch (error) {
+    sayError($("#settings-message"), error);
+  }
+}
+
 async function settings() {
+  // The button (disabled in the page) is enabled once the current settings are shown: saving before then
+  // would send a checkbox that does not yet say what is stored.
   try {
     const current = await api("GET", "/v1/tenant/settings");
     $("#thumbnails").checked = current.thumbnails;
     showModel(current.model);
+    $("#settings-save").disabled = false;
   } catch (error) {
     sayError($("#settings-message"), error);
   }
-  $("#settings-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const on = $("#thumbnails").checked;
-    if (!on && !window.confirm("Turn thumbnails off? Every stored thumbnail is deleted now; reviewers will see none.")) return;
-    try {
-      const result = await api("PATCH", "/v1/tenant/settings", { json: { thumbnails: on } });
-      say($("#settings-message"), on ? "Thumbnails are on." : `Thumbnails are off; ${result.thumbnails_deleted} deleted.`, "ok");
-    } catch (error) {
-      sayError($("#settings-message"), error);
-    }
-  });
 }
 
 async function start() {
   me = await boot("tenant:keys:manage");
   if (!me) return;
   $("#key-form").addEventListener("submit", create);
+  $("#settings-form").addEventListener("submit", saveSettings);  // before any await: never a plain GET
   $("#copy-secret").addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText($("#secret").textContent);
