@@ -157,14 +157,19 @@ class Browser:
         self.context.close()
 
 
+def signed_in_admin(browser: Any, server: Server) -> Browser:
+    """Tenant A's admin, signed in to the console with the admin key."""
+    admin = Browser(browser, server)
+    admin.page.goto(f"{server.url}/console/")
+    admin.page.get_by_label("API key").fill(server.keys["a-admin"])
+    admin.page.get_by_role("button", name="Sign in").click()
+    admin.page.locator("#role").wait_for()
+    return admin
+
+
 def connect_in_the_console(browser: Any, server: Server, tmp_path: Path) -> None:
     """Tenant A's admin signs in with the admin key and connects the provider on the keys page."""
-    admin = Browser(browser, server)
-    page = admin.page
-    page.goto(f"{server.url}/console/")
-    page.get_by_label("API key").fill(server.keys["a-admin"])
-    page.get_by_role("button", name="Sign in").click()
-    page.locator("#role").wait_for()
+    admin = signed_in_admin(browser, server)
     page = admin.go("keys")
     page.get_by_text("Not connected: people sign in with API keys.").wait_for()  # written once provider.js is ready
     secret = tmp_path / "client-secret.txt"
@@ -325,12 +330,8 @@ def test_the_sign_in_page_reveals_no_other_tenant(server: Server) -> None:
 def test_the_provider_form_cannot_be_sent_before_the_console_is_ready(browser: Any, server: Server) -> None:
     """The provider form's button stays disabled until the current provider is shown, and its handler is attached
     first: a quick admin never sends the form as a plain GET (the issuer and mapping in the address, a reload)."""
-    admin = Browser(browser, server)
+    admin = signed_in_admin(browser, server)
     page = admin.page
-    page.goto(f"{server.url}/console/")
-    page.get_by_label("API key").fill(server.keys["a-admin"])
-    page.get_by_role("button", name="Sign in").click()
-    page.locator("#role").wait_for()
     held: list[Any] = []
     page.route("**/v1/tenant/sign-in", lambda route: held.append(route))  # the provider's status, held back
     page.goto(f"{server.url}/console/keys")
