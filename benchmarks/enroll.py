@@ -116,9 +116,9 @@ def faceward_stages(paths: list[Path], options: EngineOptions, embed: Embed) -> 
             detections = engine.detect(pixels)
             t2 = time.perf_counter()
             fallbacks += any(d.detector == "mmod" for d in detections)
-            faces = [engine.aligner.chip(pixels, d.box, engine._landmarks.predict(pixels, d.box)) for d in detections]
+            every = [engine.aligner.chip(pixels, d.box, engine._landmarks.predict(pixels, d.box)) for d in detections]
             size = (pixels.shape[1], pixels.shape[0])
-            chips.extend(faces[i] for i in to_embed([d.box for d in detections], size, embed))
+            chips.extend(every[i] for i in to_embed([d.box for d in detections], size, embed))
             t3 = time.perf_counter()
             for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
                 stages[key] += dt

@@ -58,6 +58,12 @@ def jpeg(pixels: np.ndarray, quality: int = 92) -> bytes:
     return buffer.getvalue()
 
 
+def with_bystander(subject: np.ndarray) -> np.ndarray:
+    """``subject`` beside a half-size copy of itself, apart and on white: one subject and one bystander."""
+    small = subject[::2, ::2]
+    return np.concatenate([subject, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """scikit-image's astronaut (public domain, NASA), cropped to her face and shoulders: one face."""

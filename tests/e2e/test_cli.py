@@ -146,10 +146,9 @@ def test_enroll_takes_a_group_photos_subject_and_refuses_an_ambiguous_one(
 ) -> None:
     """Bulk enrollment embeds only the dominant face (decision 038): the subject beside a bystander is enrolled,
     two equal faces are refused from their boxes, and a search with the group photo finds its subject."""
-    from tests.conftest import jpeg
+    from tests.conftest import jpeg, with_bystander
 
-    small = astronaut[::2, ::2]
-    pair = np.concatenate([astronaut, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
+    pair = with_bystander(astronaut)
     folder = tmp_path / "group" / "Eileen"
     folder.mkdir(parents=True)
     (folder / "pair.jpg").write_bytes(jpeg(pair))

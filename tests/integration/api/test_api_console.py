@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from faceward.api.routes.console import CONSOLE_CSP, PAGES, STATIC
 from faceward.security.permissions import Role
 from faceward.store import schema
+from tests.conftest import with_bystander
 
 FORM = {"purpose": "console test", "case_reference": "CASE-6"}
 
@@ -302,8 +303,7 @@ def test_thumbnails_for_reviewers_only_and_a_switch_that_deletes_them(world: Wor
 
 def test_detect_boxes_faces_and_search_uses_the_chosen_one(sqlite_world: World, astronaut: np.ndarray) -> None:
     w, t = sqlite_world, sqlite_world.own
-    small = astronaut[::2, ::2]
-    pair = np.concatenate([astronaut, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
+    pair = with_bystander(astronaut)
     buffer = io.BytesIO()
     Image.fromarray(pair).save(buffer, format="JPEG", quality=92)
     photo = {"image": ("pair.jpg", buffer.getvalue(), "image/jpeg")}

@@ -16,7 +16,7 @@ from faceward.vision.errors import ModelIntegrityError
 from faceward.vision.models import MANIFEST, ModelName, package_model_dir, verified_path
 from faceward.vision.quality import frontalness, sharpness
 from faceward.vision.subject import Embed
-from tests.conftest import jpeg
+from tests.conftest import jpeg, with_bystander
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +217,7 @@ def test_hog_and_mmod_photos_are_turned_upright_by_yunet(detector: Detector, ast
 
 def test_an_upload_is_embedded_only_where_the_act_needs_it(engine: FaceEngine, astronaut: np.ndarray) -> None:
     """Search embeds its subject, enrollment its dominant face, detect nothing: never a bystander (decision 038)."""
-    small = astronaut[::2, ::2]
-    pair = np.concatenate([astronaut, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
+    pair = with_bystander(astronaut)
     data = jpeg(pair)
     every, size = engine.read(data)
     assert size == (pair.shape[1], pair.shape[0]) and len(every) == 2

@@ -12,7 +12,7 @@ from faceward.vision import decode_image
 from faceward.vision.engine import EngineOptions, FaceEngine
 from faceward.vision.pipeline import Analyzer, _chunks, analyze_files
 from faceward.vision.subject import Embed
-from tests.conftest import jpeg
+from tests.conftest import jpeg, with_bystander
 
 
 def test_batches_give_the_same_descriptors_as_single_images(tmp_path: Path, astronaut: np.ndarray) -> None:
@@ -63,16 +63,10 @@ def test_worker_pool_warms_every_worker_and_gives_the_same_results(tmp_path: Pat
         assert a.sha256 == b.sha256 and np.array_equal(a.faces[0].raw, b.faces[0].raw)
 
 
-def _pair(astronaut: np.ndarray) -> np.ndarray:
-    """The astronaut beside a half-size copy of her, apart: one subject and one bystander."""
-    small = astronaut[::2, ::2]
-    return np.concatenate([astronaut, np.pad(small, ((0, 150), (0, 150), (0, 0)), constant_values=255)], axis=1)
-
-
 def test_enrollment_embeds_the_subject_alone_with_the_same_numbers(tmp_path: Path, astronaut: np.ndarray) -> None:
     """Decision 038: no template of a bystander is computed; the subject's is bit-identical to embedding all."""
     pair, twins = tmp_path / "pair.jpg", tmp_path / "twins.jpg"
-    pair.write_bytes(jpeg(_pair(astronaut)))
+    pair.write_bytes(jpeg(with_bystander(astronaut)))
     twins.write_bytes(jpeg(np.concatenate([astronaut, astronaut], axis=1)))
     options = EngineOptions(engine=Engine.ONNX, detector_fallback=False, cache_dir=str(tmp_path / "cache"))
     with Analyzer(options, workers=1) as analyzer:
